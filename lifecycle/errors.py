@@ -1,0 +1,65 @@
+"""Errors a user can act on.
+
+Every error raised to the command line is a :class:`LifecycleError`: one line that names the file
+(and object or field) at fault and says what to do. Anything else reaching the CLI is a bug.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class LifecycleError(Exception):
+    """Base of all expected failures; ``str()`` is the one-line message shown to the user."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, path: str | Path | None = None, hint: str = "") -> None:
+        self.message = message
+        self.path = str(path) if path is not None else None
+        self.hint = hint
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        text = f"{self.path}: {self.message}" if self.path else self.message
+        return f"{text} ({self.hint})" if self.hint else text
+
+
+class SifError(LifecycleError):
+    """A SIF image cannot be read or changed."""
+
+
+class SifFormatError(SifError):
+    """The file is not a well-formed SIF image; ``field`` names the header/descriptor field at fault."""
+
+    def __init__(
+        self, message: str, *, path: str | Path | None = None, field: str = "", hint: str = ""
+    ) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}" if field else message, path=path, hint=hint)
+
+
+class SifCapacityError(SifError):
+    """No free descriptor slot is left for a new object."""
+
+
+class ObjectNotFoundError(SifError):
+    """An object or group ID given by the user does not exist in the image."""
+
+
+class KeyMaterialError(LifecycleError):
+    """A key or certificate file cannot be used (unreadable, wrong passphrase, wrong kind)."""
+
+
+class SignatureFormatError(LifecycleError):
+    """A signature object is not a signature this tool (or the reference) can parse."""
+
+
+class SigningError(LifecycleError):
+    """Signing was refused because it would leave the image in a worse state."""
+
+
+class VerificationError(LifecycleError):
+    """Verification ran and the image did not satisfy the policy."""
+
+    exit_code = 1
