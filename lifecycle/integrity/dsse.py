@@ -1,0 +1,198 @@
+"""DSSE envelopes as the reference writes and reads them (spec section 5), plus DSSE v1.1 extensions.
+
+The envelope is compact JSON with a fixed key order; every signature in it is over the same
+PAE-encoded payload, which is what lets one envelope carry the signatures of several keys
+(spec 6.4). Evidence for long-term verification rides in each signature's ``extension``
+(DSSE v1.1), which the reference's parser ignores.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from lifecycle.errors import SignatureFormatError
+
+PAYLOAD_TYPE = "application/vnd.sylabs.sif-metadata+json"
+MAX_SIGNATURES = 1024
+
+SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
+
+
+def keyid(public_key: PublicKey) -> str:
+    """OpenSSH SHA-256 fingerprint of the key, the keyid the reference puts in envelopes (5.4)."""
+    ssh = public_key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    blob = base64.b64decode(ssh.split()[1])
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+
+def pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE pre-authentication encoding: the exact bytes every signature covers (5.2)."""
+    kind = payload_type.encode()
+    return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
+
+
+def sign_pae(key: SigningKey, message: bytes) -> bytes:
+    """Sign as the CLIs configure it: RSA PKCS#1 v1.5/SHA-256, ECDSA SHA-256 DER, pure Ed25519."""
+    if isinstance(key, rsa.RSAPrivateKey):
+        return key.sign(message, padding.PKCS1v15(), hashes.SHA256())
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return key.sign(message, ec.ECDSA(hashes.SHA256()))
+    return key.sign(message)
+
+
+def verify_pae(key: PublicKey, signature: bytes, message: bytes) -> bool:
+    """True when ``signature`` is valid; ECDSA also accepts IEEE-P1363 ``r||s`` like the reference."""
+    try:
+        if isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            try:
+                key.verify(signature, message, ec.ECDSA(hashes.SHA256()))
+            except InvalidSignature:
+                half = (key.curve.key_size + 7) // 8
+                if len(signature) != 2 * half:
+                    raise
+                r = int.from_bytes(signature[:half], "big")
+                s = int.from_bytes(signature[half:], "big")
+                key.verify(encode_dss_signature(r, s), message, ec.ECDSA(hashes.SHA256()))
+        else:
+            key.verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Extension:
+    """A DSSE v1.1 per-signature extension: ``{"kind": ..., "ext": {...}}``."""
+
+    kind: str
+    ext: Mapping[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "ext": dict(self.ext)}
+
+
+@dataclass(frozen=True)
+class Signature:
+    keyid: str
+    sig: bytes
+    extension: Extension | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"keyid": self.keyid, "sig": base64.b64encode(self.sig).decode()}
+        if self.extension is not None:
+            out["extension"] = self.extension.to_dict()
+        return out
+
+
+@dataclass(frozen=True)
+class Envelope:
+    payload: bytes
+    signatures: tuple[Signature, ...] = field(default_factory=tuple)
+    payload_type: str = PAYLOAD_TYPE
+
+    def pae(self) -> bytes:
+        return pae(self.payload_type, self.payload)
+
+    def to_bytes(self) -> bytes:
+        """Compact JSON in the reference's key order, no trailing newline (sif >= 2.17.1)."""
+        doc = {
+            "payloadType": self.payload_type,
+            "payload": base64.b64encode(self.payload).decode(),
+            "signatures": [s.to_dict() for s in self.signatures],
+        }
+        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+
+    def signed_by(self, key: SigningKey, extension: Extension | None = None) -> Envelope:
+        """This envelope with ``key``'s signature added, replacing an earlier one by the same key."""
+        kid = keyid(key.public_key())
+        new = Signature(kid, sign_pae(key, self.pae()), extension)
+        kept = tuple(s for s in self.signatures if s.keyid != kid or not kid)
+        return Envelope(self.payload, (*kept, new), self.payload_type)
+
+    def without(self, keyids: set[str]) -> Envelope:
+        return Envelope(
+            self.payload,
+            tuple(s for s in self.signatures if s.keyid not in keyids),
+            self.payload_type,
+        )
+
+
+def _field(doc: Mapping[str, Any], name: str) -> Any:
+    """Go's encoding/json matches keys case-insensitively; the last match wins."""
+    found: Any = None
+    for key, value in doc.items():
+        if key.lower() == name.lower():
+            found = value
+    return found
+
+
+def _b64(text: Any, what: str) -> bytes:
+    """Standard base64 (strict, padded), then URL-safe, as go-securesystemslib decodes."""
+    if not isinstance(text, str):
+        raise SignatureFormatError(f"DSSE {what} is not a string")
+    raw = text.encode("ascii", "replace")
+    for altchars in (None, b"-_"):
+        try:
+            return base64.b64decode(raw, altchars=altchars, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+    raise SignatureFormatError(f"DSSE {what} is not valid base64")
+
+
+def load_json(data: bytes) -> Any:
+    """Parse untrusted JSON; hostile nesting or encoding raises SignatureFormatError, not a crash."""
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise SignatureFormatError(f"not valid JSON: {exc}") from None
+
+
+def is_dsse(data: bytes) -> bool:
+    """Detection rule of the reference (5.6.1): a JSON object with the sylabs payload type."""
+    if not data.lstrip()[:1] == b"{":
+        return False
+    try:
+        doc = load_json(data)
+    except SignatureFormatError:
+        return False
+    return isinstance(doc, dict) and _field(doc, "payloadType") == PAYLOAD_TYPE
+
+
+def parse_envelope(data: bytes) -> Envelope:
+    doc = load_json(data)
+    if not isinstance(doc, dict) or _field(doc, "payloadType") != PAYLOAD_TYPE:
+        raise SignatureFormatError(f"DSSE payloadType is not {PAYLOAD_TYPE}")
+    raw_sigs = _field(doc, "signatures")
+    if not isinstance(raw_sigs, list) or not raw_sigs:
+        raise SignatureFormatError("DSSE envelope has no signatures")
+    if len(raw_sigs) > MAX_SIGNATURES:
+        raise SignatureFormatError(f"DSSE envelope has more than {MAX_SIGNATURES} signatures")
+    signatures = []
+    for item in raw_sigs:
+        if not isinstance(item, dict):
+            raise SignatureFormatError("DSSE signature entry is not an object")
+        kid = _field(item, "keyid") or ""
+        if not isinstance(kid, str):
+            raise SignatureFormatError("DSSE keyid is not a string")
+        ext_doc = _field(item, "extension")
+        extension = None
+        if isinstance(ext_doc, dict):
+            kind, ext = _field(ext_doc, "kind"), _field(ext_doc, "ext")
+            if isinstance(kind, str) and isinstance(ext, dict):
+                extension = Extension(kind, ext)
+        signatures.append(Signature(kid, _b64(_field(item, "sig"), "sig"), extension))
+    return Envelope(_b64(_field(doc, "payload"), "payload"), tuple(signatures))
