@@ -1,0 +1,149 @@
+"""Digests of SIF image parts, computed in a single pass over the image data.
+
+Image data is the expensive part: whatever number of signatures and hash algorithms a
+verification needs, each object's bytes are read once and fed to every hasher that wants them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from lifecycle.errors import SignatureFormatError
+from lifecycle.sif.format import Descriptor, HashType
+from lifecycle.sif.image import SifImage
+
+METADATA_HASHES: dict[str, str] = {
+    "sha224": "sha224",
+    "sha256": "sha256",
+    "sha384": "sha384",
+    "sha512": "sha512",
+    "sha512_224": "sha512_224",
+    "sha512_256": "sha512_256",
+}
+"""Digest names allowed in signed metadata (Go crypto.Hash names) -> hashlib names."""
+
+Progress = Callable[[int], None]
+"""Called with the number of bytes just hashed."""
+
+
+def new_hasher(name: str) -> hashlib._Hash:
+    if name == "blake2s":
+        return hashlib.blake2s(digest_size=32)
+    if name == "blake2b":
+        return hashlib.blake2b(digest_size=32)
+    return hashlib.new(name)
+
+
+def descriptor_hash_name(hash_type: int) -> str:
+    """hashlib name for a signature descriptor's HashType; unknown values are format errors."""
+    try:
+        return HashType(hash_type).hashlib_name
+    except ValueError:
+        raise SignatureFormatError(f"hash algorithm {hash_type} unsupported") from None
+
+
+@dataclass(frozen=True)
+class Digest:
+    """``<name>:<hex>`` as written in signed metadata (spec 3.1)."""
+
+    name: str
+    value: bytes
+
+    def __str__(self) -> str:
+        return f"{self.name}:{self.value.hex()}"
+
+    @classmethod
+    def of(cls, name: str, data: bytes) -> Digest:
+        hasher = new_hasher(METADATA_HASHES[name])
+        hasher.update(data)
+        return cls(name, hasher.digest())
+
+    @classmethod
+    def parse(cls, text: object) -> Digest:
+        """Strict parse with the reference's rules: known name, hex of exactly the hash length."""
+        if not isinstance(text, str):
+            raise SignatureFormatError("digest is not a string")
+        parts = text.split(":")
+        if len(parts) != 2 or parts[0] not in METADATA_HASHES:
+            raise SignatureFormatError(f"unsupported digest {text[:80]!r}")
+        name, hex_value = parts
+        try:
+            value = bytes.fromhex(hex_value)
+        except ValueError:
+            raise SignatureFormatError(f"digest {text[:80]!r} is not hex") from None
+        if len(value) != new_hasher(METADATA_HASHES[name]).digest_size or " " in hex_value:
+            raise SignatureFormatError(f"digest {text[:80]!r} has the wrong length")
+        return cls(name, value)
+
+
+@dataclass
+class DigestRequest:
+    """What one verification or signing run needs hashed.
+
+    ``objects`` maps object ID -> hashlib names; ``groups`` maps a group number -> hashlib names
+    of digests over the concatenated data of the group's objects in slot order (legacy format).
+    """
+
+    objects: dict[int, set[str]] = field(default_factory=dict)
+    groups: dict[int, set[str]] = field(default_factory=dict)
+
+    def want_object(self, object_id: int, name: str) -> None:
+        self.objects.setdefault(object_id, set()).add(name)
+
+    def want_group(self, group: int, name: str) -> None:
+        self.groups.setdefault(group, set()).add(name)
+
+
+@dataclass
+class DigestResults:
+    objects: dict[tuple[int, str], bytes] = field(default_factory=dict)
+    groups: dict[tuple[int, str], bytes] = field(default_factory=dict)
+
+    def object(self, object_id: int, name: str) -> bytes:
+        return self.objects[(object_id, name)]
+
+    def group(self, group: int, name: str) -> bytes:
+        return self.groups[(group, name)]
+
+
+def bytes_to_hash(image: SifImage, request: DigestRequest) -> int:
+    return sum(d.size for d in _objects_to_read(image, request))
+
+
+def _objects_to_read(image: SifImage, request: DigestRequest) -> list[Descriptor]:
+    return [
+        d
+        for d in image.objects
+        if d.id in request.objects or (d.group in request.groups and d.group)
+    ]
+
+
+def compute(
+    image: SifImage, request: DigestRequest, progress: Progress | None = None
+) -> DigestResults:
+    """Hash everything ``request`` asks for, reading each object's bytes exactly once."""
+    results = DigestResults()
+    group_hashers = {
+        (g, name): new_hasher(name) for g, names in request.groups.items() for name in names
+    }
+    for desc in image.objects:
+        object_hashers = {
+            name: new_hasher(name) for name in request.objects.get(desc.id, ())
+        }
+        feeds = list(object_hashers.values())
+        if desc.group:
+            feeds += [h for (g, _), h in group_hashers.items() if g == desc.group]
+        if not feeds:
+            continue
+        for chunk in image.stream(desc):
+            for hasher in feeds:
+                hasher.update(chunk)
+            if progress is not None:
+                progress(len(chunk))
+        for name, hasher in object_hashers.items():
+            results.objects[(desc.id, name)] = hasher.digest()
+    for key, hasher in group_hashers.items():
+        results.groups[key] = hasher.digest()
+    return results

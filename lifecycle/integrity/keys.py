@@ -1,0 +1,174 @@
+"""Key material for signing and verifying, detected from the file's content.
+
+One ``--key`` option takes any of: a PEM private key (signs DSSE), a PEM public key or X.509
+certificate (verifies DSSE), an armored PGP private key (clear-signs) or public key/keyring
+(verifies PGP). Encrypted keys ask a passphrase source; secrets are never logged or kept longer
+than needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+from lifecycle.errors import KeyMaterialError
+from lifecycle.integrity import pgp
+from lifecycle.integrity.dsse import PublicKey, SigningKey, keyid
+
+PassphraseSource = Callable[[str], bytes]
+"""Given the file that needs it, returns the passphrase (or raises KeyMaterialError)."""
+
+MAX_KEY_FILE = 4 * 1024 * 1024
+
+
+def no_passphrase(path: str) -> bytes:
+    raise KeyMaterialError(
+        "key is encrypted",
+        path=path,
+        hint="set SIF_LIFECYCLE_PASSPHRASE or pass --passphrase-file",
+    )
+
+
+@dataclass(frozen=True)
+class VerifierKey:
+    """A DSSE public key and where it came from (its label names it in results)."""
+
+    label: str
+    key: PublicKey
+
+    @property
+    def keyid(self) -> str:
+        return keyid(self.key)
+
+
+@dataclass
+class KeySet:
+    """Everything given for a verification: DSSE public keys and a PGP keyring."""
+
+    dsse: list[VerifierKey] = field(default_factory=list)
+    pgp: list[Any] = field(default_factory=list)
+    pgp_labels: dict[str, str] = field(default_factory=dict)
+    """Primary fingerprint -> file it came from."""
+
+    def label_for_fingerprint(self, fpr: str) -> str:
+        return self.pgp_labels.get(fpr, fpr)
+
+    def merge(self, other: KeySet) -> None:
+        self.dsse += other.dsse
+        self.pgp += other.pgp
+        self.pgp_labels.update(other.pgp_labels)
+
+
+def _read(path: Path) -> bytes:
+    try:
+        if path.stat().st_size > MAX_KEY_FILE:
+            raise KeyMaterialError("file is too large to be a key", path=path)
+        return path.read_bytes()
+    except OSError as exc:
+        raise KeyMaterialError(f"cannot read key file: {exc.strerror}", path=path) from None
+
+
+def _checked_public(key: object, path: Path) -> PublicKey:
+    if isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey):
+        return key
+    raise KeyMaterialError(
+        f"unsupported key type {type(key).__name__}; use RSA, ECDSA or Ed25519", path=path
+    )
+
+
+def load_verifier_keys(path: Path) -> KeySet:
+    """Public material from a PEM public key, PEM private key, certificate or PGP key file."""
+    data = _read(path)
+    keys = KeySet()
+    if b"-----BEGIN PGP" in data:
+        for key in pgp.load_keys(data.decode("utf-8", "replace"), str(path)):
+            public = key if key.is_public else key.pubkey
+            keys.pgp.append(public)
+            keys.pgp_labels[pgp.fingerprint(public)] = str(path)
+        return keys
+    if b"-----BEGIN CERTIFICATE-----" in data:
+        try:
+            cert = x509.load_pem_x509_certificate(data)
+        except ValueError as exc:
+            raise KeyMaterialError(f"unreadable certificate: {exc}", path=path) from None
+        keys.dsse.append(VerifierKey(str(path), _checked_public(cert.public_key(), path)))
+        return keys
+    if b"PRIVATE KEY-----" in data:
+        private = load_signing_key(path, no_passphrase)
+        keys.dsse.append(VerifierKey(str(path), private.public_key()))
+        return keys
+    try:
+        public = serialization.load_pem_public_key(data)
+    except (ValueError, TypeError) as exc:
+        raise KeyMaterialError(
+            f"not a PEM public key, certificate or armored PGP key ({exc})", path=path
+        ) from None
+    keys.dsse.append(VerifierKey(str(path), _checked_public(public, path)))
+    return keys
+
+
+def load_signing_key(path: Path, passphrase: PassphraseSource) -> SigningKey:
+    """A PEM private key (PKCS#8 or traditional, encrypted or not) usable for DSSE."""
+    data = _read(path)
+    password: bytes | None = None
+    if b"ENCRYPTED" in data:
+        password = passphrase(str(path))
+    try:
+        key = serialization.load_pem_private_key(data, password=password)
+    except TypeError:
+        key = serialization.load_pem_private_key(data, password=passphrase(str(path)))
+    except ValueError as exc:
+        reason = "wrong passphrase or corrupt key" if password is not None else str(exc)
+        raise KeyMaterialError(f"cannot load private key: {reason}", path=path) from None
+    if isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
+        return key
+    raise KeyMaterialError(
+        f"unsupported key type {type(key).__name__}; use RSA, ECDSA or Ed25519", path=path
+    )
+
+
+@dataclass
+class PgpSigningKey:
+    """An armored PGP secret key, unlocked only for the moment of signing."""
+
+    key: Any
+    passphrase: bytes | None
+    source: str
+
+    @property
+    def fingerprint(self) -> str:
+        return pgp.fingerprint(self.key)
+
+    def sign(self, text: bytes, created: Any) -> bytes:
+        if self.key.is_protected:
+            assert self.passphrase is not None
+            with pgp.quiet(), self.key.unlock(self.passphrase.decode()):
+                return pgp.encode(text, self.key, created)
+        return pgp.encode(text, self.key, created)
+
+
+def load_pgp_signing_key(path: Path, passphrase: PassphraseSource) -> PgpSigningKey:
+    keys = pgp.load_keys(_read(path).decode("utf-8", "replace"), str(path))
+    secret = [k for k in keys if not k.is_public]
+    if not secret:
+        raise KeyMaterialError("PGP key file holds no private key", path=path)
+    key = secret[0]
+    password: bytes | None = None
+    if key.is_protected:
+        password = passphrase(str(path))
+        try:
+            with pgp.quiet(), key.unlock(password.decode()):
+                pass
+        except Exception:  # pgpy raises PGPDecryptionError; any failure means unusable
+            raise KeyMaterialError("wrong passphrase for PGP key", path=path) from None
+    return PgpSigningKey(key, password, str(path))
+
+
+def is_pgp_file(path: Path) -> bool:
+    return b"-----BEGIN PGP" in _read(path)

@@ -1,0 +1,207 @@
+"""PGP clear-signed signature objects, byte-compatible with the reference (spec section 4).
+
+pgpy does the cryptography and packet encoding. The clear-sign framing is done here because the
+reference's framing differs from pgpy's (no CRC line, no trailing newline, critical creation-time
+subpacket, issuer key ID hashed), and those bytes are what makes our objects identical to
+``singularity sign`` output.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from lifecycle.errors import KeyMaterialError, SignatureFormatError
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import pgpy
+    from pgpy.constants import HashAlgorithm, SignatureType
+    from pgpy.packet.packets import SignatureV4
+
+BEGIN_SIGNED = "-----BEGIN PGP SIGNED MESSAGE-----"
+BEGIN_SIGNATURE = "-----BEGIN PGP SIGNATURE-----"
+END_SIGNATURE = "-----END PGP SIGNATURE-----"
+ALLOWED_HASH_HEADERS = {
+    "MD5", "SHA1", "RIPEMD160", "SHA224", "SHA256", "SHA384", "SHA512", "SHA3-256", "SHA3-512",
+}  # fmt: skip
+VERIFY_HASHES = {"SHA224", "SHA256", "SHA384", "SHA512"}
+KEY_BLOCK = re.compile(
+    r"-----BEGIN PGP (PUBLIC|PRIVATE) KEY BLOCK-----.*?-----END PGP \1 KEY BLOCK-----", re.S
+)
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """pgpy warns about unimplemented self-checks on every call; they are not actionable here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def load_keys(text: str, source: str) -> list[Any]:
+    """Every armored key block in ``text`` (pgpy's own loader stops after the first)."""
+    keys = []
+    for match in KEY_BLOCK.finditer(text):
+        try:
+            with quiet():
+                key, _ = pgpy.PGPKey.from_blob(match.group(0))
+        except Exception as exc:  # pgpy raises many types on malformed input
+            raise KeyMaterialError(f"unreadable PGP key block: {exc}", path=source) from None
+        keys.append(key)
+    if not keys:
+        raise KeyMaterialError("no armored PGP key block found", path=source)
+    return keys
+
+
+def fingerprint(key: Any) -> str:
+    return str(key.fingerprint).replace(" ", "")
+
+
+def user_id(key: Any) -> str:
+    uid = next(iter(key.userids), None)
+    return str(uid) if uid is not None else ""
+
+
+@dataclass(frozen=True)
+class ClearSigned:
+    """A decoded clear-signed object: the signed text as handed to the verifier, and the packet."""
+
+    text: bytes
+    packet: bytes
+
+
+def is_clearsign(data: bytes) -> bool:
+    try:
+        decode(data)
+    except SignatureFormatError:
+        return False
+    return True
+
+
+def decode(data: bytes) -> ClearSigned:
+    """Parse with the reference's rules (spec 4.4); anything else is "format not recognized"."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SignatureFormatError("signature is not text") from None
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    try:
+        start = lines.index(BEGIN_SIGNED)
+    except ValueError:
+        raise SignatureFormatError("no PGP signed message") from None
+    i = start + 1
+    while i < len(lines) and lines[i] != "":
+        name, _, value = lines[i].partition(":")
+        hashes = {v.strip() for v in value.split(",")}
+        if name != "Hash" or not hashes <= ALLOWED_HASH_HEADERS:
+            raise SignatureFormatError(f"unexpected armor header {lines[i][:40]!r}")
+        i += 1
+    try:
+        sig_start = lines.index(BEGIN_SIGNATURE, i + 1)
+    except ValueError:
+        raise SignatureFormatError("clear-signed message has no signature block") from None
+    body = [line[2:] if line.startswith("- ") else line for line in lines[i + 1 : sig_start]]
+    armor = [line.strip() for line in lines[sig_start + 1 :]]
+    while armor and armor[-1] == "":
+        armor.pop()
+    if not armor or armor[-1] != END_SIGNATURE:
+        raise SignatureFormatError("signature block does not end with the END line")
+    armor.pop()
+    j = 0
+    while j < len(armor) and armor[j] != "" and ":" in armor[j]:
+        j += 1  # armor headers such as Version: are allowed in the signature block
+    payload = "".join(a for a in armor[j:] if a and not a.startswith("="))
+    try:
+        packet = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise SignatureFormatError("signature block is not valid base64") from None
+    return ClearSigned("\n".join(body).encode("utf-8"), packet)
+
+
+def canonical_text(text: bytes) -> str:
+    """OpenPGP canonical text for signing: trailing blanks stripped per line (pgpy adds CRLF)."""
+    return "\n".join(line.rstrip(" \t") for line in text.decode("utf-8").split("\n"))
+
+
+def encode(text: bytes, key: Any, created: datetime) -> bytes:
+    """Clear-sign ``text`` with ``key``'s primary key (unlocked), as go-crypto frames it."""
+    packet = SignatureV4()
+    packet.header.tag = 2
+    packet.header.version = 4
+    with quiet():
+        packet.subpackets.addnew("CreationTime", hashed=True, created=created.astimezone(UTC))
+        next(iter(packet.subpackets._hashed_sp.values())).header.critical = True
+        packet.subpackets.addnew("Issuer", hashed=True, _issuer=key.fingerprint.keyid)
+        packet.subpackets.addnew(
+            "IssuerFingerprint", hashed=True, _version=4, _issuer_fpr=key.fingerprint
+        )
+        packet.sigtype = SignatureType.CanonicalDocument
+        packet.pubalg = key.key_algorithm
+        packet.halg = HashAlgorithm.SHA256
+        signature = pgpy.PGPSignature()
+        signature._signature = packet
+        signed = key._sign(canonical_text(text), signature, include_issuer_fingerprint=False)
+    raw = base64.b64encode(bytes(signed._signature)).decode()
+    armored = "\n".join(raw[i : i + 64] for i in range(0, len(raw), 64))
+    framed = (
+        f"{BEGIN_SIGNED}\nHash: SHA256\n\n{text.decode('utf-8')}\n"
+        f"{BEGIN_SIGNATURE}\n\n{armored}\n{END_SIGNATURE}"
+    )
+    return framed.encode("utf-8")
+
+
+@dataclass(frozen=True)
+class PgpVerification:
+    ok: bool
+    issuer: str
+    """Issuer key ID (16 hex digits) named by the signature packet."""
+    fingerprint: str = ""
+    """Primary-key fingerprint of the key that verified it."""
+    user_id: str = ""
+    error: str = ""
+    created: datetime | None = None
+
+
+def verify(signed: ClearSigned, keyring: list[Any], at: datetime | None = None) -> PgpVerification:
+    """Verify like go-crypto's ``CheckDetachedSignature`` plus the reference's key checks (4.4).
+
+    Key expiry and revocation are evaluated at ``at`` (default: now), as the reference does.
+    """
+    try:
+        with quiet():
+            signature = pgpy.PGPSignature.from_blob(signed.packet)
+    except Exception as exc:  # pgpy raises many types on malformed packets
+        raise SignatureFormatError(f"unreadable PGP signature packet: {exc}") from None
+    issuer = str(signature.signer or "")
+    created = signature.created
+    if signature.hash_algorithm.name not in VERIFY_HASHES:
+        return PgpVerification(False, issuer, error="signature hash algorithm not accepted")
+    key = next(
+        (k for k in keyring if issuer and (k.fingerprint.keyid == issuer or issuer in k.subkeys)),
+        None,
+    )
+    if key is None:
+        return PgpVerification(False, issuer, error=f"no key in keyring has key ID {issuer}")
+    fpr, uid = fingerprint(key), user_id(key)
+    try:
+        with quiet():
+            good = bool(key.verify(canonical_text(signed.text), signature))
+    except Exception as exc:  # pgpy raises PGPError and friends for unusable keys
+        return PgpVerification(False, issuer, fpr, uid, f"signature check failed: {exc}", created)
+    if not good:
+        return PgpVerification(False, issuer, fpr, uid, "signature does not verify", created)
+    when = at or datetime.now(UTC)
+    expires = key.expires_at
+    if expires is not None and expires <= when:
+        return PgpVerification(False, issuer, fpr, uid, f"key expired at {expires:%Y-%m-%d}")
+    if list(key.revocation_signatures):
+        return PgpVerification(False, issuer, fpr, uid, "key is revoked", created)
+    return PgpVerification(True, issuer, fpr, uid, created=created)

@@ -1,0 +1,286 @@
+"""Verify a SIF image's signatures with the reference's rules (spec 6) and an explicit policy.
+
+Signature objects are small and parsed first; then every digest any of them needs is computed in
+one pass over the image data; then each signature is checked and the policy decides. The default
+policy ``all`` is the reference's behaviour: every signature linked to a verified group must
+verify. ``any`` needs one good signature per group; ``threshold:N`` needs N distinct supplied
+keys to have signed each group.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from lifecycle.errors import LifecycleError, SignatureFormatError
+from lifecycle.integrity import digest, dsse, metadata, pgp
+from lifecycle.integrity.keys import KeySet
+from lifecycle.integrity.results import SignatureResult, SignerResult, TaskResult, VerifyReport
+from lifecycle.sif.format import Descriptor
+from lifecycle.sif.image import SifImage
+
+MAX_SIGNATURE_SIZE = 16 * 1024 * 1024
+LEGACY_PREFIX = b"SIFHASH:\n"
+
+
+@dataclass(frozen=True)
+class Policy:
+    mode: str = "all"
+    threshold: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> Policy:
+        if text in ("all", "any"):
+            return cls(text)
+        match = re.fullmatch(r"threshold:([1-9][0-9]*)", text)
+        if match:
+            return cls("threshold", int(match.group(1)))
+        raise LifecycleError(
+            f"unknown policy {text!r}", hint="use all, any or threshold:N (N distinct --key files)"
+        )
+
+    def __str__(self) -> str:
+        return f"threshold:{self.threshold}" if self.mode == "threshold" else self.mode
+
+
+@dataclass
+class VerifyOptions:
+    groups: list[int] = field(default_factory=list)
+    object_ids: list[int] = field(default_factory=list)
+    all_objects: bool = False
+    """Legacy mode: check every grouped object (reference ``--all``)."""
+    legacy: bool = False
+    policy: Policy = field(default_factory=Policy)
+    at: datetime | None = None
+    """Time at which PGP key expiry/revocation is judged (default: now)."""
+
+
+@dataclass
+class _Task:
+    group: int
+    object_id: int | None
+    signatures: list[Descriptor]
+
+
+@dataclass
+class _Parsed:
+    result: SignatureResult
+    metadata: metadata.ImageMetadata | None = None
+    legacy_digest: tuple[str, bytes] | None = None
+
+
+def verify_image(
+    path: str, keys: KeySet, options: VerifyOptions, progress: digest.Progress | None = None
+) -> VerifyReport:
+    report = VerifyReport(path=str(path), policy=str(options.policy))
+    with SifImage.open(path) as image:
+        report.errors = _preconditions(image)
+        if report.errors:
+            return report
+        tasks = _tasks(image, options)
+        parsed: dict[int, _Parsed] = {}
+        for task in tasks:
+            for desc in task.signatures:
+                if desc.id not in parsed:
+                    parsed[desc.id] = _parse(image, desc, keys, options)
+        request = digest.DigestRequest()
+        for task in tasks:
+            for desc in task.signatures:
+                _request(image, parsed[desc.id], task, request)
+        digests = digest.compute(image, request, progress)
+        for task in tasks:
+            for desc in task.signatures:
+                _check(image, parsed[desc.id], task, digests)
+        report.signatures = [p.result for p in parsed.values()]
+        report.tasks = [_decide(task, parsed, options.policy) for task in tasks]
+    report.ok = not report.errors and bool(report.tasks) and all(t.ok for t in report.tasks)
+    return report
+
+
+def _preconditions(image: SifImage) -> list[str]:
+    objects = image.objects
+    if not objects:
+        return ["no objects in image"]
+    loose = [d.id for d in objects if not d.is_signature and not d.group]
+    if loose:
+        return [f"non-signature object {i} not associated with object group" for i in loose]
+    if not image.groups():
+        return ["no groups found"]
+    return []
+
+
+def _is_legacy(image: SifImage, desc: Descriptor) -> bool:
+    try:
+        return pgp.decode(image.read(desc, limit=MAX_SIGNATURE_SIZE)).text.startswith(
+            LEGACY_PREFIX
+        )
+    except SignatureFormatError:
+        return False
+
+
+def _tasks(image: SifImage, options: VerifyOptions) -> list[_Task]:
+    """Which groups/objects to check and which signature objects apply (spec 6.1, 6.3a, 6.6)."""
+    groups = image.groups()
+    for g in options.groups:
+        if g not in groups:
+            raise LifecycleError(f"group {g} not found", path=image.path)
+    object_tasks = [(image.object(i).group, i) for i in sorted(set(options.object_ids))]
+    for group, object_id in object_tasks:
+        if not group:
+            raise LifecycleError(f"object {object_id} is in no group", path=image.path)
+    sigs = [d for d in image.objects if d.is_signature]
+    if options.legacy:
+        legacy = [d for d in sigs if _is_legacy(image, d)]
+        if options.groups:
+            return [
+                _Task(g, None, [d for d in legacy if d.linked_group == g])
+                for g in sorted(set(options.groups))
+            ]
+        if not object_tasks:
+            targets = [d for d in image.objects if d.group and not d.is_signature]
+            if not options.all_objects:
+                targets = [d for d in targets if d.is_primary_partition]
+                if not targets:
+                    raise LifecycleError("no primary partition found", path=image.path)
+            object_tasks = [(d.group, d.id) for d in targets]
+        return [_Task(g, i, [d for d in legacy if d.linked_object == i]) for g, i in object_tasks]
+    current = [d for d in sigs if d.linked_group and not _is_legacy(image, d)]
+    tasks = [_Task(g, None, []) for g in sorted(set(options.groups))]
+    tasks += [_Task(g, i, []) for g, i in object_tasks]
+    if not tasks:
+        tasks = [_Task(g, None, []) for g in groups]
+    for task in tasks:
+        task.signatures = [d for d in current if d.linked_group == task.group]
+    return tasks
+
+
+def _parse(image: SifImage, desc: Descriptor, keys: KeySet, options: VerifyOptions) -> _Parsed:
+    """Detect the format, check the cryptography and parse the signed message (6.3 b-c)."""
+    result = SignatureResult(desc.id, desc.linked_group or desc.group, "unknown")
+    parsed = _Parsed(result)
+    try:
+        data = image.read(desc, limit=MAX_SIGNATURE_SIZE)
+        hash_name = digest.descriptor_hash_name(desc.signature_hash_type)
+        if dsse.is_dsse(data):
+            result.format = "dsse"
+            message = _verify_dsse(data, keys, result)
+        else:
+            signed = pgp.decode(data)
+            result.format = "legacy" if signed.text.startswith(LEGACY_PREFIX) else "pgp"
+            message = _verify_pgp(signed, desc, keys, options, result)
+        if result.format == "legacy":
+            hex_digest = message[len(LEGACY_PREFIX) :].removesuffix(b"\n")
+            parsed.legacy_digest = (hash_name, bytes.fromhex(hex_digest.decode("ascii")))
+        elif message is not None:
+            parsed.metadata = metadata.ImageMetadata.from_json(message)
+    except SignatureFormatError as exc:
+        if result.format == "unknown":
+            result.errors.append("signature format not recognized")
+        else:
+            result.errors.append(f"signature object {desc.id} not valid: {exc}")
+    except (ValueError, UnicodeDecodeError) as exc:
+        result.errors.append(f"signature object {desc.id} not valid: {exc}")
+    return parsed
+
+
+def _verify_dsse(data: bytes, keys: KeySet, result: SignatureResult) -> bytes | None:
+    if not keys.dsse:
+        result.errors.append("key material not provided for DSSE envelope signature")
+        return None
+    envelope = dsse.parse_envelope(data)
+    message = envelope.pae()
+    used: set[str] = set()
+    for sig in envelope.signatures:
+        outcome = SignerResult(sig.keyid, False, error="no supplied key matches this keyid")
+        for key in keys.dsse:
+            if key.label in used or (sig.keyid and key.keyid and sig.keyid != key.keyid):
+                continue
+            if dsse.verify_pae(key.key, sig.sig, message):
+                outcome = SignerResult(sig.keyid or key.keyid, True, key.label)
+                used.add(key.label)
+                break
+            outcome.error = f"signature does not verify with {key.label}"
+        result.signers.append(outcome)
+    if not any(s.ok for s in result.signers):
+        result.errors.append("no signature in the envelope verifies with the supplied keys")
+    return envelope.payload
+
+
+def _verify_pgp(
+    signed: pgp.ClearSigned,
+    desc: Descriptor,
+    keys: KeySet,
+    options: VerifyOptions,
+    result: SignatureResult,
+) -> bytes | None:
+    if not keys.pgp:
+        result.errors.append("key material not provided for PGP clear-sign signature")
+        return None
+    check = pgp.verify(signed, keys.pgp, options.at)
+    signer = check.fingerprint or check.issuer
+    label = keys.label_for_fingerprint(check.fingerprint) if check.ok else None
+    result.signers.append(SignerResult(signer, check.ok, label, check.error, check.user_id))
+    if not check.ok:
+        result.errors.append(f"signature object {desc.id} not valid: {check.error}")
+        return None
+    if desc.signature_entity != bytes.fromhex(check.fingerprint)[:20]:
+        result.errors.append("fingerprint in descriptor does not correspond to signing entity")
+    return signed.text
+
+
+def _request(image: SifImage, parsed: _Parsed, task: _Task, request: digest.DigestRequest) -> None:
+    if parsed.metadata is not None:
+        metadata.request_for(image, parsed.metadata, task.group, request)
+    elif parsed.legacy_digest is not None:
+        name = parsed.legacy_digest[0]
+        if task.object_id is None:
+            request.want_group(task.group, name)
+        else:
+            request.want_object(task.object_id, name)
+
+
+def _check(image: SifImage, parsed: _Parsed, task: _Task, digests: digest.DigestResults) -> None:
+    result = parsed.result
+    if parsed.metadata is not None:
+        outcome = metadata.check(image, parsed.metadata, task.group, digests, task.object_id)
+        errors, covered = outcome.errors, outcome.covered
+    elif parsed.legacy_digest is not None:
+        name, expected = parsed.legacy_digest
+        if task.object_id is None:
+            actual = digests.group(task.group, name)
+            covered = [d.id for d in image.group_objects(task.group)]
+        else:
+            actual = digests.object(task.object_id, name)
+            covered = [task.object_id]
+        errors = [] if actual == expected else [f"legacy digest mismatch for {covered}"]
+        covered = covered if not errors else []
+    else:
+        return
+    result.errors += [e for e in errors if e not in result.errors]
+    result.objects = sorted(set(result.objects) | set(covered))
+
+
+def _decide(task: _Task, parsed: dict[int, _Parsed], policy: Policy) -> TaskResult:
+    results = [parsed[d.id].result for d in task.signatures]
+    what = f"object {task.object_id}" if task.object_id is not None else f"object group {task.group}"
+    out = TaskResult(task.group, task.object_id, False, signatures=[r.object_id for r in results])
+    if not results:
+        out.reason = f"signature not found for {what}"
+        return out
+    good = [r for r in results if r.ok]
+    if policy.mode == "all":
+        out.ok = len(good) == len(results)
+        bad = next((r for r in results if not r.ok), None)
+        if bad is not None:
+            out.reason = f"{what}: signature object {bad.object_id}: {'; '.join(bad.errors)}"
+    elif policy.mode == "any":
+        out.ok = bool(good)
+        if not good:
+            out.reason = f"{what}: no signature verifies"
+    else:
+        signers = set().union(*(r.verified_keys() for r in good))
+        out.ok = len(signers) >= policy.threshold
+        if not out.ok:
+            out.reason = f"{what}: {len(signers)} of the required {policy.threshold} keys signed"
+    return out
