@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from lifecycle.errors import SignatureFormatError
 from lifecycle.sif.format import Descriptor, HashType
@@ -28,7 +29,16 @@ Progress = Callable[[int], None]
 """Called with the number of bytes just hashed."""
 
 
-def new_hasher(name: str) -> hashlib._Hash:
+class Hasher(Protocol):
+    @property
+    def digest_size(self) -> int: ...
+
+    def update(self, data: bytes | memoryview, /) -> None: ...
+
+    def digest(self) -> bytes: ...
+
+
+def new_hasher(name: str) -> Hasher:
     if name == "blake2s":
         return hashlib.blake2s(digest_size=32)
     if name == "blake2b":

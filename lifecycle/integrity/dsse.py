@@ -163,7 +163,7 @@ def load_json(data: bytes) -> Any:
 
 def is_dsse(data: bytes) -> bool:
     """Detection rule of the reference (5.6.1): a JSON object with the sylabs payload type."""
-    if not data.lstrip()[:1] == b"{":
+    if data.lstrip()[:1] != b"{":
         return False
     try:
         doc = load_json(data)

@@ -169,7 +169,7 @@ def _parse(image: SifImage, desc: Descriptor, keys: KeySet, options: VerifyOptio
             signed = pgp.decode(data)
             result.format = "legacy" if signed.text.startswith(LEGACY_PREFIX) else "pgp"
             message = _verify_pgp(signed, desc, keys, options, result)
-        if result.format == "legacy":
+        if result.format == "legacy" and message is not None:
             hex_digest = message[len(LEGACY_PREFIX) :].removesuffix(b"\n")
             parsed.legacy_digest = (hash_name, bytes.fromhex(hex_digest.decode("ascii")))
         elif message is not None:

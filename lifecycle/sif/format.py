@@ -169,7 +169,10 @@ class Descriptor:
 
     @classmethod
     def unpack(cls, raw: bytes, slot: int) -> Descriptor:
-        return cls(*DESCRIPTOR_STRUCT.unpack(raw), slot=slot)
+        (data_type, used, object_id, group_raw, linked_raw, offset, size, size_with_padding,
+         created_at, modified_at, uid, gid, name, extra) = DESCRIPTOR_STRUCT.unpack(raw)
+        return cls(data_type, used, object_id, group_raw, linked_raw, offset, size,
+                   size_with_padding, created_at, modified_at, uid, gid, name, extra, slot)
 
     @classmethod
     def free(cls, slot: int) -> Descriptor:

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from lifecycle.errors import ObjectNotFoundError, SifCapacityError, SifError, SifFormatError
 from lifecycle.sif.format import (
@@ -249,10 +249,10 @@ class SifImage:
         )  # fmt: skip
         self._publish_descriptor(desc)
         self.file_size = max(self.file_size, offset + size)
-        header_changes: dict[str, object] = {}
+        header_changes: dict[str, Any] = {}
         if desc.is_primary_partition:
             header_changes["arch"] = desc.partition_info[2]
-        self._write_header(stamp, **header_changes)
+        self._write_header(stamp, header_changes)
         return desc
 
     def replace(self, old: Descriptor, spec: ObjectSpec, *, when: int | None = None) -> Descriptor:
@@ -279,14 +279,14 @@ class SifImage:
             if zero:
                 self._zero_range(desc.offset, desc.size)
             resets_arch = resets_arch or desc.is_primary_partition
-        changes: dict[str, object] = {"arch": ARCH_CODES["unknown"]} if resets_arch else {}
+        changes: dict[str, Any] = {"arch": ARCH_CODES["unknown"]} if resets_arch else {}
         if compact:
             end = self.data_end()
             self.sink.sync()
             os.ftruncate(self._handle.fileno(), end)
             self.file_size = end
             changes["data_size"] = end - self.header.data_offset
-        self._write_header(stamp, recompute_size=False, **changes)
+        self._write_header(stamp, changes, recompute_size=False)
 
     # ------------------------------------------------------------------ internals
 
@@ -324,9 +324,9 @@ class SifImage:
             self.sink.pwrite(zeros[:n], offset + done)
             done += n
 
-    def _write_header(self, stamp: int, *, recompute_size: bool = True, **changes: object) -> None:
+    def _write_header(self, stamp: int, changes: dict[str, Any], *, recompute_size: bool = True) -> None:
         free = sum(1 for d in self.slots if not d.in_use)
-        fields: dict[str, object] = {"descriptors_free": free, "modified_at": stamp, **changes}
+        fields: dict[str, Any] = {"descriptors_free": free, "modified_at": stamp, **changes}
         if recompute_size:
             fields["data_size"] = self.data_end() - self.header.data_offset
         self.header = self.header.with_changes(**fields)

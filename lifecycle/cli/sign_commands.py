@@ -1,0 +1,189 @@
+"""``sif-lifecycle sign`` and ``verify``, mirroring ``singularity``/``apptainer`` where they overlap."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from lifecycle.cli.common import ProgressBar, passphrase_file_option, passphrase_source
+from lifecycle.errors import KeyMaterialError, LifecycleError, VerificationError
+from lifecycle.integrity import dsse
+from lifecycle.integrity.keys import (
+    KeySet,
+    is_pgp_file,
+    load_pgp_signing_key,
+    load_signing_key,
+    load_verifier_keys,
+)
+from lifecycle.integrity.results import VerifyReport
+from lifecycle.integrity.sign import DsseSigner, PgpSigner, Signer, SignOptions, sign_image
+from lifecycle.integrity.verify import Policy, VerifyOptions, verify_image
+from lifecycle.sif.format import type_name
+from lifecycle.sif.image import SifImage
+
+KEY_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+IMAGE = click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+
+
+def _group_options(f: click.decorators.FC) -> click.decorators.FC:
+    f = click.option("-i", "--sif-id", "object_ids", type=int, multiple=True,
+                     help="Only the object with this ID (repeatable).")(f)  # fmt: skip
+    return click.option("-g", "--group-id", "groups", type=int, multiple=True,
+                        help="Only this object group (repeatable).")(f)  # fmt: skip
+
+
+def _image_size(image: Path) -> int:
+    return image.stat().st_size
+
+
+def _signer(keys: tuple[Path, ...], passphrase_file: Path | None) -> Signer:
+    if not keys:
+        raise LifecycleError(
+            "no signing key given", hint="pass --key FILE (PEM private key or armored PGP key)"
+        )
+    source = passphrase_source(passphrase_file)
+    pgp_files = [k for k in keys if is_pgp_file(k)]
+    if pgp_files:
+        if len(keys) > 1:
+            raise KeyMaterialError(
+                "a PGP signature takes exactly one key", path=pgp_files[0],
+                hint="sign once per PGP key, or use PEM keys to share one DSSE envelope",
+            )  # fmt: skip
+        return PgpSigner(load_pgp_signing_key(keys[0], source))
+    return DsseSigner(tuple(load_signing_key(k, source) for k in keys))
+
+
+def _extension(path: Path | None) -> dsse.Extension | None:
+    if path is None:
+        return None
+    doc = dsse.load_json(path.read_bytes())
+    if not (isinstance(doc, dict) and isinstance(doc.get("kind"), str)
+            and isinstance(doc.get("ext"), dict)):  # fmt: skip
+        raise LifecycleError('extension file must hold {"kind": "...", "ext": {...}}', path=path)
+    return dsse.Extension(doc["kind"], doc["ext"])
+
+
+@click.command()
+@click.option("--key", "keys", type=KEY_FILE, multiple=True,
+              help="PEM private key (DSSE; repeat to put several keys in one envelope) or "
+                   "armored PGP private key (clear-sign).")  # fmt: skip
+@_group_options
+@passphrase_file_option
+@click.option("--deterministic", is_flag=True,
+              help="Zero timestamps in the SIF, as the reference's deterministic mode.")
+@click.option("--separate-object", is_flag=True,
+              help="Reference behaviour: add a new signature object even if the group already "
+                   "has an envelope (stock verify then needs every key's object to pass).")
+@click.option("--extension-file", type=KEY_FILE,
+              help='JSON {"kind": ..., "ext": {...}} stored in the DSSE signature (DSSE v1.1).')
+@IMAGE
+def sign(
+    keys: tuple[Path, ...], groups: tuple[int, ...], object_ids: tuple[int, ...],
+    passphrase_file: Path | None, deterministic: bool, separate_object: bool,
+    extension_file: Path | None, image: Path,
+) -> None:  # fmt: skip
+    """Sign the object groups of IMAGE (all groups by default).
+
+    A PEM key makes a DSSE signature; an armored PGP key a clear-sign one. If the group already
+    carries a DSSE envelope, the new signature is added INTO that envelope (one signature
+    object per group), so `singularity verify --key OLD` and `--key NEW` both pass: a second
+    signature object by another key would make stock verify fail. Existing signatures must
+    still match the image, or signing is refused. --separate-object restores the reference's
+    behaviour.
+
+    \b
+    Example:
+      sif-lifecycle sign --key signing.pem image.sif
+      SIF_LIFECYCLE_PASSPHRASE=... sif-lifecycle sign --key team.asc -g 1 image.sif
+    """
+    signer = _signer(keys, passphrase_file)
+    if isinstance(signer, DsseSigner) and extension_file is not None:
+        signer = DsseSigner(signer.keys, _extension(extension_file))
+    options = SignOptions(
+        groups=list(groups), object_ids=list(object_ids), deterministic=deterministic,
+        separate_object=separate_object,
+    )  # fmt: skip
+    with ProgressBar(_image_size(image), "hashing") as bar:
+        done = sign_image(str(image), signer, options, bar)
+    for item in done:
+        click.echo(
+            f"Signature object {item.object_id} ({item.action}) for group {item.group} "
+            f"covers objects {', '.join(map(str, item.objects))}"
+        )
+    click.echo(f"Signature created and applied to {image}")
+
+
+@click.command()
+@click.option("--key", "keys", type=KEY_FILE, multiple=True,
+              help="PEM public key, certificate, or armored PGP public key/keyring (repeatable).")
+@_group_options
+@click.option("-a", "--all", "all_objects", is_flag=True,
+              help="With --legacy-insecure: check every grouped object.")
+@click.option("--policy", default="all", show_default=True,
+              help="all (reference: every signature must verify), any (one per group), or "
+                   "threshold:N (N distinct --key files signed each group).")  # fmt: skip
+@click.option("--legacy-insecure", is_flag=True,
+              help="Check only legacy (pre-3.6) signatures, which do not protect metadata.")
+@click.option("--json", "as_json", is_flag=True, help="Print per-signature results as JSON.")
+@IMAGE
+def verify(
+    keys: tuple[Path, ...], groups: tuple[int, ...], object_ids: tuple[int, ...],
+    all_objects: bool, policy: str, legacy_insecure: bool, as_json: bool, image: Path,
+) -> None:  # fmt: skip
+    """Verify the signatures of IMAGE. Exit 0 verified, 1 failed, 2 usage or input error.
+
+    \b
+    Example:
+      sif-lifecycle verify --key signing.pub image.sif
+      sif-lifecycle verify --key team-keyring.asc --json image.sif
+      sif-lifecycle verify --key a.pub --key b.pub --policy threshold:2 image.sif
+    """
+    key_set = KeySet()
+    for path in keys:
+        key_set.merge(load_verifier_keys(path))
+    if not keys:
+        raise LifecycleError(
+            "no verification key given",
+            hint="pass --key FILE (PEM public key, certificate, or armored PGP keyring)",
+        )
+    options = VerifyOptions(
+        groups=list(groups), object_ids=list(object_ids), all_objects=all_objects,
+        legacy=legacy_insecure, policy=Policy.parse(policy),
+    )  # fmt: skip
+    with ProgressBar(_image_size(image), "hashing") as bar:
+        report = verify_image(str(image), key_set, options, bar)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        _print_report(report, image)
+    if not report.ok:
+        raise VerificationError(f"verification failed: {report.failure_summary()}", path=image)
+
+
+def _print_report(report: VerifyReport, image: Path) -> None:
+    click.echo(f"Verifying image: {image} (policy {report.policy})")
+    for sig in report.signatures:
+        state = "verified" if sig.ok else "FAILED"
+        click.echo(f"Signature object {sig.object_id} ({sig.format}, group {sig.group}): {state}")
+        for signer in sig.signers:
+            mark = "ok  " if signer.ok else "fail"
+            who = f"{signer.signer}" + (f" <{signer.user_id}>" if signer.user_id else "")
+            detail = f"key {signer.key}" if signer.ok else signer.error
+            click.echo(f"  [{mark}] {who}: {detail}")
+        for error in sig.errors:
+            click.echo(f"  error: {error}")
+    if not report.ok:
+        return
+    covered = sorted({i for s in report.signatures if s.ok for i in s.objects})
+    click.echo("Objects verified:")
+    click.echo(f"{'ID':<4}|{'GROUP':<8}|{'LINK':<8}|TYPE")
+    click.echo("-" * 48)
+    with SifImage.open(image) as img:
+        for object_id in covered:
+            d = img.object(object_id)
+            group = str(d.group) if d.group else "NONE"
+            link = str(d.linked_object or d.linked_group or "NONE")
+            click.echo(f"{d.id:<4}|{group:<8}|{link:<8}|{type_name(d.data_type)}")
+    click.echo(f"Container verified: {image}")
