@@ -33,7 +33,9 @@ def new_private_key(kind: str) -> Any:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-def write_pem_pair(directory: Path, name: str, kind: str, passphrase: bytes | None = None) -> tuple[Path, Path]:
+def write_pem_pair(
+    directory: Path, name: str, kind: str, passphrase: bytes | None = None
+) -> tuple[Path, Path]:
     """(private, public) PEM files; the private key is PKCS#8, encrypted when a passphrase is given."""
     key = new_private_key(kind)
     encryption: serialization.KeySerializationEncryption = (

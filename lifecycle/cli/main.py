@@ -56,8 +56,10 @@ def _register() -> None:
     cli.add_command(sign_commands.verify)
 
 
+_register()
+
+
 def main(argv: list[str] | None = None) -> None:
-    _register()
     cli.main(args=argv, prog_name="sif-lifecycle", standalone_mode=True)
 
 

@@ -21,7 +21,7 @@ from lifecycle.sif.image import FileSink
 from tests.keygen import write_pem_pair
 
 
-class SimulatedCrash(Exception):
+class SimulatedCrashError(Exception):
     pass
 
 
@@ -50,7 +50,7 @@ def crash_at(monkeypatch: pytest.MonkeyPatch, n: int, torn: bool) -> None:
         if calls == n:
             if torn and len(data) > 1:
                 original(self, bytes(data)[: len(data) // 2], offset)
-            raise SimulatedCrash(f"crash at write {n}")
+            raise SimulatedCrashError(f"crash at write {n}")
         original(self, data, offset)
 
     monkeypatch.setattr(FileSink, "pwrite", crashing)
@@ -92,7 +92,7 @@ def test_crash_during_signing_keeps_old_signatures_valid(
         copy = Path(shutil.copy(base, tmp_path / f"crash-{n}.sif"))
         with monkeypatch.context() as m:
             crash_at(m, n, torn)
-            with pytest.raises(SimulatedCrash):
+            with pytest.raises(SimulatedCrashError):
                 sign_image(str(copy), signer_b, options)
         with SifImage.open(copy) as img:
             assert img.objects, f"image unreadable after crash at write {n}"

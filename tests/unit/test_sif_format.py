@@ -40,7 +40,8 @@ DETERMINISTIC_HEADER_SHA256 = "635fa0a14a8ef0c0351ed3e985799ed1d4f75ce973dea3cc7
 
 def golden_objects(golden_images: Path) -> tuple[bytes, bytes, bytes]:
     with SifImage.open(golden_images / "two-groups.sif") as img:
-        return tuple(img.read(img.object(i), limit=1 << 20) for i in (1, 2, 3))  # type: ignore[return-value]
+        p1, p2, p3 = (img.read(img.object(i), limit=1 << 20) for i in (1, 2, 3))
+    return p1, p2, p3
 
 
 def test_every_golden_image_loads(golden_images: Path) -> None:
@@ -84,7 +85,7 @@ def test_create_reproduces_golden_images_byte_for_byte(golden_images: Path, tmp_
         "empty-id.sif": create_image(
             tmp_path / "i.sif", [], deterministic=True,
             image_id=uuid.UUID("3fa802cc-358b-45e3-bcc0-69dc7a45f9f8").bytes,
-        ),  # fmt: skip
+        ),
         "one-group.sif": create_image(tmp_path / "1.sif", one, deterministic=True),
         "two-groups.sif": create_image(tmp_path / "2.sif", two, deterministic=True),
         "one-object-generic-json.sif": create_image(

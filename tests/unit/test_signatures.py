@@ -27,6 +27,7 @@ from lifecycle.sif.format import Descriptor
 from tests.keygen import write_pem_pair, write_pgp_pair
 
 GOLDEN_SIGNING_TIME = datetime.fromtimestamp(1593475316, UTC)
+Pem = dict[str, tuple[Path, Path]]
 
 
 def keys(*paths: Path) -> KeySet:
@@ -143,7 +144,7 @@ def test_each_pem_key_type_signs_and_verifies(tmp_path: Path, kind: str) -> None
     assert report.signatures[0].signers[0].key == str(public)
 
 
-def test_ecdsa_accepts_p1363_signatures_like_the_reference(pem: dict[str, tuple[Path, Path]]) -> None:
+def test_ecdsa_accepts_p1363_signatures_like_the_reference(pem: Pem) -> None:
     from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
     key = load_signing_key(pem["ecdsa"][0], no_passphrase)
@@ -194,7 +195,7 @@ def test_expired_pgp_key_fails_now_but_passes_at_signing_time(tmp_path: Path) ->
 # --------------------------------------------------------------------------- one envelope per group
 
 
-def test_second_key_is_merged_into_the_envelope(pem: dict[str, tuple[Path, Path]], tmp_path: Path) -> None:
+def test_second_key_is_merged_into_the_envelope(pem: Pem, tmp_path: Path) -> None:
     image = small_image(tmp_path / "a.sif")
     sign_image(str(image), dsse_signer(pem["ed25519"][0]), SignOptions())
     done = sign_image(str(image), dsse_signer(pem["rsa"][0]), SignOptions())
@@ -207,7 +208,7 @@ def test_second_key_is_merged_into_the_envelope(pem: dict[str, tuple[Path, Path]
     assert not verify_image(str(image), keys(pem["ecdsa"][1]), VerifyOptions()).ok
 
 
-def test_resigning_with_the_same_key_is_idempotent(pem: dict[str, tuple[Path, Path]], tmp_path: Path) -> None:
+def test_resigning_with_the_same_key_is_idempotent(pem: Pem, tmp_path: Path) -> None:
     image = small_image(tmp_path / "a.sif")
     for _ in range(3):
         sign_image(str(image), dsse_signer(pem["ed25519"][0]), SignOptions())
@@ -217,7 +218,7 @@ def test_resigning_with_the_same_key_is_idempotent(pem: dict[str, tuple[Path, Pa
     assert len(envelope.signatures) == 1
 
 
-def test_separate_object_is_the_reference_behaviour(pem: dict[str, tuple[Path, Path]], tmp_path: Path) -> None:
+def test_separate_object_is_the_reference_behaviour(pem: Pem, tmp_path: Path) -> None:
     image = small_image(tmp_path / "a.sif")
     sign_image(str(image), dsse_signer(pem["ed25519"][0]), SignOptions())
     sign_image(str(image), dsse_signer(pem["rsa"][0]), SignOptions(separate_object=True))
@@ -229,7 +230,7 @@ def test_separate_object_is_the_reference_behaviour(pem: dict[str, tuple[Path, P
     assert verify_image(str(image), both, VerifyOptions(policy=Policy.parse("threshold:2"))).ok
 
 
-def test_threshold_counts_distinct_keys(pem: dict[str, tuple[Path, Path]], tmp_path: Path) -> None:
+def test_threshold_counts_distinct_keys(pem: Pem, tmp_path: Path) -> None:
     image = small_image(tmp_path / "a.sif")
     sign_image(str(image), dsse_signer(pem["ed25519"][0], pem["ecdsa"][0]), SignOptions())
     two = keys(pem["ed25519"][1], pem["ecdsa"][1])
@@ -239,7 +240,7 @@ def test_threshold_counts_distinct_keys(pem: dict[str, tuple[Path, Path]], tmp_p
     assert not report.ok and "2 of the required 3 keys" in report.failure_summary()
 
 
-def test_stale_envelope_is_never_blessed(pem: dict[str, tuple[Path, Path]], tmp_path: Path) -> None:
+def test_stale_envelope_is_never_blessed(pem: Pem, tmp_path: Path) -> None:
     image = small_image(tmp_path / "a.sif")
     sign_image(str(image), dsse_signer(pem["ed25519"][0]), SignOptions())
     with SifImage.open(image) as img:
@@ -253,7 +254,7 @@ def test_stale_envelope_is_never_blessed(pem: dict[str, tuple[Path, Path]], tmp_
     assert image.read_bytes() == before
 
 
-def test_mixing_pgp_and_dsse_in_a_group_is_refused(pem: dict[str, tuple[Path, Path]], tmp_path: Path) -> None:
+def test_mixing_pgp_and_dsse_in_a_group_is_refused(pem: Pem, tmp_path: Path) -> None:
     secret, _ = write_pgp_pair(tmp_path, "pgp")
     image = small_image(tmp_path / "a.sif")
     sign_image(str(image), PgpSigner(load_pgp_signing_key(secret, no_passphrase)), SignOptions())
@@ -263,7 +264,7 @@ def test_mixing_pgp_and_dsse_in_a_group_is_refused(pem: dict[str, tuple[Path, Pa
     assert image.read_bytes() == before
 
 
-def test_extension_is_written_and_kept_on_rewrite(pem: dict[str, tuple[Path, Path]], tmp_path: Path) -> None:
+def test_extension_is_written_and_kept_on_rewrite(pem: Pem, tmp_path: Path) -> None:
     image = small_image(tmp_path / "a.sif")
     evidence = dsse.Extension("https://sif-lifecycle.dev/evidence/v1", {"logIndex": 7})
     sign_image(str(image), dsse_signer(pem["ed25519"][0], extension=evidence), SignOptions())
@@ -277,7 +278,7 @@ def test_extension_is_written_and_kept_on_rewrite(pem: dict[str, tuple[Path, Pat
     assert dsse.parse_envelope(raw).signatures[0].extension == evidence
 
 
-def test_object_selection_signs_a_subset(pem: dict[str, tuple[Path, Path]], tmp_path: Path) -> None:
+def test_object_selection_signs_a_subset(pem: Pem, tmp_path: Path) -> None:
     image = small_image(tmp_path / "a.sif", groups=2)
     done = sign_image(str(image), dsse_signer(pem["ed25519"][0]), SignOptions(object_ids=[2]))
     assert [(d.group, d.objects) for d in done] == [(1, [2])]
@@ -287,7 +288,7 @@ def test_object_selection_signs_a_subset(pem: dict[str, tuple[Path, Path]], tmp_
     assert "object 1: object not signed" in whole.failure_summary()
 
 
-def test_adding_an_object_to_a_signed_group_breaks_it(pem: dict[str, tuple[Path, Path]], tmp_path: Path) -> None:
+def test_adding_an_object_to_a_signed_group_breaks_it(pem: Pem, tmp_path: Path) -> None:
     image = small_image(tmp_path / "a.sif")
     sign_image(str(image), dsse_signer(pem["ed25519"][0]), SignOptions())
     with SifImage.open(image, writable=True) as img:

@@ -1,7 +1,7 @@
 // sifcheck drives the reference SIF implementation (github.com/sylabs/sif/v2, as packaged by
 // Debian) so tests can check our images against it:
 //
-//	sifcheck verify IMAGE KEYRING.asc [-legacy] [-group N]   exit 0 verified, 1 not verified
+//	sifcheck verify IMAGE KEYRING.asc [-legacy] [-group N] [-object N]   exit 0 verified, 1 not
 //	sifcheck sign IMAGE SECRET.asc [-deterministic]          PGP clear-sign every group
 //	sifcheck list IMAGE                                      one line per object: id group link type size
 package main
@@ -45,6 +45,7 @@ func main() {
 		fs := flag.NewFlagSet("verify", flag.ExitOnError)
 		legacy := fs.Bool("legacy", false, "verify legacy signatures")
 		group := fs.Uint("group", 0, "verify only this group")
+		object := fs.Uint("object", 0, "verify only this object (as the CLI's --legacy-insecure does for the primary partition)")
 		fs.Parse(os.Args[4:])
 		f, err := sif.LoadContainerFromPath(image, sif.OptLoadWithFlag(os.O_RDONLY))
 		if err != nil {
@@ -57,6 +58,9 @@ func main() {
 		}
 		if *group != 0 {
 			opts = append(opts, integrity.OptVerifyGroup(uint32(*group)))
+		}
+		if *object != 0 {
+			opts = append(opts, integrity.OptVerifyObject(uint32(*object)))
 		}
 		v, err := integrity.NewVerifier(f, opts...)
 		if err != nil {
