@@ -162,6 +162,29 @@ def _check_hashes(proof: Sequence[bytes], *hashes: bytes) -> None:
             raise LogProofError(f"a hash in the proof is not {HASH_SIZE} bytes")
 
 
+def _sibling_sides(fn: int, sn: int, count: int) -> list[bool]:
+    """Walk of RFC 9162 2.1.3.2/2.1.4.2: for each proof hash, is it a left sibling?
+
+    ``fn`` is the node's index and ``sn`` the last index at the current level; the walk must use
+    exactly ``count`` hashes to reach the root, or the proof does not fit the tree.
+    """
+    sides: list[bool] = []
+    for _ in range(count):
+        if sn == 0:
+            raise LogProofError("the proof is longer than the path to the root")
+        left = bool(fn & 1) or fn == sn
+        sides.append(left)
+        if left:
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise LogProofError("the proof is shorter than the path to the root")
+    return sides
+
+
 def root_from_inclusion_proof(
     index: int, tree_size: int, leaf: bytes, proof: Sequence[bytes]
 ) -> bytes:
@@ -169,21 +192,9 @@ def root_from_inclusion_proof(
     _check_hashes(proof, leaf)
     if not 0 <= index < tree_size:
         raise LogProofError(f"leaf index {index} is not below the tree size {tree_size}")
-    fn, sn, r = index, tree_size - 1, leaf
-    for p in proof:
-        if sn == 0:
-            raise LogProofError("the inclusion proof is longer than the tree is deep")
-        if fn & 1 or fn == sn:
-            r = node_hash(p, r)
-            while not fn & 1 and fn != 0:
-                fn >>= 1
-                sn >>= 1
-        else:
-            r = node_hash(r, p)
-        fn >>= 1
-        sn >>= 1
-    if sn != 0:
-        raise LogProofError("the inclusion proof is shorter than the path to the root")
+    r = leaf
+    for p, left in zip(proof, _sibling_sides(index, tree_size - 1, len(proof)), strict=True):
+        r = node_hash(p, r) if left else node_hash(r, p)
     return r
 
 
@@ -226,21 +237,12 @@ def verify_consistency(
         fn >>= 1
         sn >>= 1
     fr = sr = path[0]
-    for c in path[1:]:
-        if sn == 0:
-            raise LogProofError("the consistency proof is longer than the tree is deep")
-        if fn & 1 or fn == sn:
+    for c, left in zip(path[1:], _sibling_sides(fn, sn, len(path) - 1), strict=True):
+        if left:
             fr = node_hash(c, fr)
             sr = node_hash(c, sr)
-            while not fn & 1 and fn != 0:
-                fn >>= 1
-                sn >>= 1
         else:
             sr = node_hash(sr, c)
-        fn >>= 1
-        sn >>= 1
-    if sn != 0:
-        raise LogProofError("the consistency proof is shorter than the path to the root")
     if fr != old_root or sr != new_root:
         raise LogProofError(
             f"the consistency proof does not connect tree size {old_size} to {new_size}"
