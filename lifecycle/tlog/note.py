@@ -75,7 +75,7 @@ class NoteVerifier:
     @classmethod
     def from_verifier_key(cls, text: str) -> NoteVerifier:
         """Parse and check a verifier key string; the key ID must match name and key."""
-        parts = text.strip().split("+")
+        parts = text.strip().split("+", 2)
         if len(parts) != 3 or len(parts[1]) != 8:
             raise LogError(
                 f"verifier key {text!r} is not <name>+<8 hex digits>+<base64 key>",

@@ -155,3 +155,13 @@ def test_log_key_file_is_encrypted_and_round_trips(signer: NoteSigner) -> None:
         encrypt_signer(signer, b"")
     with pytest.raises(KeyMaterialError, match="not a sif-lifecycle log key"):
         decrypt_signer(b"{}", b"x")
+
+
+def test_verifier_key_whose_base64_contains_plus_round_trips() -> None:
+    for seed in range(256):
+        key = ed25519.Ed25519PrivateKey.from_private_bytes(bytes([seed]) * 32)
+        vkey = NoteSigner("log", key).verifier.verifier_key()
+        if "+" in vkey.split("+", 2)[2]:
+            assert NoteVerifier.from_verifier_key(vkey).verifier_key() == vkey
+            return
+    raise AssertionError("no seed gave a '+' in the key's base64")
