@@ -29,4 +29,5 @@ def test_cli_examples_in_docs_run(tmp_path: Path) -> None:
     assert "consistent: example.org/sif-lifecycle/log grew from 1 to 2 entries" in result.stdout
     assert '"type": "inclusion"' in result.stdout
     assert "sif-lifecycle/tlog-timestamp/v1" in result.stdout
-    assert (tmp_path / "checkpoint-2.txt").read_text().startswith("example.org/sif-lifecycle/log\n2\n")
+    checkpoint = (tmp_path / "checkpoint-2.txt").read_text()
+    assert checkpoint.startswith("example.org/sif-lifecycle/log\n2\n")
