@@ -182,3 +182,8 @@ class SqlLogStorage:
                 conn.execute(insert(HASH), [{"idx": i, "hash": h} for i, h in hashes])
         except IntegrityError:
             raise LogConflictError("another writer appended the same entries first") from None
+        except OperationalError as exc:
+            # SQLite: a reader that wants to write after another writer committed gets "busy".
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise LogConflictError("another writer holds the database") from None
+            raise

@@ -76,6 +76,6 @@ def postgres_engine() -> Iterator[Engine]:
         base.dispose()
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def backend_name(request: pytest.FixtureRequest) -> str:
     return str(request.param)
