@@ -232,6 +232,23 @@ def get(index: int, timestamp: bool, db: str, key_path: Path) -> None:
 
 
 @tlog.command()
+@click.argument("index", type=click.IntRange(min=0))
+@size_option
+@db_option
+@key_option
+def evidence(index: int, size: int | None, db: str, key_path: Path) -> None:
+    """Print entry INDEX with its inclusion proof, checkpoint and signed timestamp (JSON).
+
+    This is what a signature carries to be verified offline, years later.
+
+    \b
+    Example:
+      sif-lifecycle tlog evidence 0 > evidence.json
+    """
+    _echo_json(_open_log(db, key_path).evidence(index, size).to_json())
+
+
+@tlog.command()
 @size_option
 @db_option
 @key_option

@@ -6,6 +6,7 @@ Pure: no SIF and no database here; storage backends implement :class:`LogStorage
 
 from lifecycle.tlog.checkpoint import Checkpoint, open_checkpoint
 from lifecycle.tlog.entry import Entry, Submission, digest_payload
+from lifecycle.tlog.evidence import Evidence, VerifiedEntry
 from lifecycle.tlog.log import LeafRecord, Log, LoggedEntry, LogStorage
 from lifecycle.tlog.memory import MemoryLogStorage
 from lifecycle.tlog.merkle import EMPTY_ROOT, leaf_hash, node_hash
@@ -19,6 +20,7 @@ __all__ = [
     "Checkpoint",
     "ConsistencyProof",
     "Entry",
+    "Evidence",
     "InclusionProof",
     "LeafRecord",
     "Log",
@@ -29,6 +31,7 @@ __all__ = [
     "NoteVerifier",
     "Submission",
     "Timestamp",
+    "VerifiedEntry",
     "check_consistency",
     "digest_payload",
     "leaf_hash",

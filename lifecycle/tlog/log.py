@@ -16,6 +16,7 @@ from typing import Protocol
 from lifecycle.errors import LogConflictError, LogError
 from lifecycle.tlog.checkpoint import Checkpoint
 from lifecycle.tlog.entry import Entry, Submission
+from lifecycle.tlog.evidence import Evidence
 from lifecycle.tlog.merkle import (
     Frontier,
     HashReader,
@@ -186,6 +187,19 @@ class Log:
 
     def signed_timestamp(self, index: int) -> bytes:
         return self.timestamp(index).sign(self._signer())
+
+    def evidence(self, index: int, size: int | None = None) -> Evidence:
+        """Everything a verifier needs offline for entry ``index``, signed at tree ``size``."""
+        n = self._resolve_size(size)
+        leaf = self.storage.read_leaves(index, index + 1)
+        if not leaf or index >= n:
+            raise LogError(f"entry {index} is not in the log at size {n}")
+        return Evidence(
+            leaf[0],
+            self.inclusion_proof(index, n),
+            self.signed_checkpoint(n),
+            self.signed_timestamp(index),
+        )
 
     def inclusion_proof(self, index: int, size: int | None = None) -> InclusionProof:
         n = self._resolve_size(size)

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from lifecycle.cli.main import _register, cli
-from lifecycle.tlog import Entry, NoteVerifier, leaf_hash, open_checkpoint, open_timestamp
+from lifecycle.tlog import Entry, Evidence, NoteVerifier, leaf_hash, open_checkpoint, open_timestamp
 
 _register()
 PASS = "tlog test passphrase"
@@ -66,6 +66,9 @@ def test_init_add_get_prove_check(run) -> None:  # type: ignore[no-untyped-def]
     new = open_checkpoint(Path("new.txt").read_bytes(), [verifier])
     assert new.size == 9
 
+    evidence = Evidence.from_json(json.loads(run("evidence", "2").stdout))
+    assert evidence.verify([verifier]).entry.submission.image_id == "image-2"
+
     proof = json.loads(run("prove-inclusion", "5").stdout)
     assert proof["tree_size"] == 9 and len(proof["hashes"]) == 4
 
@@ -107,7 +110,7 @@ def test_errors_are_one_line_and_actionable(run) -> None:  # type: ignore[no-unt
 
 
 def test_every_help_has_an_example(run) -> None:  # type: ignore[no-untyped-def]
-    for command in ["", "init", "add", "get", "checkpoint", "prove-inclusion",
+    for command in ["", "init", "add", "get", "evidence", "checkpoint", "prove-inclusion",
                     "prove-consistency", "check", "verifier-key"]:  # fmt: skip
         args = [command, "--help"] if command else ["--help"]
         assert "Example:" in run(*args).stdout
