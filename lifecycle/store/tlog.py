@@ -30,7 +30,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlmodel import Field, SQLModel
 
 from lifecycle.errors import LogConflictError, LogError
@@ -113,7 +113,7 @@ def read_meta(engine: Engine) -> dict[str, str]:
     try:
         with engine.connect() as conn:
             return {row.key: row.value for row in conn.execute(select(META.c.key, META.c.value))}
-    except OperationalError:
+    except (OperationalError, ProgrammingError):  # SQLite / PostgreSQL: no such table
         raise LogError(
             "the database has no transparency log", hint="run 'sif-lifecycle tlog init' first"
         ) from None
