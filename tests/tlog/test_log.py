@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
@@ -221,3 +223,34 @@ def test_proof_json_round_trip(log: Log) -> None:
     with pytest.raises(LogProofError):
         ConsistencyProof.from_json(inc.to_json())
     assert Checkpoint.parse(log.checkpoint().body()) == log.checkpoint()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    batches=st.lists(st.integers(1, 9), min_size=1, max_size=8),
+    forked_at=st.integers(0, 40),
+)
+def test_property_remembered_checkpoints_stay_consistent_and_forks_are_caught(
+    batches: list[int], forked_at: int
+) -> None:
+    """Checkpoints of one growing log always connect; a log that changed an old entry never."""
+    signer = NoteSigner.generate(ORIGIN)
+    honest = Log(MemoryLogStorage(), ORIGIN, signer)
+    forked = Log(MemoryLogStorage(), ORIGIN, signer)
+    remembered = []
+    for count in batches:
+        start = honest.size
+        honest.append_many([submission(start + i) for i in range(count)])
+        forked.append_many(
+            [submission(10**6 + i if i == forked_at else i) for i in range(start, start + count)]
+        )
+        remembered.append(open_checkpoint(honest.signed_checkpoint(), [signer.verifier]))
+    latest = remembered[-1]
+    for old in remembered:
+        check_consistency(old, latest, honest.consistency_proof(old.size))
+        fork = open_checkpoint(forked.signed_checkpoint(), [signer.verifier])
+        if forked_at < old.size:
+            with pytest.raises(LogForkError):
+                check_consistency(old, fork, forked.consistency_proof(old.size))
+        else:
+            check_consistency(old, fork, forked.consistency_proof(old.size))
