@@ -63,3 +63,21 @@ class VerificationError(LifecycleError):
     """Verification ran and the image did not satisfy the policy."""
 
     exit_code = 1
+
+
+class LogError(LifecycleError):
+    """The transparency log refused an operation or its evidence cannot be read."""
+
+
+class LogProofError(LogError):
+    """An inclusion or consistency proof, checkpoint or note did not verify."""
+
+    exit_code = 1
+
+
+class LogForkError(LogProofError):
+    """Two checkpoints signed by the log key cannot both be true: the log rewrote its history."""
+
+
+class LogConflictError(LogError):
+    """Another writer appended to the log first; reload the tree and try again."""

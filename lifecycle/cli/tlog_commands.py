@@ -1,0 +1,351 @@
+"""``sif-lifecycle tlog ...``: run a local transparency log and check what it publishes."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy.engine import Engine
+
+from lifecycle.errors import LifecycleError, LogError
+from lifecycle.store.tlog import (
+    SqlLogStorage,
+    connect,
+    create_tlog_tables,
+    read_meta,
+    write_meta,
+)
+from lifecycle.tlog import (
+    ConsistencyProof,
+    Log,
+    LoggedEntry,
+    NoteSigner,
+    NoteVerifier,
+    Submission,
+    check_consistency,
+    open_checkpoint,
+)
+from lifecycle.tlog.entry import format_time, parse_digest
+from lifecycle.tlog.keys import decrypt_signer, encrypt_signer
+
+PASSPHRASE_ENV = "SIF_LIFECYCLE_PASSPHRASE"  # noqa: S105 (a variable name)
+
+db_option = click.option(
+    "--db",
+    envvar="SIF_LIFECYCLE_TLOG_DB",
+    default="tlog.db",
+    show_default=True,
+    help="SQLite file or SQLAlchemy URL of the log (env SIF_LIFECYCLE_TLOG_DB).",
+)
+key_option = click.option(
+    "--key",
+    "key_path",
+    envvar="SIF_LIFECYCLE_TLOG_KEY",
+    default="tlog-key.json",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The log key file, encrypted with SIF_LIFECYCLE_PASSPHRASE (env SIF_LIFECYCLE_TLOG_KEY).",
+)
+size_option = click.option(
+    "--size", type=click.IntRange(min=0), default=None, help="Tree size (default: current)."
+)
+
+
+def _engine_url(db: str) -> str:
+    return db if "://" in db else f"sqlite:///{db}"
+
+
+def _passphrase(confirm: bool = False) -> bytes:
+    value = os.environ.get(PASSPHRASE_ENV)
+    if value is None:
+        value = click.prompt(
+            "Log key passphrase", hide_input=True, confirmation_prompt=confirm, err=True
+        )
+    return str(value).encode()
+
+
+def _meta(engine: Engine, db: str) -> dict[str, str]:
+    meta = read_meta(engine)
+    if "origin" not in meta or "verifier_key" not in meta:
+        raise LogError(f"{db} holds no log", hint="run 'sif-lifecycle tlog init' first")
+    return meta
+
+
+def _open_log(db: str, key_path: Path | None = None) -> Log:
+    engine = connect(_engine_url(db))
+    meta = _meta(engine, db)
+    signer = None
+    if key_path is not None:
+        try:
+            data = key_path.read_bytes()
+        except OSError as exc:
+            raise LogError(f"cannot read the log key: {exc.strerror}", path=key_path) from None
+        signer = decrypt_signer(data, _passphrase(), path=str(key_path))
+        if signer.verifier.verifier_key() != meta["verifier_key"]:
+            raise LogError("this key is not the log's key", path=key_path)
+    return Log(SqlLogStorage(engine), meta["origin"], signer)
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise LifecycleError(f"cannot read: {exc.strerror}", path=path) from None
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+def _entry_json(logged: LoggedEntry) -> dict[str, Any]:
+    return {
+        "index": logged.index,
+        "leaf_hash": base64.b64encode(logged.leaf_hash).decode(),
+        "entry": logged.entry.to_json(),
+    }
+
+
+@click.group()
+def tlog() -> None:
+    """Run the local transparency log: entries, checkpoints, proofs.
+
+    \b
+    Example:
+      export SIF_LIFECYCLE_PASSPHRASE=...
+      sif-lifecycle tlog init --origin example.org/log
+      sif-lifecycle tlog checkpoint > cp.txt
+      sif-lifecycle tlog check cp.txt
+    """
+
+
+@tlog.command()
+@click.option("--origin", required=True, help="Unique name of the log, also its key name.")
+@db_option
+@key_option
+def init(origin: str, db: str, key_path: Path) -> None:
+    """Create a log and its Ed25519 key (encrypted with the passphrase); print the verifier key.
+
+    \b
+    Example:
+      SIF_LIFECYCLE_PASSPHRASE=secret sif-lifecycle tlog init --origin example.org/log \\
+        --db tlog.db --key tlog-key.json
+    """
+    if key_path.exists():
+        raise LogError("a key file already exists; refusing to overwrite it", path=key_path)
+    engine = connect(_engine_url(db))
+    create_tlog_tables(engine)
+    if read_meta(engine):
+        raise LogError(f"{db} already holds the log {read_meta(engine).get('origin')!r}")
+    signer = NoteSigner.generate(origin)
+    data = encrypt_signer(signer, _passphrase(confirm=True))
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    vkey = signer.verifier.verifier_key()
+    write_meta(engine, {"origin": origin, "verifier_key": vkey})
+    click.echo(vkey)
+
+
+@tlog.command("verifier-key")
+@db_option
+def verifier_key(db: str) -> None:
+    """Print the log's verifier key, to pin in verifiers (Go's note format).
+
+    \b
+    Example:
+      sif-lifecycle tlog verifier-key --db tlog.db > log.vkey
+    """
+    click.echo(_meta(connect(_engine_url(db)), db)["verifier_key"])
+
+
+@tlog.command()
+@click.option("--image-id", required=True, help="Id of the signed image (e.g. its SIF UUID).")
+@click.option("--payload-digest", required=True, help="Digest of the signed payload, sha256:HEX.")
+@click.option(
+    "--signature",
+    "signature_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File with the raw signature bytes.",
+)
+@click.option(
+    "--certificate",
+    "certificate_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File with the signing certificate (PEM or DER).",
+)
+@db_option
+@key_option
+def add(
+    image_id: str,
+    payload_digest: str,
+    signature_path: Path,
+    certificate_path: Path,
+    db: str,
+    key_path: Path,
+) -> None:
+    """Record a signature; print its index, leaf hash and signed timestamp (JSON).
+
+    \b
+    Example:
+      sif-lifecycle tlog add --image-id 3f2a... --payload-digest sha256:ab12... \\
+        --signature sig.bin --certificate cert.pem
+    """
+    log = _open_log(db, key_path)
+    algorithm, digest = parse_digest(payload_digest)
+    submission = Submission(
+        digest, _read(signature_path), _read(certificate_path), image_id, algorithm
+    )
+    logged = log.append(submission)
+    _echo_json(
+        {
+            "index": logged.index,
+            "leaf_hash": base64.b64encode(logged.leaf_hash).decode(),
+            "integrated_time": format_time(logged.entry.integrated_time),
+            "timestamp": log.signed_timestamp(logged.index).decode(),
+        }
+    )
+
+
+@tlog.command()
+@click.argument("index", type=click.IntRange(min=0))
+@click.option("--timestamp", is_flag=True, help="Add the signed timestamp (needs the log key).")
+@db_option
+@key_option
+def get(index: int, timestamp: bool, db: str, key_path: Path) -> None:
+    """Print entry INDEX as JSON.
+
+    \b
+    Example:
+      sif-lifecycle tlog get 0 --timestamp
+    """
+    log = _open_log(db, key_path if timestamp else None)
+    out = _entry_json(log.get(index))
+    if timestamp:
+        out["timestamp"] = log.signed_timestamp(index).decode()
+    _echo_json(out)
+
+
+@tlog.command()
+@click.argument("index", type=click.IntRange(min=0))
+@size_option
+@db_option
+@key_option
+def evidence(index: int, size: int | None, db: str, key_path: Path) -> None:
+    """Print entry INDEX with its inclusion proof, checkpoint and signed timestamp (JSON).
+
+    This is what a signature carries to be verified offline, years later.
+
+    \b
+    Example:
+      sif-lifecycle tlog evidence 0 > evidence.json
+    """
+    _echo_json(_open_log(db, key_path).evidence(index, size).to_json())
+
+
+@tlog.command()
+@size_option
+@db_option
+@key_option
+def checkpoint(size: int | None, db: str, key_path: Path) -> None:
+    """Print a signed checkpoint (C2SP tlog-checkpoint) of the log.
+
+    \b
+    Example:
+      sif-lifecycle tlog checkpoint > checkpoint.txt
+    """
+    click.echo(_open_log(db, key_path).signed_checkpoint(size), nl=False)
+
+
+@tlog.command("prove-inclusion")
+@click.argument("index", type=click.IntRange(min=0))
+@size_option
+@db_option
+def prove_inclusion(index: int, size: int | None, db: str) -> None:
+    """Print the inclusion proof of entry INDEX in the tree of --size entries (JSON).
+
+    \b
+    Example:
+      sif-lifecycle tlog prove-inclusion 5 --size 8
+    """
+    log = _open_log(db)
+    out = log.inclusion_proof(index, size).to_json()
+    out["leaf_hash"] = base64.b64encode(log.get(index).leaf_hash).decode()
+    _echo_json(out)
+
+
+@tlog.command("prove-consistency")
+@click.argument("old_size", type=click.IntRange(min=0))
+@size_option
+@db_option
+def prove_consistency(old_size: int, size: int | None, db: str) -> None:
+    """Print the proof that the tree of OLD_SIZE entries is a prefix of --size (JSON).
+
+    \b
+    Example:
+      sif-lifecycle tlog prove-consistency 6 --size 8
+    """
+    _echo_json(_open_log(db).consistency_proof(old_size, size).to_json())
+
+
+@tlog.command()
+@click.argument("remembered", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--verifier-key",
+    "vkey",
+    default=None,
+    help="Pinned verifier key of the log (default: the one recorded in --db).",
+)
+@click.option(
+    "--new",
+    "new_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A newer signed checkpoint to check instead of the log in --db (needs --proof).",
+)
+@click.option(
+    "--proof",
+    "proof_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Consistency proof JSON from remembered to --new (from 'tlog prove-consistency').",
+)
+@db_option
+def check(
+    remembered: Path, vkey: str | None, new_path: Path | None, proof_path: Path | None, db: str
+) -> None:
+    """Prove the log only grew since the REMEMBERED checkpoint; exit 1 and report a fork if not.
+
+    \b
+    Example:
+      sif-lifecycle tlog check old-checkpoint.txt
+      sif-lifecycle tlog check old.txt --new new.txt --proof proof.json \\
+        --verifier-key "$(cat log.vkey)"
+    """
+    if (new_path is None) != (proof_path is None):
+        raise click.UsageError("--new and --proof go together")
+    if vkey is None:
+        vkey = _meta(connect(_engine_url(db)), db)["verifier_key"]
+    verifier = NoteVerifier.from_verifier_key(vkey)
+    old = open_checkpoint(_read(remembered), [verifier])
+    if new_path is not None and proof_path is not None:
+        new = open_checkpoint(_read(new_path), [verifier], origin=old.origin)
+        try:
+            proof = ConsistencyProof.from_json(json.loads(_read(proof_path)))
+        except ValueError:
+            raise LogError("the proof is not JSON", path=proof_path) from None
+    else:
+        log = _open_log(db)
+        new = log.checkpoint()
+        if new.origin != old.origin:
+            raise LogError(f"the remembered checkpoint is of {old.origin!r}, not {new.origin!r}")
+        proof = log.consistency_proof(min(old.size, new.size), new.size)
+        if old.size > new.size:
+            proof = ConsistencyProof(old.size, new.size, ())
+    check_consistency(old, new, proof)
+    click.echo(f"consistent: {old.origin} grew from {old.size} to {new.size} entries")

@@ -1,0 +1,189 @@
+"""SQL storage of the transparency log (SQLite in WAL mode, or PostgreSQL).
+
+Three tables: ``tlog_entry`` (one row per leaf, keyed by index), ``tlog_hash`` (one row per stored
+subtree hash, keyed by its stored hash index, see :mod:`lifecycle.tlog.merkle`) and ``tlog_meta``
+(the log's origin and verifier key). An append is one transaction; it is acknowledged only after
+the commit returned, and SQLite runs with ``synchronous=FULL`` so a committed append survives a
+crash or power loss. Two writers racing for the same index collide on the primary key, which the
+log turns into a retry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlmodel import Field, SQLModel
+
+from lifecycle.errors import LogConflictError, LogError
+from lifecycle.tlog.log import LeafRecord
+
+# SQLite makes only INTEGER PRIMARY KEY the rowid; BIGINT would add a second index.
+_Index = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class TlogEntryRow(SQLModel, table=True):
+    """A log leaf: the canonical entry bytes, plus copies of fields worth querying."""
+
+    __tablename__: ClassVar[str] = "tlog_entry"
+
+    idx: int = Field(sa_column=Column(_Index, primary_key=True, autoincrement=False))
+    leaf: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    leaf_hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False, index=True))
+    image_id: str = Field(sa_column=Column(String, nullable=False, index=True))
+    integrated_time: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class TlogHashRow(SQLModel, table=True):
+    """A stored Merkle subtree hash."""
+
+    __tablename__: ClassVar[str] = "tlog_hash"
+
+    idx: int = Field(sa_column=Column(_Index, primary_key=True, autoincrement=False))
+    hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+
+
+class TlogMetaRow(SQLModel, table=True):
+    """The log's identity: ``origin`` and ``verifier_key``."""
+
+    __tablename__: ClassVar[str] = "tlog_meta"
+
+    key: str = Field(sa_column=Column(String, primary_key=True))
+    value: str = Field(sa_column=Column(String, nullable=False))
+
+
+def _table(model: type[SQLModel]) -> Table:
+    table = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(table, Table)
+    return table
+
+
+ENTRY = _table(TlogEntryRow)
+HASH = _table(TlogHashRow)
+META = _table(TlogMetaRow)
+TABLES = (ENTRY, HASH, META)
+
+
+def connect(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, full fsync on commit and a busy timeout."""
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.close()
+
+    return engine
+
+
+def create_tlog_tables(engine: Engine) -> None:
+    """Create the log's tables if missing (the integrator folds them into Alembic)."""
+    SQLModel.metadata.create_all(engine, tables=list(TABLES))
+
+
+def write_meta(engine: Engine, values: Mapping[str, str]) -> None:
+    with engine.begin() as conn:
+        conn.execute(META.delete().where(META.c.key.in_(list(values))))
+        conn.execute(insert(META), [{"key": k, "value": v} for k, v in values.items()])
+
+
+def read_meta(engine: Engine) -> dict[str, str]:
+    try:
+        with engine.connect() as conn:
+            return {row.key: row.value for row in conn.execute(select(META.c.key, META.c.value))}
+    except (OperationalError, ProgrammingError):  # SQLite / PostgreSQL: no such table
+        raise LogError(
+            "the database has no transparency log", hint="run 'sif-lifecycle tlog init' first"
+        ) from None
+
+
+class SqlLogStorage:
+    """:class:`lifecycle.tlog.LogStorage` over an SQLAlchemy engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._read_hashes = select(HASH.c.idx, HASH.c.hash).where(
+            HASH.c.idx.in_(bindparam("indexes", expanding=True))
+        )
+
+    def tree_size(self) -> int:
+        with self.engine.connect() as conn:
+            top = conn.execute(select(func.max(ENTRY.c.idx))).scalar_one()
+        return 0 if top is None else int(top) + 1
+
+    def read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
+        if not indexes:
+            return []
+        with self.engine.connect() as conn:
+            rows = conn.execute(self._read_hashes, {"indexes": list(indexes)}).all()
+        found = {int(r.idx): bytes(r.hash) for r in rows}
+        missing = [i for i in indexes if i not in found]
+        if missing:
+            raise LogError(f"stored hashes {missing[:5]} are missing from the database")
+        return [found[i] for i in indexes]
+
+    def read_leaves(self, start: int, end: int) -> list[bytes]:
+        query = (
+            select(ENTRY.c.leaf)
+            .where(ENTRY.c.idx >= start, ENTRY.c.idx < end)
+            .order_by(ENTRY.c.idx)
+        )
+        with self.engine.connect() as conn:
+            return [bytes(leaf) for leaf in conn.execute(query).scalars()]
+
+    def find_leaf(self, leaf_hash: bytes) -> int | None:
+        query = select(func.min(ENTRY.c.idx)).where(ENTRY.c.leaf_hash == leaf_hash)
+        with self.engine.connect() as conn:
+            found = conn.execute(query).scalar_one()
+        return None if found is None else int(found)
+
+    def append(self, records: Sequence[LeafRecord], hashes: Sequence[tuple[int, bytes]]) -> None:
+        if not records:
+            return
+        entries = [
+            {
+                "idx": r.index,
+                "leaf": r.leaf,
+                "leaf_hash": r.leaf_hash,
+                "image_id": r.image_id,
+                "integrated_time": r.integrated_time,
+            }
+            for r in records
+        ]
+        try:
+            with self.engine.begin() as conn:
+                top = conn.execute(select(func.max(ENTRY.c.idx))).scalar_one()
+                size = 0 if top is None else int(top) + 1
+                if records[0].index != size:
+                    raise LogConflictError(f"entry {records[0].index} is not next ({size} is)")
+                conn.execute(insert(ENTRY), entries)
+                conn.execute(insert(HASH), [{"idx": i, "hash": h} for i, h in hashes])
+        except IntegrityError:
+            raise LogConflictError("another writer appended the same entries first") from None
+        except OperationalError as exc:
+            # SQLite: a reader that wants to write after another writer committed gets "busy".
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise LogConflictError("another writer holds the database") from None
+            raise
