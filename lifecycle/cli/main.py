@@ -6,7 +6,6 @@ Exit codes: 0 success, 1 verification failed, 2 usage or input error. Every expe
 
 from __future__ import annotations
 
-import importlib
 import logging
 import sys
 from typing import Any
@@ -50,17 +49,12 @@ def cli(log_level: str) -> None:
 
 
 def _register() -> None:
-    from lifecycle.cli import tlog_commands
+    from lifecycle.cli import sif_commands, sign_commands, tlog_commands
 
+    cli.add_command(sif_commands.sif)
+    cli.add_command(sign_commands.sign)
+    cli.add_command(sign_commands.verify)
     cli.add_command(tlog_commands.tlog)
-    # Command modules of other branches; each registers only once it is merged.
-    for module_name, names in (("sif_commands", ("sif",)), ("sign_commands", ("sign", "verify"))):
-        try:
-            module = importlib.import_module(f"lifecycle.cli.{module_name}")
-        except ModuleNotFoundError:
-            continue
-        for name in names:
-            cli.add_command(getattr(module, name))
 
 
 _register()
