@@ -39,7 +39,7 @@ def test_wrong_passphrase_and_corrupt_pem_name_the_file(tmp_path: Path) -> None:
         keys.generate_private_key(keys.KeyAlgorithm.P256), PASSPHRASE)
     with pytest.raises(KeyMaterialError, match=rf"{stored.file}: .*wrong passphrase"):
         KeyDirectory(tmp_path).load_pem(stored.file, b"nope")
-    with pytest.raises(KeyMaterialError, match="bad.pem: .*not a valid PEM private key"):
+    with pytest.raises(KeyMaterialError, match=r"bad\.pem: .*not a valid PEM private key"):
         keys.load_private_key(b"-----BEGIN PRIVATE KEY-----\nAAAA\n", None, path="bad.pem")
 
 
