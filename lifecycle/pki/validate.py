@@ -22,6 +22,7 @@ from typing import Literal
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
@@ -30,7 +31,7 @@ from pyhanko_certvalidator import errors as pv_errors
 from lifecycle.errors import CertificateError, CertificateValidationError
 from lifecycle.pki.certs import require_code_signing
 from lifecycle.pki.crl import load_crl
-from lifecycle.pki.keys import PublicKey, load_public_key, public_pem
+from lifecycle.pki.keys import PublicKey
 
 RevocationMode = Literal["soft-fail", "hard-fail", "require"]
 REVOCATION_MODES: tuple[RevocationMode, ...] = ("soft-fail", "hard-fail", "require")
@@ -211,5 +212,9 @@ def validate_signing_certificate(
     warnings.extend(str(e) for e in context.soft_fail_exceptions)
     for warning in warnings:
         log.warning("%s", warning)
-    public_key = load_public_key(public_pem(leaf.public_key()), path="certificate")  # type: ignore[arg-type]
+    public_key = leaf.public_key()
+    if not isinstance(public_key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey
+                      | ed25519.Ed25519PublicKey):
+        raise CertificateError(f"certificate {leaf.subject.rfc4514_string()}: its "
+                               f"{type(public_key).__name__} cannot verify DSSE signatures")
     return ValidationResult(leaf, public_key, chain, when, tuple(warnings))

@@ -137,3 +137,14 @@ def test_naive_time_is_refused(memory_ca: MemoryCa) -> None:
     with pytest.raises(CertificateError, match="timezone"):
         validate_signing_certificate(leaf, [memory_ca.inter], [memory_ca.root],
                                      at=memory_ca.now.replace(tzinfo=None))
+
+
+def test_third_party_rsa2048_leaf_validates(memory_ca: MemoryCa) -> None:
+    """Key sizes we would not generate are still fine to verify with (spec 5.3: RSA any size)."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    public = rsa.generate_private_key(65537, 2048).public_key()
+    leaf = memory_ca.leaf(start=memory_ca.now - DAY, days=30, public=public)
+    result = validate_signing_certificate(leaf, [memory_ca.inter], [memory_ca.root],
+                                          crls=memory_ca.crls())
+    assert result.public_key == public
