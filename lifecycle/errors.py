@@ -81,3 +81,27 @@ class LogForkError(LogProofError):
 
 class LogConflictError(LogError):
     """Another writer appended to the log first; reload the tree and try again."""
+
+
+class CertificateError(KeyMaterialError):
+    """A certificate cannot be used for what was asked (corrupt, not for code signing, unknown)."""
+
+
+class CertificateValidationError(VerificationError):
+    """A certificate path did not validate at the requested time (expired, revoked, no trust)."""
+
+
+class KeyStateError(LifecycleError):
+    """A key lifecycle transition that the state machine does not allow."""
+
+
+class KeyNotFoundError(LifecycleError):
+    """A key or certificate id given by the user is not in the store."""
+
+
+class StoreError(LifecycleError):
+    """The database cannot be opened, migrated or written."""
+
+
+class ConfigError(LifecycleError):
+    """The configuration file is missing, unreadable or has a bad value."""

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import click
 
@@ -17,33 +19,50 @@ PASSPHRASE_ENV = "SIF_LIFECYCLE_PASSPHRASE"  # noqa: S105 (a variable name, not 
 
 passphrase_file_option = click.option(
     "--passphrase-file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help=f"File whose first line is the key passphrase (else ${PASSPHRASE_ENV}, else a prompt).",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=f"File whose first line is the passphrase (else ${PASSPHRASE_ENV}, else a prompt).",
 )
 
 
-def passphrase_source(passphrase_file: Path | None) -> PassphraseSource:
-    """Environment, then file, then an interactive prompt; never echoed or logged."""
-
-    def source(path: str) -> bytes:
-        if passphrase_file is not None:
-            try:
-                return passphrase_file.read_bytes().splitlines()[0]
-            except (OSError, IndexError):
-                raise KeyMaterialError("passphrase file is empty or unreadable",
-                                       path=passphrase_file) from None
-        env = os.environ.get(PASSPHRASE_ENV)
-        if env is not None:
-            return env.encode()
-        if sys.stdin.isatty():
-            return str(click.prompt(f"Passphrase for {path}", hide_input=True)).encode()
+def read_passphrase(passphrase_file: Path | None, *, what: str = "key store", confirm: bool = False) -> bytes:
+    """From --passphrase-file, then $SIF_LIFECYCLE_PASSPHRASE, then a terminal prompt; never logged."""
+    if passphrase_file is not None:
+        try:
+            text = passphrase_file.read_text(encoding="utf-8").splitlines()[0]
+        except (OSError, IndexError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "the file is empty"
+            raise KeyMaterialError(f"cannot read passphrase file: {reason}", path=passphrase_file) from None
+    elif os.environ.get(PASSPHRASE_ENV):
+        text = os.environ[PASSPHRASE_ENV]
+    elif sys.stdin.isatty():
+        text = click.prompt(f"Passphrase for {what}", hide_input=True, confirmation_prompt=confirm, err=True)
+    else:
         raise KeyMaterialError(
-            "key is encrypted",
-            path=path,
-            hint=f"set {PASSPHRASE_ENV} or pass --passphrase-file",
+            f"a passphrase is needed for {what}", hint=f"set {PASSPHRASE_ENV} or pass --passphrase-file"
         )
+    if not text:
+        raise KeyMaterialError("the passphrase is empty", path=passphrase_file)
+    return text.encode()
 
-    return source
+
+def passphrase_source(passphrase_file: Path | None) -> PassphraseSource:
+    """A source that asks for the passphrase only when a key turns out to be encrypted."""
+    return lambda path: read_passphrase(passphrase_file, what=path)
+
+
+class UtcTime(click.ParamType):  # type: ignore[type-arg]
+    """ISO 8601 time; a value without a zone (or a bare date) is taken as UTC."""
+
+    name = "TIME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO 8601 time (e.g. 2029-01-01T12:00:00Z)", param, ctx)
+        return parsed.replace(tzinfo=UTC) if parsed.utcoffset() is None else parsed.astimezone(UTC)
 
 
 class ProgressBar:

@@ -49,12 +49,23 @@ def cli(log_level: str) -> None:
 
 
 def _register() -> None:
-    from lifecycle.cli import sif_commands, sign_commands, tlog_commands
+    from lifecycle.cli import (
+        ca_commands,
+        db_commands,
+        key_commands,
+        sif_commands,
+        sign_commands,
+        tlog_commands,
+    )
 
     cli.add_command(sif_commands.sif)
     cli.add_command(sign_commands.sign)
     cli.add_command(sign_commands.verify)
+    cli.add_command(key_commands.key)
+    cli.add_command(ca_commands.ca)
+    cli.add_command(ca_commands.serve)
     cli.add_command(tlog_commands.tlog)
+    cli.add_command(db_commands.db)
 
 
 _register()

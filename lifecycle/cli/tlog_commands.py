@@ -11,6 +11,7 @@ from typing import Any
 import click
 from sqlalchemy.engine import Engine
 
+from lifecycle.cli.common import read_passphrase
 from lifecycle.errors import LifecycleError, LogError
 from lifecycle.store.tlog import (
     SqlLogStorage,
@@ -31,8 +32,6 @@ from lifecycle.tlog import (
 )
 from lifecycle.tlog.entry import format_time, parse_digest
 from lifecycle.tlog.keys import decrypt_signer, encrypt_signer
-
-PASSPHRASE_ENV = "SIF_LIFECYCLE_PASSPHRASE"  # noqa: S105 (a variable name)
 
 db_option = click.option(
     "--db",
@@ -59,15 +58,6 @@ def _engine_url(db: str) -> str:
     return db if "://" in db else f"sqlite:///{db}"
 
 
-def _passphrase(confirm: bool = False) -> bytes:
-    value = os.environ.get(PASSPHRASE_ENV)
-    if value is None:
-        value = click.prompt(
-            "Log key passphrase", hide_input=True, confirmation_prompt=confirm, err=True
-        )
-    return str(value).encode()
-
-
 def _meta(engine: Engine, db: str) -> dict[str, str]:
     meta = read_meta(engine)
     if "origin" not in meta or "verifier_key" not in meta:
@@ -84,7 +74,7 @@ def _open_log(db: str, key_path: Path | None = None) -> Log:
             data = key_path.read_bytes()
         except OSError as exc:
             raise LogError(f"cannot read the log key: {exc.strerror}", path=key_path) from None
-        signer = decrypt_signer(data, _passphrase(), path=str(key_path))
+        signer = decrypt_signer(data, read_passphrase(None, what="the log key"), path=str(key_path))
         if signer.verifier.verifier_key() != meta["verifier_key"]:
             raise LogError("this key is not the log's key", path=key_path)
     return Log(SqlLogStorage(engine), meta["origin"], signer)
@@ -141,7 +131,7 @@ def init(origin: str, db: str, key_path: Path) -> None:
     if read_meta(engine):
         raise LogError(f"{db} already holds the log {read_meta(engine).get('origin')!r}")
     signer = NoteSigner.generate(origin)
-    data = encrypt_signer(signer, _passphrase(confirm=True))
+    data = encrypt_signer(signer, read_passphrase(None, what="the log key", confirm=True))
     fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(data)

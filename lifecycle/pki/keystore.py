@@ -1,0 +1,102 @@
+"""A directory of private keys, each file encrypted at rest and named by its fingerprint.
+
+PEM keys are PKCS#8 under the store passphrase; PGP keys stay armored and pgpy-protected. Imports
+are re-encrypted under the store passphrase, so one secret unlocks the store. The directory is
+0700 and every file 0600, written atomically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import pgpy
+
+from lifecycle.errors import KeyMaterialError
+from lifecycle.pki import keys, pgp
+from lifecycle.pki.files import write_atomic
+
+
+@dataclass(frozen=True)
+class StoredKey:
+    """What the store records about a key file (never the secret itself)."""
+
+    kind: Literal["pem", "pgp"]
+    algorithm: str
+    fingerprint: str
+    dsse_keyid: str
+    file: str
+    public: bytes
+    created_at: datetime
+    user_id: str | None = None
+    expires_at: datetime | None = None
+
+
+class KeyDirectory:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, file: str) -> Path:
+        return self.root / file
+
+    def _prepare(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def save_pem(self, key: keys.PrivateKey, passphrase: bytes) -> StoredKey:
+        public = key.public_key()
+        fingerprint = keys.fingerprint(public)
+        file = f"{fingerprint}.key.pem"
+        data = keys.encrypt_private_key(key, passphrase)
+        self._prepare()
+        write_atomic(self.path(file), data)
+        return StoredKey("pem", keys.algorithm_of(key).value, fingerprint,
+                         keys.dsse_keyid(public), file, keys.public_pem(public),
+                         datetime.now(UTC))
+
+    def save_pgp(self, key: pgpy.PGPKey) -> StoredKey:
+        if key.is_public or not key.is_protected:
+            raise KeyMaterialError("only passphrase-protected PGP private keys are stored")
+        fingerprint = pgp.pgp_fingerprint(key)
+        file = f"{fingerprint}.pgp.asc"
+        self._prepare()
+        write_atomic(self.path(file), str(key).encode())
+        algorithm = "ed25519" if key.key_algorithm.name == "EdDSA" else f"rsa{key.key_size}"
+        user_id = str(key.userids[0].userid) if key.userids else None
+        return StoredKey("pgp", algorithm, fingerprint, "", file, pgp.pgp_public_armor(key),
+                         key.created.replace(tzinfo=UTC), user_id, pgp.pgp_expiry(key))
+
+    def load_pem(self, file: str, passphrase: bytes) -> keys.PrivateKey:
+        path = self.path(file)
+        return keys.load_private_key(_read(path), passphrase, path=path)
+
+    def load_pgp(self, file: str) -> pgpy.PGPKey:
+        path = self.path(file)
+        return pgp.load_pgp_key(_read(path), path=path)
+
+    def remove(self, file: str) -> None:
+        self.path(file).unlink(missing_ok=True)
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise KeyMaterialError(f"cannot read key file: {exc.strerror}", path=path,
+                               hint="is the key directory in the config right?") from exc
+
+
+def import_pem(data: bytes, source_passphrase: bytes | None, *, path: Path) -> keys.PrivateKey:
+    """Parse a user's PEM private key, decrypting with its own passphrase when it has one."""
+    return keys.load_private_key(data, source_passphrase if b"ENCRYPTED" in data else None,
+                                 path=path)
+
+
+def import_pgp(data: bytes, passphrase: str, *, path: Path) -> pgpy.PGPKey:
+    key = pgp.load_pgp_key(data, path=path)
+    if key.is_public:
+        raise KeyMaterialError("this is a PGP public key; import the private (secret) key",
+                               path=path)
+    pgp.check_pgp_passphrase(key, passphrase, path=path)
+    return key

@@ -1,0 +1,1 @@
+"""Long-running parts: the HTTP endpoints (CRL, OCSP) and, later, the scheduler."""

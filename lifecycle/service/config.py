@@ -1,0 +1,92 @@
+"""The TOML configuration: database, key directory, CA URLs and the listen address.
+
+Relative paths are resolved against the config file's directory, so a config and its data can
+move together. Without a file, everything lives under ``~/.local/share/sif-lifecycle``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from lifecycle.errors import ConfigError
+from lifecycle.pki.ca import CaUrls
+from lifecycle.store.ca_service import CaSettings
+from lifecycle.store.db import sqlite_url
+
+ENV_CONFIG = "SIF_LIFECYCLE_CONFIG"
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str
+    key_directory: Path
+    ca: CaSettings
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8080
+
+
+def _section(doc: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
+    value = doc.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{name}] must be a table", path=path)
+    return value
+
+
+def _get(table: dict[str, Any], key: str, kind: type, default: Any, path: Path) -> Any:
+    value = table.get(key, default)
+    if value is not None and not isinstance(value, kind):
+        raise ConfigError(f"{key} must be a {kind.__name__}, not {value!r}", path=path)
+    return value
+
+
+def parse_listen(text: str, *, path: Path | str = "listen") -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ConfigError(f"listen address {text!r} is not HOST:PORT", path=path)
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Read ``path`` (or $SIF_LIFECYCLE_CONFIG); no file at all means the defaults."""
+    if path is None and os.environ.get(ENV_CONFIG):
+        path = Path(os.environ[ENV_CONFIG])
+    doc: dict[str, Any] = {}
+    if path is not None:
+        try:
+            doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read config: {exc.strerror}", path=path) from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"not valid TOML: {exc}", path=path) from exc
+        base = path.resolve().parent
+    else:
+        path = Path("<defaults>")
+        base = Path.home() / ".local" / "share" / "sif-lifecycle"
+    database = _section(doc, "database", path)
+    url = _get(database, "url", str, None, path)
+    if url is None:
+        url = sqlite_url(base / _get(database, "path", str, "lifecycle.db", path))
+    key_dir = base / _get(_section(doc, "keys", path), "directory", str, "keys", path)
+    serve = _section(doc, "serve", path)
+    host, port = parse_listen(_get(serve, "listen", str, "127.0.0.1:8080", path), path=path)
+    ca = _section(doc, "ca", path)
+    public = _get(ca, "public_url", str, f"http://{host}:{port}", path).rstrip("/")
+    urls = CaUrls(
+        crl_url=_get(ca, "crl_url", str, f"{public}/crl/intermediate.crl", path),
+        root_crl_url=_get(ca, "root_crl_url", str, f"{public}/crl/root.crl", path),
+        ocsp_url=_get(ca, "ocsp_url", str, f"{public}/ocsp", path),
+        ca_issuers_url=_get(ca, "ca_issuers_url", str, f"{public}/ca/intermediate.crt", path),
+    )
+    settings = CaSettings(
+        urls=urls,
+        organization=_get(ca, "organization", str, None, path),
+        crl_lifetime=timedelta(days=_get(ca, "crl_lifetime_days", int, 7, path)),
+        ocsp_response_lifetime=timedelta(
+            hours=_get(ca, "ocsp_response_lifetime_hours", int, 12, path)),
+    )
+    return Config(url, key_dir, settings, host, port)

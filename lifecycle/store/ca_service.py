@@ -1,0 +1,314 @@
+"""The local CA with its state in the store: ties the pure builders in ``lifecycle.pki`` to rows.
+
+Issuance data (certificates, revocations, numbered CRLs) lives in the database; CA private keys
+live encrypted in the key directory like any other key. A revocation regenerates the issuer's
+CRL at once and tells listeners (the OCSP responder) to drop their cached answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from lifecycle.errors import CertificateError, KeyMaterialError, KeyNotFoundError
+from lifecycle.pki import ca, crl, keys
+from lifecycle.pki.certs import certificate_pem, load_certificate
+from lifecycle.pki.key_state import KeyState
+from lifecycle.pki.ocsp import CertStatus, OcspSigner
+from lifecycle.store import audit
+from lifecycle.store.db import session_scope
+from lifecycle.store.key_service import KeyService
+from lifecycle.store.models import (
+    CertificateRecord,
+    CrlRecord,
+    KeyRecord,
+    RevocationRecord,
+    serial_hex,
+)
+
+ROOT, INTERMEDIATE, LEAF, OCSP = "root", "intermediate", "leaf", "ocsp"
+_UNUSABLE = {KeyState.REVOKED.value, KeyState.COMPROMISED.value, KeyState.RETIRED.value}
+
+
+@dataclass(frozen=True)
+class CaSettings:
+    urls: ca.CaUrls = field(default_factory=ca.CaUrls)
+    organization: str | None = None
+    crl_lifetime: timedelta = timedelta(days=7)
+    ocsp_response_lifetime: timedelta = timedelta(hours=12)
+    ocsp_signer_lifetime: timedelta = timedelta(days=90)
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A certificate with the store row that records it."""
+
+    certificate: x509.Certificate
+    record: CertificateRecord
+
+
+def _cert(row: CertificateRecord) -> x509.Certificate:
+    return load_certificate(row.pem.encode(), path=f"certificate {row.serial}")
+
+
+class CaService:
+    def __init__(self, keys_service: KeyService, passphrase: bytes,
+                 settings: CaSettings | None = None) -> None:
+        self.keys = keys_service
+        self.engine = keys_service.engine
+        self.passphrase = passphrase
+        self.settings = settings or CaSettings()
+        self.listeners: list[Callable[[int], None]] = []
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        return self.keys.clock
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def _role(self, session: Session, role: str) -> CertificateRecord:
+        row = session.exec(select(CertificateRecord).where(CertificateRecord.role == role)
+                           .order_by(col(CertificateRecord.id).desc())).first()
+        if row is None:
+            raise KeyNotFoundError(f"the CA has no {role} certificate",
+                                   hint="run 'sif-lifecycle ca init' first")
+        return row
+
+    def certificate(self, role: str) -> x509.Certificate:
+        with session_scope(self.engine) as session:
+            return _cert(self._role(session, role))
+
+    def find(self, serial: str | int) -> CertificateRecord:
+        """A certificate by serial (hex, with or without colons, or an int)."""
+        text = serial_hex(serial) if isinstance(serial, int) else (
+            serial.lower().replace(":", "").removeprefix("0x").lstrip("0") or "0")
+        with session_scope(self.engine) as session:
+            row = session.exec(select(CertificateRecord).where(
+                CertificateRecord.serial == text)).first()
+        if row is None:
+            raise KeyNotFoundError(f"no certificate with serial {serial} in the store",
+                                   hint="see 'sif-lifecycle ca list'")
+        return row
+
+    def certificates(self) -> list[CertificateRecord]:
+        with session_scope(self.engine) as session:
+            return list(session.exec(select(CertificateRecord).order_by(col(CertificateRecord.id))))
+
+    def _signer(self, role: str) -> tuple[x509.Certificate, keys.PrivateKey, int]:
+        with session_scope(self.engine) as session:
+            row = self._role(session, role)
+            key_row = session.get_one(KeyRecord, row.key_id)
+        return _cert(row), self.keys.private_key(key_row, self.passphrase), row.id or 0
+
+    def _record(self, session: Session, cert: x509.Certificate, role: str, *,
+                issuer_id: int | None, key_id: int | None,
+                reissue_of_id: int | None = None) -> CertificateRecord:
+        row = CertificateRecord(
+            serial=serial_hex(cert.serial_number), role=role,
+            subject=cert.subject.rfc4514_string(), issuer_id=issuer_id, key_id=key_id,
+            reissue_of_id=reissue_of_id, not_before=cert.not_valid_before_utc,
+            not_after=cert.not_valid_after_utc, pem=certificate_pem(cert).decode(),
+            created_at=self.clock())
+        session.add(row)
+        session.flush()
+        audit.record(session, self.clock(), f"cert.{role}", row.serial, name=row.subject,
+                     not_after=row.not_after, reissue_of=reissue_of_id)
+        return row
+
+    def _activate(self, key_row: KeyRecord, reason: str) -> None:
+        self.keys.transition(key_row.fingerprint, KeyState.ACTIVE, reason)
+
+    # -- operations ------------------------------------------------------------------------
+
+    def init(self, *, root_algorithm: keys.KeyAlgorithm, intermediate_algorithm: keys.KeyAlgorithm,
+             root_lifetime: timedelta, intermediate_lifetime: timedelta,
+             common_name: str = "sif-lifecycle") -> tuple[x509.Certificate, x509.Certificate]:
+        """Create root, intermediate and OCSP signer, and publish the first CRLs."""
+        with session_scope(self.engine) as session:
+            if session.exec(select(CertificateRecord).where(
+                    CertificateRecord.role == ROOT)).first() is not None:
+                raise CertificateError("the CA is already initialised",
+                                       hint="use a new database to start another CA")
+        now = self.clock()
+        org = self.settings.organization
+        root_key_row = self.keys.generate(root_algorithm, self.passphrase, purpose="ca-root")
+        inter_key_row = self.keys.generate(intermediate_algorithm, self.passphrase,
+                                           purpose="ca-intermediate")
+        root_key = self.keys.private_key(root_key_row, self.passphrase)
+        inter_key = self.keys.private_key(inter_key_row, self.passphrase)
+        root = ca.build_root(root_key, ca.name(f"{common_name} Root CA", org), not_before=now,
+                             lifetime=root_lifetime)
+        inter = ca.build_intermediate(
+            root, root_key, inter_key.public_key(), ca.name(f"{common_name} Signing CA", org),
+            not_before=now, lifetime=intermediate_lifetime, urls=self.settings.urls)
+        with session_scope(self.engine) as session:
+            root_row = self._record(session, root, ROOT, issuer_id=None, key_id=root_key_row.id)
+            self._record(session, inter, INTERMEDIATE, issuer_id=root_row.id,
+                         key_id=inter_key_row.id)
+        self._activate(root_key_row, "CA root created")
+        self._activate(inter_key_row, "CA intermediate created")
+        self.rotate_ocsp_signer()
+        self.publish_crls(force=True)
+        return root, inter
+
+    def rotate_ocsp_signer(self) -> x509.Certificate:
+        """A fresh delegated OCSP key and certificate, issued by the intermediate."""
+        inter, inter_key, inter_id = self._signer(INTERMEDIATE)
+        key_row = self.keys.generate(keys.KeyAlgorithm.P256, self.passphrase, purpose="ocsp")
+        key = self.keys.private_key(key_row, self.passphrase)
+        now = self.clock()
+        lifetime = min(self.settings.ocsp_signer_lifetime, inter.not_valid_after_utc - now)
+        cert = ca.issue_ocsp_signer(
+            inter, inter_key, key.public_key(), ca.name("sif-lifecycle OCSP responder",
+                                                        self.settings.organization),
+            not_before=now, lifetime=lifetime)
+        with session_scope(self.engine) as session:
+            self._record(session, cert, OCSP, issuer_id=inter_id, key_id=key_row.id)
+        self._activate(key_row, "OCSP responder certificate issued")
+        return cert
+
+    def issue(self, key_ident: str, common_name: str, lifetime: timedelta) -> Issued:
+        key_row = self.keys.get(key_ident)
+        if key_row.kind != "pem" or key_row.purpose != "signing":
+            raise CertificateError(f"key {key_row.fingerprint} is not a PEM signing key",
+                                   hint="certificates are issued for PEM signing keys only")
+        if key_row.state in _UNUSABLE:
+            raise CertificateError(f"key {key_row.fingerprint} is {key_row.state}",
+                                   hint="issue certificates only for pending or active keys")
+        public = keys.load_public_key(self.keys.public_bytes(key_ident, self.passphrase),
+                                      path=key_row.file)
+        inter, inter_key, inter_id = self._signer(INTERMEDIATE)
+        cert = ca.issue_code_signing(
+            inter, inter_key, public, ca.name(common_name, self.settings.organization),
+            not_before=self.clock(), lifetime=lifetime, urls=self.settings.urls)
+        with session_scope(self.engine) as session:
+            row = self._record(session, cert, LEAF, issuer_id=inter_id, key_id=key_row.id)
+        return Issued(cert, row)
+
+    def reissue(self, serial: str, lifetime: timedelta) -> Issued:
+        """New certificate, same key and subject: old signatures verify with either."""
+        old_row = self.find(serial)
+        if old_row.role != LEAF:
+            raise CertificateError(f"certificate {old_row.serial} is a {old_row.role} "
+                                   "certificate; only code-signing leaves are re-issued")
+        if self.revocation(old_row) is not None:
+            raise CertificateError(f"certificate {old_row.serial} is revoked",
+                                   hint="issue a certificate for a new key instead")
+        inter, inter_key, inter_id = self._signer(INTERMEDIATE)
+        cert = ca.reissue(inter, inter_key, _cert(old_row), not_before=self.clock(),
+                          lifetime=lifetime, urls=self.settings.urls)
+        with session_scope(self.engine) as session:
+            row = self._record(session, cert, LEAF, issuer_id=inter_id, key_id=old_row.key_id,
+                               reissue_of_id=old_row.id)
+        return Issued(cert, row)
+
+    def revocation(self, row: CertificateRecord) -> RevocationRecord | None:
+        with session_scope(self.engine) as session:
+            return session.exec(select(RevocationRecord).where(
+                RevocationRecord.certificate_id == row.id)).first()
+
+    def revoke(self, serial: str, reason: x509.ReasonFlags, *,
+               invalidity_date: datetime | None = None) -> RevocationRecord:
+        row = self.find(serial)
+        if row.issuer_id is None:
+            raise CertificateError("the root certificate cannot be revoked by its own CRL",
+                                   hint="distrust the root instead")
+        if self.revocation(row) is not None:
+            raise CertificateError(f"certificate {row.serial} is already revoked")
+        now = self.clock()
+        if invalidity_date is not None and invalidity_date > now:
+            raise CertificateError("the invalidity date is in the future",
+                                   hint="give the time the key was (suspected) compromised")
+        with session_scope(self.engine) as session:
+            revocation = RevocationRecord(certificate_id=row.id or 0, issuer_id=row.issuer_id,
+                                          revoked_at=now, reason=reason.value,
+                                          invalidity_date=invalidity_date)
+            session.add(revocation)
+            audit.record(session, now, "cert.revoke", row.serial, reason=reason.value,
+                         invalidity_date=invalidity_date)
+        issuer_role = ROOT if row.role == INTERMEDIATE else INTERMEDIATE
+        self.publish_crl(issuer_role, force=True)
+        serial_int = int(row.serial, 16)
+        for listener in self.listeners:
+            listener(serial_int)
+        return revocation
+
+    # -- CRLs and OCSP status -----------------------------------------------------------------
+
+    def _entries(self, session: Session, issuer_id: int) -> list[crl.RevokedEntry]:
+        rows = session.exec(
+            select(RevocationRecord, CertificateRecord.serial)
+            .join(CertificateRecord, col(CertificateRecord.id) == RevocationRecord.certificate_id)
+            .where(RevocationRecord.issuer_id == issuer_id))
+        return [crl.RevokedEntry(int(serial, 16), r.revoked_at, x509.ReasonFlags(r.reason),
+                                 r.invalidity_date) for r, serial in rows]
+
+    def publish_crl(self, role: str, *, force: bool = False) -> bytes:
+        """The current DER CRL of ``role``'s CA; a new one once half its lifetime has passed."""
+        now = self.clock()
+        with session_scope(self.engine) as session:
+            issuer_row = self._role(session, role)
+            latest = session.exec(select(CrlRecord).where(CrlRecord.issuer_id == issuer_row.id)
+                                  .order_by(col(CrlRecord.number).desc())).first()
+            if latest is not None and not force:
+                half = latest.this_update + (latest.next_update - latest.this_update) / 2
+                if now < half:
+                    return latest.der
+            entries = self._entries(session, issuer_row.id or 0)
+            key_row = session.get_one(KeyRecord, issuer_row.key_id)
+        issuer = _cert(issuer_row)
+        number = (latest.number + 1) if latest is not None else 1
+        next_update = min(now + self.settings.crl_lifetime, issuer.not_valid_after_utc)
+        der = crl.build_crl(issuer, self.keys.private_key(key_row, self.passphrase), entries,
+                            number=number, this_update=now, next_update=next_update
+                            ).public_bytes(serialization.Encoding.DER)
+        with session_scope(self.engine) as session:
+            session.add(CrlRecord(issuer_id=issuer_row.id or 0, number=number, this_update=now,
+                                  next_update=next_update, der=der))
+            audit.record(session, now, "crl.publish", issuer_row.serial, number=number,
+                         entries=len(entries))
+        return der
+
+    def publish_crls(self, *, force: bool = False) -> dict[str, bytes]:
+        return {role: self.publish_crl(role, force=force) for role in (ROOT, INTERMEDIATE)}
+
+    def status(self, serial: int) -> CertStatus | None:
+        """What OCSP says about ``serial``: None if the intermediate never issued it."""
+        with session_scope(self.engine) as session:
+            inter = self._role(session, INTERMEDIATE)
+            row = session.exec(select(CertificateRecord).where(
+                CertificateRecord.serial == serial_hex(serial),
+                CertificateRecord.issuer_id == inter.id)).first()
+            if row is None:
+                return None
+            revocation = session.exec(select(RevocationRecord).where(
+                RevocationRecord.certificate_id == row.id)).first()
+        if revocation is None:
+            return CertStatus(serial)
+        reason = x509.ReasonFlags(revocation.reason)
+        return CertStatus(serial, revocation.revoked_at,
+                          None if reason is x509.ReasonFlags.unspecified else reason)
+
+    def ocsp_signer(self) -> OcspSigner:
+        with session_scope(self.engine) as session:
+            row = self._role(session, OCSP)
+            key_row = session.get_one(KeyRecord, row.key_id)
+            inter = _cert(self._role(session, INTERMEDIATE))
+        if key_row.state in _UNUSABLE:
+            raise KeyMaterialError("the OCSP responder key is no longer usable",
+                                   hint="run 'sif-lifecycle ca init' on a new store")
+        return OcspSigner(inter, _cert(row), self.keys.private_key(key_row, self.passphrase),
+                          self.settings.ocsp_response_lifetime)
+
+    def revision(self) -> tuple[int, int]:
+        """Changes when certificates or revocations change: lets other processes refresh caches."""
+        with session_scope(self.engine) as session:
+            certs = session.exec(select(func.count()).select_from(CertificateRecord)).one()
+            revoked = session.exec(select(func.count()).select_from(RevocationRecord)).one()
+        return int(certs), int(revoked)

@@ -1,0 +1,160 @@
+"""Keys in the store: files in the key directory, metadata and lifecycle history in the database.
+
+A file is written only inside the database transaction that records it, and removed again if
+that transaction fails, so a failed command leaves neither a row nor a file behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pgpy
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, or_, select
+
+from lifecycle.errors import KeyMaterialError, KeyNotFoundError
+from lifecycle.pki import key_state, keys, pgp
+from lifecycle.pki.keystore import KeyDirectory, StoredKey, import_pem, import_pgp
+from lifecycle.store import audit
+from lifecycle.store.db import session_scope
+from lifecycle.store.models import KeyRecord, KeyTransitionRecord
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class KeyService:
+    def __init__(self, engine: Engine, directory: Path, *, clock: Clock = utc_now) -> None:
+        self.engine = engine
+        self.files = KeyDirectory(directory)
+        self.clock = clock
+
+    def _add(self, stored: StoredKey, purpose: str) -> KeyRecord:
+        """Insert the row for a file just written; remove the file if the transaction fails."""
+        try:
+            with session_scope(self.engine) as session:
+                now = self.clock()
+                row = KeyRecord(
+                    fingerprint=stored.fingerprint, dsse_keyid=stored.dsse_keyid,
+                    kind=stored.kind, algorithm=stored.algorithm, purpose=purpose,
+                    state=key_state.KeyState.PENDING.value, file=stored.file,
+                    user_id=stored.user_id, created_at=now, expires_at=stored.expires_at)
+                session.add(row)
+                session.flush()
+                self._append_transition(session, row, (), key_state.KeyState.PENDING, now,
+                                        "added to the store")
+                audit.record(session, now, "key.add", stored.fingerprint, kind=stored.kind,
+                             algorithm=stored.algorithm, purpose=purpose)
+                return row
+        except BaseException:
+            self.files.remove(stored.file)
+            raise
+
+    def _refuse_known(self, fingerprint: str) -> None:
+        """Refuse a duplicate before its file would overwrite the stored one."""
+        with session_scope(self.engine) as session:
+            if session.exec(select(KeyRecord).where(
+                    KeyRecord.fingerprint == fingerprint)).first() is not None:
+                raise KeyMaterialError(f"key {fingerprint} is already in the store")
+
+    def generate(self, algorithm: keys.KeyAlgorithm, passphrase: bytes, *,
+                 purpose: str = "signing") -> KeyRecord:
+        key = keys.generate_private_key(algorithm)
+        return self._add(self.files.save_pem(key, passphrase), purpose)
+
+    def generate_pgp(self, algorithm: pgp.PgpAlgorithm, user_id: str, passphrase: bytes, *,
+                     expires: datetime | None = None) -> KeyRecord:
+        key = pgp.generate_pgp_key(algorithm, user_id, passphrase.decode(), expires=expires)
+        return self._add(self.files.save_pgp(key), "signing")
+
+    def import_pem(self, data: bytes, passphrase: bytes, *, path: Path,
+                   source_passphrase: bytes | None = None) -> KeyRecord:
+        key = import_pem(data, source_passphrase or passphrase, path=path)
+        self._refuse_known(keys.fingerprint(key.public_key()))
+        return self._add(self.files.save_pem(key, passphrase), "signing")
+
+    def import_pgp(self, data: bytes, passphrase: bytes, *, path: Path) -> KeyRecord:
+        key = import_pgp(data, passphrase.decode(), path=path)
+        self._refuse_known(pgp.pgp_fingerprint(key))
+        return self._add(self.files.save_pgp(key), "signing")
+
+    def get(self, ident: str) -> KeyRecord:
+        """A key by database id, fingerprint (or a unique prefix of 8+ hex digits) or DSSE keyid."""
+        with session_scope(self.engine) as session:
+            query = select(KeyRecord)
+            if ident.isdigit() and len(ident) < 8:
+                query = query.where(KeyRecord.id == int(ident))
+            elif ident.startswith("SHA256:"):
+                query = query.where(KeyRecord.dsse_keyid == ident)
+            elif len(ident) >= 8:
+                wanted = ident.replace(" ", "").replace(":", "").lower()
+                query = query.where(or_(col(KeyRecord.fingerprint).startswith(wanted),
+                                        col(KeyRecord.fingerprint).startswith(wanted.upper())))
+            else:
+                raise KeyNotFoundError(f"key id {ident!r} is too short",
+                                       hint="give 8 or more hex digits of the fingerprint")
+            found = list(session.exec(query))
+        if not found:
+            raise KeyNotFoundError(f"no key {ident!r} in the store",
+                                   hint="see 'sif-lifecycle key list'")
+        if len(found) > 1:
+            raise KeyNotFoundError(f"key id {ident!r} is ambiguous", hint="give more digits")
+        return found[0]
+
+    def list(self) -> list[KeyRecord]:
+        with session_scope(self.engine) as session:
+            return list(session.exec(select(KeyRecord).order_by(col(KeyRecord.id))))
+
+    def public_bytes(self, ident: str, passphrase: bytes | None = None) -> bytes:
+        """PEM SubjectPublicKeyInfo, or an armored PGP public key (no passphrase needed)."""
+        row = self.get(ident)
+        if row.kind == "pgp":
+            return pgp.pgp_public_armor(self.files.load_pgp(row.file))
+        if passphrase is None:
+            raise KeyMaterialError("the store passphrase is needed to read this PEM key")
+        return keys.public_pem(self.files.load_pem(row.file, passphrase).public_key())
+
+    def private_key(self, row: KeyRecord, passphrase: bytes) -> keys.PrivateKey:
+        if row.kind != "pem":
+            raise KeyMaterialError(f"key {row.fingerprint} is a {row.kind} key, not a PEM key")
+        return self.files.load_pem(row.file, passphrase)
+
+    def pgp_key(self, row: KeyRecord) -> pgpy.PGPKey:
+        return self.files.load_pgp(row.file)
+
+    def history(self, key_id: int) -> tuple[key_state.Transition, ...]:
+        with session_scope(self.engine) as session:
+            rows = session.exec(select(KeyTransitionRecord).where(
+                KeyTransitionRecord.key_id == key_id).order_by(col(KeyTransitionRecord.id)))
+            return tuple(
+                key_state.Transition(
+                    key_state.KeyState(r.from_state) if r.from_state else None,
+                    key_state.KeyState(r.to_state), r.at, r.reason)
+                for r in rows)
+
+    def transition(self, ident: str, target: key_state.KeyState, reason: str, *,
+                   at: datetime | None = None) -> KeyRecord:
+        row = self.get(ident)
+        history = self.history(row.id or 0)
+        when = at or self.clock()
+        with session_scope(self.engine) as session:
+            row = session.get_one(KeyRecord, row.id)
+            self._append_transition(session, row, history, target, when, reason)
+            audit.record(session, when, "key.transition", row.fingerprint, to=target.value,
+                         reason=reason)
+            return row
+
+    def _append_transition(self, session: Session, row: KeyRecord,
+                           history: tuple[key_state.Transition, ...],
+                           target: key_state.KeyState, at: datetime, reason: str) -> None:
+        new = key_state.transition(history, target, at=at, reason=reason)[-1]
+        row.state = target.value
+        session.add(row)
+        session.add(KeyTransitionRecord(
+            key_id=row.id or 0, from_state=new.from_state.value if new.from_state else None,
+            to_state=new.to_state.value, at=new.at, reason=new.reason))
