@@ -21,7 +21,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from lifecycle.store.tlog import SqlLogStorage, connect, create_tlog_tables
+from lifecycle.store.migrate import open_migrated
+from lifecycle.store.tlog import SqlLogStorage
 from lifecycle.tlog import Log, NoteSigner, Submission
 
 
@@ -62,8 +63,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         db = args.db or Path(tmp) / "bench.db"
-        engine = connect(f"sqlite:///{db}")
-        create_tlog_tables(engine)
+        engine = open_migrated(f"sqlite:///{db}")
         signer = NoteSigner.generate("bench.example/log")
         log = Log(SqlLogStorage(engine), signer.name, signer)
 

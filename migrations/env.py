@@ -5,7 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-import lifecycle.store.models  # noqa: F401 - registers the tables on SQLModel.metadata
+import lifecycle.store.models
+import lifecycle.store.tlog  # noqa: F401
 from lifecycle.store.db import make_engine
 
 config = context.config

@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 GOLDEN = SHARED / "interop" / "sylabs-sif"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+PG_URL = os.environ.get("SIF_LIFECYCLE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 def require(condition: bool, what: str) -> None:
@@ -86,3 +88,26 @@ def sifcheck(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., subproce
                               timeout=120)  # fmt: skip
 
     return run
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A URL on a fresh schema of the local PostgreSQL (a real server, no mocks), dropped afterwards."""
+    from lifecycle.store.db import make_engine
+
+    admin = make_engine(PG_URL)
+    try:
+        with admin.connect():
+            pass
+    except Exception:  # any driver/connection failure means: no server to test against
+        admin.dispose()
+        require(False, f"PostgreSQL at {PG_URL}")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()

@@ -13,10 +13,10 @@ from sqlalchemy.engine import Engine
 
 from lifecycle.cli.common import read_passphrase
 from lifecycle.errors import LifecycleError, LogError
+from lifecycle.store.db import make_engine
+from lifecycle.store.migrate import open_migrated
 from lifecycle.store.tlog import (
     SqlLogStorage,
-    connect,
-    create_tlog_tables,
     read_meta,
     write_meta,
 )
@@ -66,7 +66,7 @@ def _meta(engine: Engine, db: str) -> dict[str, str]:
 
 
 def _open_log(db: str, key_path: Path | None = None) -> Log:
-    engine = connect(_engine_url(db))
+    engine = make_engine(_engine_url(db))
     meta = _meta(engine, db)
     signer = None
     if key_path is not None:
@@ -126,8 +126,7 @@ def init(origin: str, db: str, key_path: Path) -> None:
     """
     if key_path.exists():
         raise LogError("a key file already exists; refusing to overwrite it", path=key_path)
-    engine = connect(_engine_url(db))
-    create_tlog_tables(engine)
+    engine = open_migrated(_engine_url(db))
     if read_meta(engine):
         raise LogError(f"{db} already holds the log {read_meta(engine).get('origin')!r}")
     signer = NoteSigner.generate(origin)
@@ -149,7 +148,7 @@ def verifier_key(db: str) -> None:
     Example:
       sif-lifecycle tlog verifier-key --db tlog.db > log.vkey
     """
-    click.echo(_meta(connect(_engine_url(db)), db)["verifier_key"])
+    click.echo(_meta(make_engine(_engine_url(db)), db)["verifier_key"])
 
 
 @tlog.command()
@@ -320,7 +319,7 @@ def check(
     if (new_path is None) != (proof_path is None):
         raise click.UsageError("--new and --proof go together")
     if vkey is None:
-        vkey = _meta(connect(_engine_url(db)), db)["verifier_key"]
+        vkey = _meta(make_engine(_engine_url(db)), db)["verifier_key"]
     verifier = NoteVerifier.from_verifier_key(vkey)
     old = open_checkpoint(_read(remembered), [verifier])
     if new_path is not None and proof_path is not None:

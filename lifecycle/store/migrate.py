@@ -12,9 +12,11 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.util.exc import CommandError
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from lifecycle.errors import StoreError
+from lifecycle.store.db import make_engine
 
 
 def migrations_dir() -> Path:
@@ -45,14 +47,27 @@ def downgrade(url: str, revision: str = "-1") -> None:
 def current(url: str) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
-    from lifecycle.store.db import make_engine
-
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
     finally:
         engine.dispose()
+
+
+def head() -> str:
+    """The newest revision the migration scripts define."""
+    from alembic.script import ScriptDirectory
+
+    revision = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert revision is not None
+    return revision
+
+
+def open_migrated(url: str) -> Engine:
+    """An engine on a database brought up to the newest schema (idempotent)."""
+    upgrade(url)
+    return make_engine(url)
 
 
 def _run(action: object, url: str, revision: str) -> None:

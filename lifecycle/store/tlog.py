@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from sqlalchemy import (
     BigInteger,
@@ -23,8 +23,6 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
-    create_engine,
-    event,
     func,
     insert,
     select,
@@ -80,27 +78,6 @@ ENTRY = _table(TlogEntryRow)
 HASH = _table(TlogHashRow)
 META = _table(TlogMetaRow)
 TABLES = (ENTRY, HASH, META)
-
-
-def connect(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, full fsync on commit and a busy timeout."""
-    engine = create_engine(url)
-    if engine.dialect.name == "sqlite":
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=FULL")
-            cursor.execute("PRAGMA busy_timeout=10000")
-            cursor.close()
-
-    return engine
-
-
-def create_tlog_tables(engine: Engine) -> None:
-    """Create the log's tables if missing (the integrator folds them into Alembic)."""
-    SQLModel.metadata.create_all(engine, tables=list(TABLES))
 
 
 def write_meta(engine: Engine, values: Mapping[str, str]) -> None:

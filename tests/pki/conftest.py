@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from lifecycle.store import migrate
 from lifecycle.store.ca_service import CaService, CaSettings
 from lifecycle.store.db import make_engine, sqlite_url
 from lifecycle.store.key_service import KeyService
+from tests.conftest import require
 
 PASSPHRASE = b"correct horse battery staple"
 URLS = ca.CaUrls(crl_url="http://127.0.0.1:9/crl/intermediate.crl",
@@ -26,18 +26,9 @@ URLS = ca.CaUrls(crl_url="http://127.0.0.1:9/crl/intermediate.crl",
                  ca_issuers_url="http://127.0.0.1:9/ca/intermediate.crt")
 
 
-def require_peer(available: bool, what: str) -> None:
-    """Skip without the peer locally, but fail under CI: an interop check must not vanish."""
-    if available:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{what} is required under CI (scripts/test installs it)")
-    pytest.skip(f"{what} not available")
-
-
 def tool(name: str) -> str:
     path = shutil.which(name)
-    require_peer(path is not None, name)
+    require(path is not None, name)
     assert path is not None
     return path
 

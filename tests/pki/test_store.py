@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -17,10 +15,10 @@ from lifecycle.pki.keys import KeyAlgorithm
 from lifecycle.store import audit, migrate
 from lifecycle.store.db import make_engine, session_scope, sqlite_url
 from lifecycle.store.models import AuditRecord, KeyTransitionRecord
-from tests.pki.conftest import PASSPHRASE, StoreCa, require_peer
+from tests.pki.conftest import PASSPHRASE, StoreCa
 
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-TABLES = {"keys", "key_transitions", "certificates", "revocations", "crls", "audit_log"}
+TABLES = {"keys", "key_transitions", "certificates", "revocations", "crls", "audit_log",
+          "tlog_entry", "tlog_hash", "tlog_meta"}
 
 
 def _tables(url: str) -> set[str]:
@@ -31,10 +29,28 @@ def _tables(url: str) -> set[str]:
         engine.dispose()
 
 
+def _drift(url: str) -> list[object]:
+    """Differences between the migrated schema and the models: migrations must not lag behind."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    import lifecycle.store.models
+    import lifecycle.store.tlog  # noqa: F401 - every table on SQLModel.metadata
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return list(compare_metadata(MigrationContext.configure(conn), SQLModel.metadata))
+    finally:
+        engine.dispose()
+
+
 def _cycle(url: str) -> None:
     migrate.upgrade(url)
     assert _tables(url) == TABLES
-    assert migrate.current(url) == "0001"
+    assert migrate.current(url) == migrate.head()
+    assert _drift(url) == []
     migrate.downgrade(url, "base")
     assert _tables(url) == set()
     migrate.upgrade(url)
@@ -48,28 +64,6 @@ def test_migrations_sqlite_up_down_up(tmp_path: Path) -> None:
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     engine.dispose()
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh schema in database ``test`` per test, dropped afterwards."""
-    try:
-        import psycopg  # noqa: F401
-
-        admin = make_engine(PG_ADMIN)
-        with admin.connect():
-            pass
-    except Exception:
-        require_peer(False, "PostgreSQL at 127.0.0.1:5432 (database test)")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{PG_ADMIN}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
 
 
 @pytest.mark.postgres

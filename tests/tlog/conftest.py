@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from lifecycle.store.tlog import connect, create_tlog_tables
+from lifecycle.store.migrate import open_migrated
 from lifecycle.tlog import NoteSigner, Submission
 
 ORIGIN = "example.org/sif-lifecycle/test-log"
-PG_URL = os.environ.get("SIF_LIFECYCLE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 @pytest.fixture
@@ -53,27 +49,17 @@ def submission(i: int) -> Submission:
 
 @pytest.fixture
 def sqlite_engine(tmp_path: object) -> Iterator[Engine]:
-    engine = connect(f"sqlite:///{tmp_path}/tlog.db")
-    create_tlog_tables(engine)
+    engine = open_migrated(f"sqlite:///{tmp_path}/tlog.db")
     yield engine
     engine.dispose()
 
 
 @pytest.fixture
-def postgres_engine() -> Iterator[Engine]:
-    """A schema of its own on the local PostgreSQL, dropped afterwards."""
-    schema = f"tlog_test_{uuid.uuid4().hex[:12]}"
-    base = connect(PG_URL)
-    with base.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = base.execution_options(schema_translate_map={None: schema})
-    try:
-        create_tlog_tables(engine)
-        yield engine
-    finally:
-        with base.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        base.dispose()
+def postgres_engine(pg_url: str) -> Iterator[Engine]:
+    """The log's tables in a schema of their own on the local PostgreSQL."""
+    engine = open_migrated(pg_url)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

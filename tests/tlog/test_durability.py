@@ -9,21 +9,22 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import Engine
 
-from lifecycle.store.tlog import SqlLogStorage, connect, create_tlog_tables
+from lifecycle.store.db import make_engine
+from lifecycle.store.migrate import open_migrated
+from lifecycle.store.tlog import SqlLogStorage
 from lifecycle.tlog import Log, NoteSigner
 
-from .conftest import ORIGIN, PG_URL, submission
+from .conftest import ORIGIN, submission
 
 ROOT = Path(__file__).resolve().parents[2]
 WRITER = """
 import sys
-from lifecycle.store.tlog import SqlLogStorage, connect, create_tlog_tables
+from lifecycle.store.migrate import open_migrated
+from lifecycle.store.tlog import SqlLogStorage
 from lifecycle.tlog import Log
 from tests.tlog.conftest import submission
-engine = connect(sys.argv[1])
-create_tlog_tables(engine)
+engine = open_migrated(sys.argv[1])
 log = Log(SqlLogStorage(engine), "origin")
 i = 0
 while True:
@@ -47,7 +48,7 @@ def test_sigkilled_writer_loses_no_acknowledged_entry(tmp_path: Path, signer: No
     os.kill(writer.pid, signal.SIGKILL)
     writer.wait()
 
-    engine = connect(url)
+    engine = make_engine(url)
     log = Log(SqlLogStorage(engine), ORIGIN, signer)
     assert log.size >= int(acked[-1][0]) + 1
     root = log.root()
@@ -59,14 +60,13 @@ def test_sigkilled_writer_loses_no_acknowledged_entry(tmp_path: Path, signer: No
 
 
 @pytest.mark.postgres
-def test_postgres_appends_survive_a_new_connection(postgres_engine: Engine) -> None:
-    log = Log(SqlLogStorage(postgres_engine), ORIGIN)
+def test_postgres_appends_survive_a_new_connection(pg_url: str) -> None:
+    engine = open_migrated(pg_url)
+    log = Log(SqlLogStorage(engine), ORIGIN)
     acked = log.append_many([submission(i) for i in range(9)])
-    schema_map = postgres_engine.get_execution_options()["schema_translate_map"]
-    postgres_engine.dispose()
+    engine.dispose()
 
-    fresh = connect(PG_URL).execution_options(schema_translate_map=schema_map)
-    create_tlog_tables(fresh)
+    fresh = make_engine(pg_url)
     reopened = Log(SqlLogStorage(fresh), ORIGIN)
     assert reopened.size == 9
     assert reopened.get(8) == acked[8]

@@ -15,7 +15,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from lifecycle.errors import LogConflictError, LogError, LogForkError, LogProofError
-from lifecycle.store.tlog import SqlLogStorage, connect, create_tlog_tables
+from lifecycle.store.migrate import open_migrated
+from lifecycle.store.tlog import SqlLogStorage
 from lifecycle.tlog import (
     Checkpoint,
     ConsistencyProof,
@@ -144,8 +145,7 @@ def test_entry_encoding_is_canonical_and_strict() -> None:
 
 
 def _sqlite_log(path: Path, signer: NoteSigner) -> Log:
-    engine = connect(f"sqlite:///{path}")
-    create_tlog_tables(engine)
+    engine = open_migrated(f"sqlite:///{path}")
     return Log(SqlLogStorage(engine), ORIGIN, signer)
 
 
