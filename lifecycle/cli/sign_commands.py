@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
-from lifecycle.cli.common import ProgressBar, passphrase_file_option, passphrase_source
+from lifecycle.cli.common import ProgressBar, UtcTime, passphrase_file_option, passphrase_source
 from lifecycle.errors import KeyMaterialError, LifecycleError, VerificationError
 from lifecycle.integrity import dsse
 from lifecycle.integrity.keys import (
     KeySet,
+    VerifierKey,
     is_pgp_file,
     load_pgp_signing_key,
     load_signing_key,
@@ -20,6 +23,8 @@ from lifecycle.integrity.keys import (
 from lifecycle.integrity.results import VerifyReport
 from lifecycle.integrity.sign import DsseSigner, PgpSigner, Signer, SignOptions, sign_image
 from lifecycle.integrity.verify import Policy, VerifyOptions, verify_image
+from lifecycle.pki.certs import load_certificate, load_certificates
+from lifecycle.pki.validate import REVOCATION_MODES, RevocationMode, validate_signing_certificate
 from lifecycle.sif.format import type_name
 from lifecycle.sif.image import SifImage
 
@@ -115,9 +120,69 @@ def sign(
     click.echo(f"Signature created and applied to {image}")
 
 
+def _certificate_options(f: click.decorators.FC) -> click.decorators.FC:
+    options = [
+        click.option("--certificate", type=KEY_FILE,
+                     help="Code-signing certificate whose key verifies DSSE signatures; its path is "
+                          "validated at --at (default now) against --certificate-roots."),
+        click.option("--certificate-intermediates", type=KEY_FILE,
+                     help="PEM bundle of intermediate CA certificates."),
+        click.option("--certificate-roots", type=KEY_FILE, help="PEM bundle of trusted root certificates."),
+        click.option("--crl", "crls", type=KEY_FILE, multiple=True,
+                     help="CRL file (PEM or DER) as revocation evidence (repeatable)."),
+        click.option("--ocsp-response", "ocsp_responses", type=KEY_FILE, multiple=True,
+                     help="DER OCSP response file as revocation evidence (repeatable)."),
+        click.option("--ocsp-verify", is_flag=True,
+                     help="Fetch OCSP responses from the certificates' responders."),
+        click.option("--revocation", type=click.Choice(REVOCATION_MODES), default="hard-fail",
+                     show_default=True,
+                     help="hard-fail: a certificate naming a CRL/OCSP location needs evidence; "
+                          "soft-fail: missing evidence is a warning; require: evidence for all."),
+        click.option("--at", type=UtcTime(),
+                     help="Judge certificates and PGP key expiry at this time (default now), e.g. "
+                          "the proven signing time."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _validated_certificate(
+    certificate: Path, intermediates: Path | None, roots: Path | None, crls: tuple[Path, ...],
+    ocsp_responses: tuple[Path, ...], ocsp_verify: bool, revocation: RevocationMode, at: datetime | None,
+) -> tuple[VerifierKey, dict[str, Any]]:  # fmt: skip
+    """The certificate's key, once its path validated at ``at``, and what was checked."""
+    leaf = load_certificate(_read(certificate), path=certificate)
+    chain = load_certificates(_read(intermediates), path=intermediates) if intermediates else []
+    if roots is None:
+        raise LifecycleError("--certificate needs --certificate-roots (the trusted CA root)")
+    result = validate_signing_certificate(
+        leaf, chain, load_certificates(_read(roots), path=roots), at=at,
+        crls=[_read(c) for c in crls], ocsp_responses=[_read(o) for o in ocsp_responses],
+        fetch_ocsp=ocsp_verify, revocation_mode=revocation,
+    )  # fmt: skip
+    facts = {
+        "certificate": str(certificate),
+        "subject": leaf.subject.rfc4514_string(),
+        "serial": f"{leaf.serial_number:x}",
+        "validated_at": result.at.isoformat(),
+        "path": [c.subject.rfc4514_string() for c in result.path],
+        "warnings": list(result.warnings),
+    }
+    return VerifierKey(str(certificate), result.public_key), facts
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise LifecycleError(f"cannot read: {exc.strerror}", path=path) from None
+
+
 @click.command()
 @click.option("--key", "keys", type=KEY_FILE, multiple=True,
-              help="PEM public key, certificate, or armored PGP public key/keyring (repeatable).")
+              help="PEM public key, or armored PGP public key/keyring (repeatable).")
+@_certificate_options
 @_group_options
 @click.option("-a", "--all", "all_objects", is_flag=True,
               help="With --legacy-insecure: check every grouped object.")
@@ -129,8 +194,11 @@ def sign(
 @click.option("--json", "as_json", is_flag=True, help="Print per-signature results as JSON.")
 @IMAGE
 def verify(
-    keys: tuple[Path, ...], groups: tuple[int, ...], object_ids: tuple[int, ...],
-    all_objects: bool, policy: str, legacy_insecure: bool, as_json: bool, image: Path,
+    keys: tuple[Path, ...], certificate: Path | None, certificate_intermediates: Path | None,
+    certificate_roots: Path | None, crls: tuple[Path, ...], ocsp_responses: tuple[Path, ...],
+    ocsp_verify: bool, revocation: RevocationMode, at: datetime | None, groups: tuple[int, ...],
+    object_ids: tuple[int, ...], all_objects: bool, policy: str, legacy_insecure: bool, as_json: bool,
+    image: Path,
 ) -> None:  # fmt: skip
     """Verify the signatures of IMAGE. Exit 0 verified, 1 failed, 2 usage or input error.
 
@@ -139,24 +207,37 @@ def verify(
       sif-lifecycle verify --key signing.pub image.sif
       sif-lifecycle verify --key team-keyring.asc --json image.sif
       sif-lifecycle verify --key a.pub --key b.pub --policy threshold:2 image.sif
+      sif-lifecycle verify --certificate leaf.pem --certificate-intermediates ca.pem \
+        --certificate-roots root.pem --crl ca.crl --at 2026-05-01T12:00:00Z image.sif
     """
     key_set = KeySet()
     for path in keys:
         key_set.merge(load_verifier_keys(path))
-    if not keys:
+    facts: dict[str, Any] | None = None
+    if certificate is not None:
+        key, facts = _validated_certificate(certificate, certificate_intermediates, certificate_roots,
+                                            crls, ocsp_responses, ocsp_verify, revocation, at)
+        key_set.dsse.append(key)
+    if not keys and certificate is None:
         raise LifecycleError(
             "no verification key given",
-            hint="pass --key FILE (PEM public key, certificate, or armored PGP keyring)",
+            hint="pass --key FILE (PEM public key or armored PGP keyring) or --certificate",
         )
     options = VerifyOptions(
         groups=list(groups), object_ids=list(object_ids), all_objects=all_objects,
-        legacy=legacy_insecure, policy=Policy.parse(policy),
+        legacy=legacy_insecure, policy=Policy.parse(policy), at=at,
     )  # fmt: skip
     with ProgressBar(_image_size(image), "hashing") as bar:
         report = verify_image(str(image), key_set, options, bar)
     if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2))
+        doc = report.to_dict()
+        if facts is not None:
+            doc["certificate"] = facts
+        click.echo(json.dumps(doc, indent=2))
     else:
+        if facts is not None:
+            click.echo(f"Certificate {facts['subject']} (serial {facts['serial']}) valid at "
+                       f"{facts['validated_at']} via {' <- '.join(facts['path'][1:]) or 'root'}")
         _print_report(report, image)
     if not report.ok:
         raise VerificationError(f"verification failed: {report.failure_summary()}", path=image)
