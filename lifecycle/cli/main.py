@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 verification failed, 2 usage or input error. Every expe
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from typing import Any
@@ -15,9 +16,30 @@ import click
 from lifecycle import __version__
 from lifecycle.errors import LifecycleError
 
+COMMANDS = {
+    "sif": "lifecycle.cli.sif_commands:sif",
+    "sign": "lifecycle.cli.sign_commands:sign",
+    "verify": "lifecycle.cli.sign_commands:verify",
+    "key": "lifecycle.cli.key_commands:key",
+    "ca": "lifecycle.cli.ca_commands:ca",
+    "serve": "lifecycle.cli.ca_commands:serve",
+    "tlog": "lifecycle.cli.tlog_commands:tlog",
+    "db": "lifecycle.cli.db_commands:db",
+}
+"""Subcommands, imported only when used: a `verify` should not pay for the CA's imports."""
+
 
 class LifecycleGroup(click.Group):
-    """Turns LifecycleError into a one-line message and its exit code instead of a traceback."""
+    """Loads subcommands lazily; turns LifecycleError into one line and its exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module_name, attribute = COMMANDS[cmd_name].split(":")
+            self.add_command(getattr(importlib.import_module(module_name), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -46,29 +68,6 @@ def cli(log_level: str) -> None:
       sif-lifecycle verify --key signing.pub image.sif
     """
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-
-
-def _register() -> None:
-    from lifecycle.cli import (
-        ca_commands,
-        db_commands,
-        key_commands,
-        sif_commands,
-        sign_commands,
-        tlog_commands,
-    )
-
-    cli.add_command(sif_commands.sif)
-    cli.add_command(sign_commands.sign)
-    cli.add_command(sign_commands.verify)
-    cli.add_command(key_commands.key)
-    cli.add_command(ca_commands.ca)
-    cli.add_command(ca_commands.serve)
-    cli.add_command(tlog_commands.tlog)
-    cli.add_command(db_commands.db)
-
-
-_register()
 
 
 def main(argv: list[str] | None = None) -> None:

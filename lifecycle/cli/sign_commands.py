@@ -23,8 +23,7 @@ from lifecycle.integrity.keys import (
 from lifecycle.integrity.results import VerifyReport
 from lifecycle.integrity.sign import DsseSigner, PgpSigner, Signer, SignOptions, sign_image
 from lifecycle.integrity.verify import Policy, VerifyOptions, verify_image
-from lifecycle.pki.certs import load_certificate, load_certificates
-from lifecycle.pki.validate import REVOCATION_MODES, RevocationMode, validate_signing_certificate
+from lifecycle.pki.revocation import REVOCATION_MODES, RevocationMode
 from lifecycle.sif.format import type_name
 from lifecycle.sif.image import SifImage
 
@@ -152,6 +151,9 @@ def _validated_certificate(
     ocsp_responses: tuple[Path, ...], ocsp_verify: bool, revocation: RevocationMode, at: datetime | None,
 ) -> tuple[VerifierKey, dict[str, Any]]:  # fmt: skip
     """The certificate's key, once its path validated at ``at``, and what was checked."""
+    from lifecycle.pki.certs import load_certificate, load_certificates
+    from lifecycle.pki.validate import validate_signing_certificate  # pyhanko: only when needed
+
     leaf = load_certificate(_read(certificate), path=certificate)
     chain = load_certificates(_read(intermediates), path=intermediates) if intermediates else []
     if roots is None:

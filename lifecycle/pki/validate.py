@@ -17,7 +17,6 @@ import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
 
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
@@ -32,9 +31,8 @@ from lifecycle.errors import CertificateError, CertificateValidationError
 from lifecycle.pki.certs import require_code_signing
 from lifecycle.pki.crl import load_crl
 from lifecycle.pki.keys import PublicKey
+from lifecycle.pki.revocation import REVOCATION_MODES, RevocationMode
 
-RevocationMode = Literal["soft-fail", "hard-fail", "require"]
-REVOCATION_MODES: tuple[RevocationMode, ...] = ("soft-fail", "hard-fail", "require")
 log = logging.getLogger(__name__)
 
 

@@ -18,7 +18,6 @@ Cli = Callable[..., Result]
 
 @pytest.fixture
 def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
-    main._register()
     config = tmp_path / "lifecycle.toml"
     config.write_text('[database]\npath = "db.sqlite"\n[keys]\ndirectory = "keys"\n'
                       '[ca]\npublic_url = "http://127.0.0.1:9"\n')

@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from lifecycle.cli.main import _register, cli
+from lifecycle.cli.main import cli
 from lifecycle.tlog import Entry, Evidence, NoteVerifier, leaf_hash, open_checkpoint, open_timestamp
 
-_register()
 PASS = "tlog test passphrase"
 
 
