@@ -11,9 +11,11 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from lifecycle.integrity.keys import (
     KeySet,
@@ -108,6 +110,8 @@ class SignedImage:
     """A tiny signed image's bytes and the parsed key material that verifies it."""
 
     kind: str
+    path: Path
+    """The signed file (shared: tests copy it before changing anything)."""
     data: bytes
     keys: KeySet
 
@@ -161,5 +165,11 @@ def small_signed_images(
         create_image(path, small_objects(), capacity=6, descriptors_offset=HEADER_SIZE + 64,
                      deterministic=True)  # fmt: skip
         sign_image(str(path), signing_kit.signer(kind), SignOptions(deterministic=True))
-        out[kind] = SignedImage(kind, path.read_bytes(), signing_kit.keys(kind))
+        out[kind] = SignedImage(kind, path, path.read_bytes(), signing_kit.keys(kind))
     return out
+
+
+# Hypothesis profiles for the property tests: few examples by default so the suite stays fast.
+settings.register_profile("fuzz", max_examples=60, deadline=timedelta(seconds=2), derandomize=False,
+                          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+settings.register_profile("fuzz-thorough", parent=settings.get_profile("fuzz"), max_examples=2000)
