@@ -46,6 +46,10 @@ from lifecycle.sif.format import (
 CHUNK_SIZE = 4 * 1024 * 1024
 USED_FIELD_OFFSET = 4
 LOCK_TIMEOUT_SECONDS = 30.0
+MAX_DESCRIPTORS = 16384
+"""Far more slots than real images have (the reference default is 48). A larger table is refused
+before it is read: a sparse hostile file could otherwise claim millions of slots, which costs
+over a kilobyte of memory each and seconds of parsing, with almost nothing on disk."""
 
 
 class WriteSink(Protocol):
@@ -396,6 +400,13 @@ def _load(handle: BinaryIO, path: Path) -> tuple[Header, list[Descriptor], int]:
             f"{size}-byte file (truncated image?)",
             path=path,
             field="header.DescriptorsTotal",
+        )
+    if total > MAX_DESCRIPTORS:
+        raise SifFormatError(
+            f"{total} descriptors is more than the {MAX_DESCRIPTORS} this tool reads",
+            path=path,
+            field="header.DescriptorsTotal",
+            hint="the image is corrupt or hostile",
         )
     if not 0 <= header.data_offset <= size:
         raise SifFormatError(

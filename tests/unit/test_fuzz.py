@@ -11,16 +11,20 @@ from __future__ import annotations
 import base64
 import os
 import shutil
+import struct
+import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from lifecycle.errors import SignatureFormatError
+from lifecycle.errors import SifFormatError, SignatureFormatError
 from lifecycle.integrity import pgp
 from lifecycle.integrity.verify import VerifyOptions, verify_image
 from lifecycle.sif import DataType, ObjectSpec, SifImage
+from lifecycle.sif.image import MAX_DESCRIPTORS
 
 FUZZ = settings.get_profile(os.environ.get("SIF_FUZZ_PROFILE", "fuzz"))
 
@@ -126,3 +130,54 @@ def test_mutated_pgp_packets_verify_or_raise_signature_format_errors(
     except SignatureFormatError:
         return
     assert result.ok == (packet == clear_signed.packet)
+
+
+# ---------------------------------------------------------------- bounded memory on hostile images
+
+HEADER = struct.Struct("<32s10s3s3s16sqqqqqqqq")  # spec 1.1
+
+
+def sparse_image(path: Path, total: int) -> None:
+    """A header claiming ``total`` descriptors, and a sparse file just big enough to hold them."""
+    table = total * 585
+    with path.open("wb") as out:
+        out.write(HEADER.pack(b"", b"SIF_MAGIC\0", b"01\0", b"00\0", bytes(16), 0, 0, total, total,
+                              HEADER.size, table, HEADER.size + table, 0))  # fmt: skip
+        out.truncate(HEADER.size + table)
+
+
+def peak_allocation(action: Callable[[], object]) -> int:
+    """Peak bytes the Python allocator held while ``action`` ran (its exceptions propagate)."""
+    tracemalloc.start()
+    try:
+        action()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def test_a_huge_descriptor_table_in_a_sparse_file_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    """Regression: 1.8 million claimed slots in a sparse 1 GiB file took ~2.5 GiB and 30 s to load."""
+    path = tmp_path / "sparse.sif"
+    sparse_image(path, (1 << 30) // 585)
+    caught: list[SifFormatError] = []
+
+    def load() -> None:
+        with pytest.raises(SifFormatError) as error:
+            SifImage.open(path)
+        caught.append(error.value)
+
+    assert peak_allocation(load) < 1 << 20
+    assert caught[0].field == "header.DescriptorsTotal"
+
+
+def test_the_largest_accepted_table_loads_in_bounded_memory(tmp_path: Path) -> None:
+    path = tmp_path / "sparse.sif"
+    sparse_image(path, MAX_DESCRIPTORS)
+
+    def load() -> None:
+        with SifImage.open(path) as image:
+            assert len(image.slots) == MAX_DESCRIPTORS
+
+    assert peak_allocation(load) < 32 << 20
