@@ -9,21 +9,31 @@ come from the ``fuzz`` settings profile (``SIF_FUZZ_PROFILE=fuzz-thorough`` runs
 from __future__ import annotations
 
 import base64
+import contextlib
+import json
 import os
 import shutil
 import struct
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from lifecycle.errors import SifFormatError, SignatureFormatError
-from lifecycle.integrity import pgp
+from lifecycle.cli.main import _register as register_commands
+from lifecycle.cli.main import cli
+from lifecycle.errors import LifecycleError, SifFormatError, SignatureFormatError
+from lifecycle.integrity import dsse, pgp
+from lifecycle.integrity.keys import KeySet
+from lifecycle.integrity.metadata import ImageMetadata
+from lifecycle.integrity.results import VerifyReport
 from lifecycle.integrity.verify import VerifyOptions, verify_image
 from lifecycle.sif import DataType, ObjectSpec, SifImage
+from lifecycle.sif.format import Descriptor, type_name
 from lifecycle.sif.image import MAX_DESCRIPTORS
 
 FUZZ = settings.get_profile(os.environ.get("SIF_FUZZ_PROFILE", "fuzz"))
@@ -146,38 +156,297 @@ def sparse_image(path: Path, total: int) -> None:
         out.truncate(HEADER.size + table)
 
 
-def peak_allocation(action: Callable[[], object]) -> int:
-    """Peak bytes the Python allocator held while ``action`` ran (its exceptions propagate)."""
+def measured(action: Callable[[], object]) -> tuple[int, object]:
+    """(peak bytes the Python allocator held, result or LifecycleError) of running ``action``."""
     tracemalloc.start()
     try:
-        action()
+        outcome = action()
+    except LifecycleError as exc:
+        outcome = exc
     finally:
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-    return peak
+    return peak, outcome
 
 
 def test_a_huge_descriptor_table_in_a_sparse_file_is_refused_before_it_is_read(tmp_path: Path) -> None:
     """Regression: 1.8 million claimed slots in a sparse 1 GiB file took ~2.5 GiB and 30 s to load."""
     path = tmp_path / "sparse.sif"
     sparse_image(path, (1 << 30) // 585)
-    caught: list[SifFormatError] = []
-
-    def load() -> None:
-        with pytest.raises(SifFormatError) as error:
-            SifImage.open(path)
-        caught.append(error.value)
-
-    assert peak_allocation(load) < 1 << 20
-    assert caught[0].field == "header.DescriptorsTotal"
+    peak, outcome = measured(lambda: SifImage.open(path))
+    assert peak < 1 << 20
+    assert isinstance(outcome, SifFormatError)
+    assert outcome.field == "header.DescriptorsTotal"
 
 
 def test_the_largest_accepted_table_loads_in_bounded_memory(tmp_path: Path) -> None:
     path = tmp_path / "sparse.sif"
     sparse_image(path, MAX_DESCRIPTORS)
 
-    def load() -> None:
+    def load() -> int:
         with SifImage.open(path) as image:
-            assert len(image.slots) == MAX_DESCRIPTORS
+            return len(image.slots)
 
-    assert peak_allocation(load) < 32 << 20
+    peak, outcome = measured(load)
+    assert peak < 32 << 20
+    assert outcome == MAX_DESCRIPTORS
+
+
+# ---------------------------------------------------------------- mutated, truncated, hostile images
+
+GOLDEN_SOURCES = ["one-group-signed-dsse.sif", "two-groups-signed-pgp.sif", "one-group-signed-legacy.sif",
+                  "one-object-oci-blob.sif", "empty.sif"]  # fmt: skip
+SOURCES = [*GOLDEN_SOURCES, "small-dsse", "small-pgp"]
+DESCRIPTOR_FIELDS = {
+    "DataType": (0, "<i"), "Used": (4, "<B"), "ID": (5, "<I"), "GroupID": (9, "<I"),
+    "LinkedID": (13, "<I"), "Offset": (17, "<q"), "Size": (25, "<q"), "SizeWithPadding": (33, "<q"),
+}  # fmt: skip
+HEADER_FIELDS = {
+    "DescriptorsFree": 80, "DescriptorsTotal": 88, "DescriptorsOffset": 96, "DescriptorsSize": 104,
+    "DataOffset": 112, "DataSize": 120, "CreatedAt": 64,
+}  # fmt: skip
+INT64 = st.one_of(
+    st.integers(-(2**63), 2**63 - 1),
+    st.integers(-4, 1 << 20),
+    st.sampled_from([2**63 - 1, -(2**63), 2**62, 2**63 // 585 + 1, 2**32, 2**31 - 1, 585]),
+)
+
+
+@pytest.fixture(scope="module")
+def corpus(golden_images: Path, small_signed_images: dict) -> dict[str, bytes]:
+    images = {name: (golden_images / name).read_bytes() for name in GOLDEN_SOURCES}
+    images.update({f"small-{kind}": image.data for kind, image in small_signed_images.items()})
+    return images
+
+
+@pytest.fixture(scope="module")
+def all_keys(signing_kit: Any) -> KeySet:
+    """DSSE (Ed25519) and PGP keys together: every signed image in the corpus verifies with them."""
+    keys = KeySet()
+    keys.merge(signing_kit.dsse_keys)
+    keys.merge(signing_kit.pgp_keys)
+    return keys
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One file that every example overwrites (function-scoped tmp_path does not mix with @given)."""
+    return tmp_path_factory.mktemp("fuzz") / "image.sif"
+
+
+@pytest.fixture(scope="module")
+def runner() -> CliRunner:
+    register_commands()
+    return CliRunner()
+
+
+def read_and_list(path: Path, runner: CliRunner) -> bool:
+    """Open, list and stream every object; True when the image loads. Only SifFormatError may escape."""
+    try:
+        with SifImage.open(path) as image:
+            for d in image.objects:
+                _ = (d.name_text, type_name(d.data_type), d.group, d.linked_group, d.linked_object)
+                _ = (d.partition_info, d.signature_hash_type, d.signature_entity, d.is_primary_partition)
+                assert sum(len(chunk) for chunk in image.stream(d)) == d.size
+            image.groups()
+    except SifFormatError:
+        loads = False
+    else:
+        loads = True
+    for command in ("list", "header"):
+        result = runner.invoke(cli, ["sif", command, str(path)])
+        assert result.exit_code == (0 if loads else 2), result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return loads
+
+
+def verify_or_lifecycle_error(path: Path, keys: KeySet) -> VerifyReport | None:
+    """The default (reference) verification's report, after the legacy mode also ran cleanly."""
+    with contextlib.suppress(LifecycleError):
+        verify_image(str(path), keys, VerifyOptions(legacy=True, all_objects=True))
+    try:
+        return verify_image(str(path), keys, VerifyOptions())
+    except LifecycleError:
+        return None
+
+
+def check_hostile(path: Path, raw: bytes, runner: CliRunner, keys: KeySet) -> None:
+    path.write_bytes(raw)
+    loads = read_and_list(path, runner)
+    report = verify_or_lifecycle_error(path, keys)
+    if not loads:
+        assert report is None
+
+
+@FUZZ
+@given(
+    source=st.sampled_from(SOURCES),
+    mutations=st.lists(
+        st.tuples(st.one_of(st.integers(0, 200), st.integers(0, 1 << 20)), st.integers(0, 255)),
+        min_size=1,
+        max_size=8,
+    ),
+)
+def test_randomly_mutated_images_fail_cleanly(
+    corpus: dict[str, bytes], scratch: Path, runner: CliRunner, all_keys: KeySet,
+    source: str, mutations: list[tuple[int, int]],
+) -> None:  # fmt: skip
+    raw = bytearray(corpus[source])
+    for offset, value in mutations:
+        raw[offset % len(raw)] = value
+    check_hostile(scratch, bytes(raw), runner, all_keys)
+
+
+def required_length(raw: bytes) -> int:
+    """The shortest file that holds the header, the whole table and every in-use object."""
+    fields = HEADER.unpack_from(raw)
+    total, offset, data_offset = fields[8], fields[9], fields[11]
+    ends = [HEADER.size, offset + total * 585, data_offset]
+    for slot in range(total):
+        used, position, size = struct.unpack_from("<B12xqq", raw, offset + slot * 585 + 4)
+        if used:
+            ends.append(position + size)
+    return max(ends)
+
+
+@FUZZ
+@given(source=st.sampled_from(SOURCES), cut=st.floats(0, 1, exclude_max=True))
+@example(source="small-dsse", cut=0.0)
+def test_truncation_anywhere_is_a_format_error(
+    corpus: dict[str, bytes], scratch: Path, runner: CliRunner, all_keys: KeySet, source: str, cut: float
+) -> None:
+    raw = corpus[source]
+    length = int(len(raw) * cut)
+    scratch.write_bytes(raw[:length])
+    assert read_and_list(scratch, runner) == (length >= required_length(raw))
+    if length < required_length(raw):
+        with pytest.raises(SifFormatError):
+            verify_image(str(scratch), all_keys, VerifyOptions())
+
+
+@FUZZ
+@given(source=st.sampled_from(SOURCES), field=st.sampled_from(sorted(HEADER_FIELDS)), value=INT64)
+def test_hostile_header_counts_and_offsets_fail_cleanly(
+    corpus: dict[str, bytes], scratch: Path, runner: CliRunner, all_keys: KeySet,
+    source: str, field: str, value: int,
+) -> None:  # fmt: skip
+    raw = bytearray(corpus[source])
+    struct.pack_into("<q", raw, HEADER_FIELDS[field], value)
+    check_hostile(scratch, bytes(raw), runner, all_keys)
+
+
+@FUZZ
+@given(source=st.sampled_from(SOURCES), field=st.sampled_from(sorted(DESCRIPTOR_FIELDS)), data=st.data())
+def test_hostile_descriptor_fields_fail_cleanly(
+    corpus: dict[str, bytes], scratch: Path, runner: CliRunner, all_keys: KeySet,
+    source: str, field: str, data: st.DataObject,
+) -> None:  # fmt: skip
+    """Values include other objects' offsets and sizes (overlaps), past-EOF and negative ones."""
+    raw = bytearray(corpus[source])
+    total, table = HEADER.unpack_from(raw)[8:10]
+    slot = data.draw(st.integers(0, total - 1), label="slot")
+    at, fmt = DESCRIPTOR_FIELDS[field]
+    neighbours = [v for s in range(total) for v in struct.unpack_from("<qq", raw, table + s * 585 + 17)]
+    size = struct.calcsize(fmt)
+    bits = 8 * size
+    low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if fmt.islower() else (0, 2**bits - 1)
+    value = data.draw(
+        st.one_of(INT64, st.sampled_from([*neighbours, len(raw)])).filter(lambda v: low <= v <= high),
+        label="value",
+    )
+    struct.pack_into(fmt, raw, table + slot * 585 + at, value)
+    check_hostile(scratch, bytes(raw), runner, all_keys)
+
+
+def claim_size(source: Path, path: Path, pick: Callable[[Descriptor], bool], size: int) -> Descriptor:
+    """Copy ``source`` with the first object ``pick`` accepts claiming ``size`` bytes of a sparse file."""
+    shutil.copy(source, path)
+    with SifImage.open(path) as sif:
+        desc = next(d for d in sif.objects if pick(d))
+        position = sif.header.descriptors_offset + desc.slot * 585 + DESCRIPTOR_FIELDS["Size"][0]
+    with path.open("r+b") as out:
+        out.seek(position)
+        out.write(struct.pack("<q", size))
+        out.truncate(desc.offset + size)
+    return desc
+
+
+def test_verifying_a_huge_object_streams_in_bounded_memory(small_signed_images: dict, tmp_path: Path) -> None:
+    """An object claiming 256 MiB of a sparse file is hashed chunk by chunk, not read whole."""
+    image = small_signed_images["dsse"]
+    path = tmp_path / "huge.sif"
+    first = claim_size(image.path, path, lambda d: not d.is_signature, 256 << 20)
+    peak, report = measured(lambda: verify_image(str(path), image.keys, VerifyOptions()))
+    assert peak < 16 << 20
+    assert isinstance(report, VerifyReport)
+    assert f"data object descriptor integrity compromised: {first.id}" in report.failure_summary()
+
+
+def test_a_signature_object_claiming_a_huge_size_is_refused_without_reading_it(
+    small_signed_images: dict, tmp_path: Path
+) -> None:
+    image = small_signed_images["pgp"]
+    path = tmp_path / "huge-signature.sif"
+    signature = claim_size(image.path, path, lambda d: d.is_signature, 1 << 30)
+    peak, outcome = measured(lambda: verify_image(str(path), image.keys, VerifyOptions()))
+    assert peak < 1 << 20
+    assert isinstance(outcome, SifFormatError)
+    assert outcome.field == f"descriptor[{signature.slot}].Size"
+
+
+# ---------------------------------------------------------------- signature parsers
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=20,
+)
+ENVELOPE_KEYS = ["payloadType", "PAYLOADTYPE", "payload", "signatures", "keyid", "sig", "extension",
+                 "kind", "ext", "version", "header", "digest", "objects", "relativeId",
+                 "descriptorDigest", "objectDigest"]  # fmt: skip
+SHAPED = st.recursive(
+    st.sampled_from([dsse.PAYLOAD_TYPE, "e30=", "AA==", "sha256:" + "0" * 64, 0, 2**32, -1, None]) | JSON,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(ENVELOPE_KEYS), inner),
+    max_leaves=25,
+)
+PARSERS: list[Callable[[bytes], object]] = [dsse.parse_envelope, pgp.decode, ImageMetadata.from_json]
+
+
+def parses_or_signature_format_error(parser: Callable[[bytes], object], data: bytes) -> None:
+    with contextlib.suppress(SignatureFormatError):
+        parser(data)
+
+
+@FUZZ
+@given(parser=st.sampled_from(PARSERS), data=st.binary(max_size=2048))
+def test_signature_parsers_take_arbitrary_bytes(parser: Callable[[bytes], object], data: bytes) -> None:
+    parses_or_signature_format_error(parser, data)
+
+
+@FUZZ
+@given(parser=st.sampled_from(PARSERS), doc=SHAPED)
+def test_signature_parsers_take_arbitrary_json_shaped_like_theirs(
+    parser: Callable[[bytes], object], doc: object
+) -> None:
+    parses_or_signature_format_error(parser, json.dumps(doc).encode())
+
+
+@FUZZ
+@given(parser=st.sampled_from(PARSERS), text=st.lists(st.sampled_from([
+    pgp.BEGIN_SIGNED, pgp.BEGIN_SIGNATURE, pgp.END_SIGNATURE, "Hash: SHA256", "Hash: MD5, SHA1", "",
+    "- dash", "Version: x", "=AbCd", "wsBcBAEBCAAQBQJe+oE0CRCiDCfuf/e6hAAA", '{"version":1}', "\r",
+]), max_size=12))  # fmt: skip
+def test_signature_parsers_take_clear_sign_lookalikes(
+    parser: Callable[[bytes], object], text: list[str]
+) -> None:
+    parses_or_signature_format_error(parser, "\n".join(text).encode())
+
+
+@pytest.mark.parametrize("parser", PARSERS)
+@pytest.mark.parametrize("depth", [1_000, 100_000])
+@pytest.mark.parametrize("opener", ["[", '{"a":', f'{{"payloadType":"{dsse.PAYLOAD_TYPE}","signatures":'])
+def test_deeply_nested_json_is_a_signature_format_error(
+    parser: Callable[[bytes], object], depth: int, opener: str
+) -> None:
+    with pytest.raises(SignatureFormatError):
+        parser((opener * depth).encode())
