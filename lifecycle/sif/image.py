@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import itertools
 import os
 import time as _time
 from collections.abc import Iterator
@@ -434,4 +435,23 @@ def _load(handle: BinaryIO, path: Path) -> tuple[Header, list[Descriptor], int]:
                 path=path,
                 field=f"{where}.Offset/Size",
             )
+    _check_no_overlap(slots, path)
     return header, slots, size
+
+
+def _check_no_overlap(slots: list[Descriptor], path: Path) -> None:
+    """No writer lets objects share bytes; a hostile table that does so multiplies the work.
+
+    Thousands of descriptors over the same large region would each be read, parsed or hashed
+    in full (hours for a 30 MiB file); without overlaps the work is bounded by the file size.
+    Empty objects occupy no bytes and may sit anywhere.
+    """
+    spans = sorted((d for d in slots if d.in_use and d.size), key=lambda d: (d.offset, d.slot))
+    for previous, desc in itertools.pairwise(spans):
+        if desc.offset < previous.end:
+            raise SifFormatError(
+                f"object {desc.id} data [{desc.offset}, {desc.end}) overlaps object {previous.id} "
+                f"[{previous.offset}, {previous.end})",
+                path=path,
+                field=f"descriptor[{desc.slot}].Offset/Size",
+            )

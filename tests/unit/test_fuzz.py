@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import struct
+import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
@@ -31,8 +32,9 @@ from lifecycle.integrity import dsse, pgp
 from lifecycle.integrity.keys import KeySet
 from lifecycle.integrity.metadata import ImageMetadata
 from lifecycle.integrity.results import VerifyReport
+from lifecycle.integrity.sign import SignOptions, sign_image
 from lifecycle.integrity.verify import VerifyOptions, verify_image
-from lifecycle.sif import DataType, ObjectSpec, SifImage
+from lifecycle.sif import DataType, ObjectSpec, SifImage, create_image
 from lifecycle.sif.format import Descriptor, type_name
 from lifecycle.sif.image import MAX_DESCRIPTORS
 
@@ -145,6 +147,8 @@ def test_mutated_pgp_packets_verify_or_raise_signature_format_errors(
 # ---------------------------------------------------------------- bounded memory on hostile images
 
 HEADER = struct.Struct("<32s10s3s3s16sqqqqqqqq")  # spec 1.1
+DESCRIPTOR = struct.Struct("<iBIIIqqqqqqq128s384s")  # spec 1.3
+GROUP_FLAG = 0xF0000000
 
 
 def sparse_image(path: Path, total: int) -> None:
@@ -359,15 +363,17 @@ def test_hostile_descriptor_fields_fail_cleanly(
 
 
 def claim_size(source: Path, path: Path, pick: Callable[[Descriptor], bool], size: int) -> Descriptor:
-    """Copy ``source`` with the first object ``pick`` accepts claiming ``size`` bytes of a sparse file."""
+    """Copy ``source`` with the first object ``pick`` accepts moved to the end of the file and
+    claiming ``size`` bytes there; the file is extended sparsely to hold them."""
     shutil.copy(source, path)
+    end = path.stat().st_size
     with SifImage.open(path) as sif:
         desc = next(d for d in sif.objects if pick(d))
-        position = sif.header.descriptors_offset + desc.slot * 585 + DESCRIPTOR_FIELDS["Size"][0]
+        position = sif.header.descriptors_offset + desc.slot * 585 + DESCRIPTOR_FIELDS["Offset"][0]
     with path.open("r+b") as out:
         out.seek(position)
-        out.write(struct.pack("<q", size))
-        out.truncate(desc.offset + size)
+        out.write(struct.pack("<qq", end, size))  # Offset, Size
+        out.truncate(end + size)
     return desc
 
 
@@ -450,3 +456,59 @@ def test_deeply_nested_json_is_a_signature_format_error(
 ) -> None:
     with pytest.raises(SignatureFormatError):
         parser((opener * depth).encode())
+
+
+def overlapping_signatures(path: Path, count: int, size: int) -> None:
+    """A data object in group 1 and ``count - 1`` signature descriptors, all over the same bytes."""
+    table = count * 585
+    data_offset = HEADER.size + table
+    rows = [DESCRIPTOR.pack(0x4007, 1, 1, GROUP_FLAG | 1, 0, data_offset, size, size, 0, 0, 0, 0, b"", b"")]
+    signature_extra = struct.pack("<i", 1)  # HashType SHA-256
+    rows += [
+        DESCRIPTOR.pack(
+            0x4005,
+            1,
+            i + 1,
+            GROUP_FLAG,
+            GROUP_FLAG | 1,
+            data_offset,
+            size,
+            size,
+            0,
+            0,
+            0,
+            0,
+            b"",
+            signature_extra,
+        )
+        for i in range(1, count)
+    ]
+    with path.open("wb") as out:
+        out.write(HEADER.pack(b"", b"SIF_MAGIC\0", b"01\0", b"00\0", bytes(16), 0, 0, 0, count,
+                              HEADER.size, table, data_offset, size))  # fmt: skip
+        out.write(b"".join(rows))
+        out.write(b"-----BEGIN PGP SIGNED MESSAGE-----\n\n" + b"a\n" * (size // 2 - 18))
+
+
+def test_objects_sharing_bytes_are_refused_before_any_is_read(tmp_path: Path) -> None:
+    """Regression: 200 signature descriptors over one 16 MiB region took 112 s to verify (each
+    was read and parsed twice); 16384 of them would have taken hours from a 26 MiB file."""
+    path = tmp_path / "overlap.sif"
+    overlapping_signatures(path, 200, 1 << 20)
+    started = time.monotonic()
+    with pytest.raises(SifFormatError) as caught:
+        verify_image(str(path), KeySet(), VerifyOptions())
+    assert time.monotonic() - started < 1
+    assert caught.value.field.endswith(".Offset/Size")
+    assert "overlaps object 1" in str(caught.value)
+
+
+def test_empty_objects_may_share_an_offset(signing_kit: Any, tmp_path: Path) -> None:
+    """Zero-size objects occupy no bytes: writers put consecutive empty objects at one offset."""
+    path = tmp_path / "empty-objects.sif"
+    create_image(path, [ObjectSpec(DataType.GENERIC, b""), ObjectSpec(DataType.GENERIC, b""),
+                        ObjectSpec(DataType.GENERIC, b"x")])  # fmt: skip
+    sign_image(str(path), signing_kit.dsse, SignOptions())
+    with SifImage.open(path) as image:
+        assert image.objects[0].offset == image.objects[1].offset
+    assert verify_image(str(path), signing_kit.dsse_keys, VerifyOptions()).ok

@@ -161,6 +161,8 @@ class Layout:
             offset_, size_ = (value, obj.size) if name == "Offset" else (obj.offset, value)
             if offset_ < 0 or size_ < 0 or offset_ + size_ > self.size:
                 return FORMAT
+            if self.overlaps(obj, offset_, size_):
+                return FORMAT  # no two objects may share bytes
             if name == "Size" and not obj.is_signature:
                 return Expect("fail", f"data object descriptor integrity compromised: {obj.id}")
             moved = bytearray(self.data)
@@ -176,6 +178,13 @@ class Layout:
             return Expect("fail", MEMBERSHIP)
         # DataType, LinkedID, CreatedAt, UID, GID, Name, Extra: all in the descriptor digest.
         return Expect("fail", f"data object descriptor integrity compromised: {obj.id}")
+
+    def overlaps(self, obj: Obj, offset: int, size: int) -> bool:
+        return size > 0 and any(
+            o.size and offset < o.end and o.offset < offset + size
+            for o in self.slots.values()
+            if o is not obj
+        )
 
     def signature_flip(self, obj: Obj, name: str, byte: int) -> Expect:
         if name == "DataType":
