@@ -194,7 +194,7 @@ class Layout:
         if name == "LinkedID":
             return Expect("fail", f"signature not found for object group {obj.group_linked}")
         if name == "Extra" and byte < 4:
-            return Expect("fail", f"signature object {obj.id}:")  # HashType
+            return Expect("fail", f"signature object {obj.id} not valid: hash algorithm -?\\d+ unsupported")
         if name == "Extra" and byte < 24 and self.kind == "pgp":
             return Expect("fail", "fingerprint in descriptor does not correspond to signing entity")
         return PASS  # CreatedAt, UID, GID, Name, the rest of Extra: signatures are not hashed
