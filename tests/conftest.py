@@ -11,9 +11,23 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+from lifecycle.integrity.keys import (
+    KeySet,
+    load_pgp_signing_key,
+    load_signing_key,
+    load_verifier_keys,
+    no_passphrase,
+)
+from lifecycle.integrity.sign import DsseSigner, PgpSigner, Signer, SignOptions, sign_image
+from lifecycle.sif import DataType, ObjectSpec, create_image
+from lifecycle.sif.format import HEADER_SIZE
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -111,3 +125,76 @@ def pg_url() -> Iterator[str]:
         with admin.begin() as conn:
             conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
         admin.dispose()
+
+
+# ---------------------------------------------------------------- small signed images (robustness tests)
+
+
+@dataclass(frozen=True)
+class SignedImage:
+    """A tiny signed image's bytes and the parsed key material that verifies it."""
+
+    kind: str
+    path: Path
+    """The signed file (shared: tests copy it before changing anything)."""
+    data: bytes
+    keys: KeySet
+
+
+@dataclass(frozen=True)
+class SigningKit:
+    """Test keys parsed once per session: parsing dominates the cost of small verifications."""
+
+    dsse: DsseSigner
+    dsse_keys: KeySet
+    pgp: PgpSigner
+    pgp_keys: KeySet
+
+    def signer(self, kind: str) -> Signer:
+        return self.dsse if kind == "dsse" else self.pgp
+
+    def keys(self, kind: str) -> KeySet:
+        return self.dsse_keys if kind == "dsse" else self.pgp_keys
+
+
+@pytest.fixture(scope="session")
+def signing_kit(golden_keys: Path) -> SigningKit:
+    return SigningKit(
+        DsseSigner((load_signing_key(golden_keys / "ed25519-private.pem", no_passphrase),)),
+        load_verifier_keys(golden_keys / "ed25519-public.pem"),
+        PgpSigner(load_pgp_signing_key(golden_keys / "private.asc", no_passphrase)),
+        load_verifier_keys(golden_keys / "private.asc"),
+    )
+
+
+def small_objects() -> list[ObjectSpec]:
+    """Two groups (one with a single object) and an alignment gap: every layout case, few bytes."""
+    return [
+        ObjectSpec(DataType.GENERIC, b"abc", group=1),
+        ObjectSpec(DataType.GENERIC_JSON, b"{}", group=1, name=b"data.json", alignment=16),
+        ObjectSpec(DataType.GENERIC, b"xyz", group=2),
+    ]
+
+
+@pytest.fixture(scope="session")
+def small_signed_images(
+    signing_kit: SigningKit, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, SignedImage]:
+    """The small image signed with DSSE (Ed25519) and, separately, with PGP (golden private.asc).
+
+    Six descriptor slots (one stays free) after a 64-byte gap keep the file near 5 KiB.
+    """
+    out = {}
+    for kind in ("dsse", "pgp"):
+        path = tmp_path_factory.mktemp("small") / f"{kind}.sif"
+        create_image(path, small_objects(), capacity=6, descriptors_offset=HEADER_SIZE + 64,
+                     deterministic=True)  # fmt: skip
+        sign_image(str(path), signing_kit.signer(kind), SignOptions(deterministic=True))
+        out[kind] = SignedImage(kind, path, path.read_bytes(), signing_kit.keys(kind))
+    return out
+
+
+# Hypothesis profiles for the property tests: few examples by default so the suite stays fast.
+settings.register_profile("fuzz", max_examples=60, deadline=timedelta(seconds=2), derandomize=False,
+                          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+settings.register_profile("fuzz-thorough", parent=settings.get_profile("fuzz"), max_examples=2000)

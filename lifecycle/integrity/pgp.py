@@ -170,20 +170,40 @@ class PgpVerification:
     created: datetime | None = None
 
 
+def _read_signature(packet: bytes) -> tuple[Any, str, datetime, str]:
+    """(signature, issuer key ID, creation time, hash name) of a packet, or SignatureFormatError.
+
+    pgpy parses lazily: a packet that is not a signature, or lacks the creation-time subpacket,
+    only fails when a property is read, with whatever exception type the property hits. A packet
+    without an issuer key ID parses, but names no key (spec 4.4), so its issuer is empty.
+    """
+    try:
+        with quiet():
+            signature = pgpy.PGPSignature.from_blob(packet)
+            if not isinstance(signature._signature, SignatureV4):
+                raise SignatureFormatError("the packet is not an OpenPGP v4 signature")
+            created = signature.created
+            algorithm = signature.hash_algorithm
+            issuer = str(signature.signer or "") if signature._signature.subpackets["Issuer"] else ""
+    except SignatureFormatError:
+        raise
+    except Exception as exc:  # pgpy raises many types on malformed packets
+        raise SignatureFormatError(f"unreadable PGP signature packet: {exc}") from None
+    if not isinstance(created, datetime):
+        raise SignatureFormatError("PGP signature packet has no creation time")
+    return signature, issuer, created, algorithm.name if isinstance(algorithm, HashAlgorithm) else ""
+
+
 def verify(signed: ClearSigned, keyring: list[Any], at: datetime | None = None) -> PgpVerification:
     """Verify like go-crypto's ``CheckDetachedSignature`` plus the reference's key checks (4.4).
 
     Key expiry and revocation are evaluated at ``at`` (default: now), as the reference does.
     """
-    try:
-        with quiet():
-            signature = pgpy.PGPSignature.from_blob(signed.packet)
-    except Exception as exc:  # pgpy raises many types on malformed packets
-        raise SignatureFormatError(f"unreadable PGP signature packet: {exc}") from None
-    issuer = str(signature.signer or "")
-    created = signature.created
-    if signature.hash_algorithm.name not in VERIFY_HASHES:
+    signature, issuer, created, hash_name = _read_signature(signed.packet)
+    if hash_name not in VERIFY_HASHES:
         return PgpVerification(False, issuer, error="signature hash algorithm not accepted")
+    if not issuer:
+        return PgpVerification(False, issuer, error="signature packet names no issuer key ID")
     key = next(
         (k for k in keyring if issuer and (k.fingerprint.keyid == issuer or issuer in k.subkeys)),
         None,

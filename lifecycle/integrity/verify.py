@@ -161,13 +161,16 @@ def _parse(image: SifImage, desc: Descriptor, keys: KeySet, options: VerifyOptio
     parsed = _Parsed(result)
     try:
         data = image.read(desc, limit=MAX_SIGNATURE_SIZE)
-        hash_name = digest.descriptor_hash_name(desc.signature_hash_type)
-        if dsse.is_dsse(data):
+        signed = None if dsse.is_dsse(data) else pgp.decode(data)
+        if signed is None:
             result.format = "dsse"
+        else:
+            result.format = "legacy" if signed.text.startswith(LEGACY_PREFIX) else "pgp"
+        # Only once the format is known, as the reference does (6.3 b, then c).
+        hash_name = digest.descriptor_hash_name(desc.signature_hash_type)
+        if signed is None:
             message = _verify_dsse(data, keys, result)
         else:
-            signed = pgp.decode(data)
-            result.format = "legacy" if signed.text.startswith(LEGACY_PREFIX) else "pgp"
             message = _verify_pgp(signed, desc, keys, options, result)
         if result.format == "legacy" and message is not None:
             hex_digest = message[len(LEGACY_PREFIX) :].removesuffix(b"\n")

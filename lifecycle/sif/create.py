@@ -26,7 +26,7 @@ from lifecycle.sif.format import (
     pad,
     partition_extra,
 )
-from lifecycle.sif.image import ObjectSpec, SifImage, now_seconds
+from lifecycle.sif.image import MAX_DESCRIPTORS, ObjectSpec, SifImage, now_seconds
 
 
 def create_image(
@@ -53,6 +53,8 @@ def create_image(
         raise SifError("file already exists", path=path, hint="choose another path")
     if capacity < len(objects) or capacity < 1:
         raise SifError(f"capacity {capacity} is too small for {len(objects)} objects", path=path)
+    if capacity > MAX_DESCRIPTORS:
+        raise SifError(f"capacity {capacity} is more than the {MAX_DESCRIPTORS} allowed", path=path)
     stamp = ZERO_TIME if deterministic else (when if when is not None else now_seconds())
     if image_id is None:
         image_id = NIL_UUID if deterministic else uuid.uuid4().bytes

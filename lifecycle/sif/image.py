@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import itertools
 import os
 import time as _time
 from collections.abc import Iterator
@@ -46,6 +47,10 @@ from lifecycle.sif.format import (
 CHUNK_SIZE = 4 * 1024 * 1024
 USED_FIELD_OFFSET = 4
 LOCK_TIMEOUT_SECONDS = 30.0
+MAX_DESCRIPTORS = 16384
+"""Far more slots than real images have (the reference default is 48). A larger table is refused
+before it is read: a sparse hostile file could otherwise claim millions of slots, which costs
+over a kilobyte of memory each and seconds of parsing, with almost nothing on disk."""
 
 
 class WriteSink(Protocol):
@@ -397,6 +402,13 @@ def _load(handle: BinaryIO, path: Path) -> tuple[Header, list[Descriptor], int]:
             path=path,
             field="header.DescriptorsTotal",
         )
+    if total > MAX_DESCRIPTORS:
+        raise SifFormatError(
+            f"{total} descriptors is more than the {MAX_DESCRIPTORS} this tool reads",
+            path=path,
+            field="header.DescriptorsTotal",
+            hint="the image is corrupt or hostile",
+        )
     if not 0 <= header.data_offset <= size:
         raise SifFormatError(
             f"offset {header.data_offset} is outside the {size}-byte file",
@@ -423,4 +435,23 @@ def _load(handle: BinaryIO, path: Path) -> tuple[Header, list[Descriptor], int]:
                 path=path,
                 field=f"{where}.Offset/Size",
             )
+    _check_no_overlap(slots, path)
     return header, slots, size
+
+
+def _check_no_overlap(slots: list[Descriptor], path: Path) -> None:
+    """No writer lets objects share bytes; a hostile table that does so multiplies the work.
+
+    Thousands of descriptors over the same large region would each be read, parsed or hashed
+    in full (hours for a 30 MiB file); without overlaps the work is bounded by the file size.
+    Empty objects occupy no bytes and may sit anywhere.
+    """
+    spans = sorted((d for d in slots if d.in_use and d.size), key=lambda d: (d.offset, d.slot))
+    for previous, desc in itertools.pairwise(spans):
+        if desc.offset < previous.end:
+            raise SifFormatError(
+                f"object {desc.id} data [{desc.offset}, {desc.end}) overlaps object {previous.id} "
+                f"[{previous.offset}, {previous.end})",
+                path=path,
+                field=f"descriptor[{desc.slot}].Offset/Size",
+            )
