@@ -12,6 +12,7 @@ import click
 from lifecycle.cli.common import ProgressBar, UtcTime, passphrase_file_option, passphrase_source
 from lifecycle.errors import KeyMaterialError, LifecycleError, VerificationError
 from lifecycle.integrity import dsse
+from lifecycle.integrity.gojson import load_json
 from lifecycle.integrity.keys import (
     KeySet,
     VerifierKey,
@@ -62,7 +63,7 @@ def _signer(keys: tuple[Path, ...], passphrase_file: Path | None) -> Signer:
 def _extension(path: Path | None) -> dsse.Extension | None:
     if path is None:
         return None
-    doc = dsse.load_json(path.read_bytes())
+    doc = load_json(path.read_bytes())
     if not (isinstance(doc, dict) and isinstance(doc.get("kind"), str)
             and isinstance(doc.get("ext"), dict)):  # fmt: skip
         raise LifecycleError('extension file must hold {"kind": "...", "ext": {...}}', path=path)

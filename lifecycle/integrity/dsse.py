@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from lifecycle.errors import SignatureFormatError
+from lifecycle.integrity.gojson import go_get, load_json
 
 PAYLOAD_TYPE = "application/vnd.sylabs.sif-metadata+json"
 MAX_SIGNATURES = 1024
@@ -131,15 +132,6 @@ class Envelope:
         )
 
 
-def _field(doc: Mapping[str, Any], name: str) -> Any:
-    """Go's encoding/json matches keys case-insensitively; the last match wins."""
-    found: Any = None
-    for key, value in doc.items():
-        if key.lower() == name.lower():
-            found = value
-    return found
-
-
 def _b64(text: Any, what: str) -> bytes:
     """Standard base64 (strict, padded), then URL-safe, as go-securesystemslib decodes."""
     if not isinstance(text, str):
@@ -153,14 +145,6 @@ def _b64(text: Any, what: str) -> bytes:
     raise SignatureFormatError(f"DSSE {what} is not valid base64")
 
 
-def load_json(data: bytes) -> Any:
-    """Parse untrusted JSON; hostile nesting or encoding raises SignatureFormatError, not a crash."""
-    try:
-        return json.loads(data)
-    except (ValueError, RecursionError) as exc:
-        raise SignatureFormatError(f"not valid JSON: {exc}") from None
-
-
 def is_dsse(data: bytes) -> bool:
     """Detection rule of the reference (5.6.1): a JSON object with the sylabs payload type."""
     if data.lstrip()[:1] != b"{":
@@ -169,14 +153,14 @@ def is_dsse(data: bytes) -> bool:
         doc = load_json(data)
     except SignatureFormatError:
         return False
-    return isinstance(doc, dict) and _field(doc, "payloadType") == PAYLOAD_TYPE
+    return isinstance(doc, dict) and go_get(doc, "payloadType") == PAYLOAD_TYPE
 
 
 def parse_envelope(data: bytes) -> Envelope:
     doc = load_json(data)
-    if not isinstance(doc, dict) or _field(doc, "payloadType") != PAYLOAD_TYPE:
+    if not isinstance(doc, dict) or go_get(doc, "payloadType") != PAYLOAD_TYPE:
         raise SignatureFormatError(f"DSSE payloadType is not {PAYLOAD_TYPE}")
-    raw_sigs = _field(doc, "signatures")
+    raw_sigs = go_get(doc, "signatures")
     if not isinstance(raw_sigs, list) or not raw_sigs:
         raise SignatureFormatError("DSSE envelope has no signatures")
     if len(raw_sigs) > MAX_SIGNATURES:
@@ -185,14 +169,14 @@ def parse_envelope(data: bytes) -> Envelope:
     for item in raw_sigs:
         if not isinstance(item, dict):
             raise SignatureFormatError("DSSE signature entry is not an object")
-        kid = _field(item, "keyid") or ""
+        kid = go_get(item, "keyid") or ""
         if not isinstance(kid, str):
             raise SignatureFormatError("DSSE keyid is not a string")
-        ext_doc = _field(item, "extension")
+        ext_doc = go_get(item, "extension")
         extension = None
         if isinstance(ext_doc, dict):
-            kind, ext = _field(ext_doc, "kind"), _field(ext_doc, "ext")
+            kind, ext = go_get(ext_doc, "kind"), go_get(ext_doc, "ext")
             if isinstance(kind, str) and isinstance(ext, dict):
                 extension = Extension(kind, ext)
-        signatures.append(Signature(kid, _b64(_field(item, "sig"), "sig"), extension))
-    return Envelope(_b64(_field(doc, "payload"), "payload"), tuple(signatures))
+        signatures.append(Signature(kid, _b64(go_get(item, "sig"), "sig"), extension))
+    return Envelope(_b64(go_get(doc, "payload"), "payload"), tuple(signatures))

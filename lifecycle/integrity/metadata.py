@@ -8,13 +8,11 @@ lenient JSON rules; checking reproduces the reference's errors (spec 6.3 d-e).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from lifecycle.errors import SignatureFormatError
 from lifecycle.integrity.digest import METADATA_HASHES, Digest, DigestRequest, DigestResults
-from lifecycle.integrity.dsse import load_json
+from lifecycle.integrity.gojson import go_get, load_json
 from lifecycle.sif.format import GROUP_FLAG, Descriptor
 from lifecycle.sif.image import SifImage
 
@@ -54,38 +52,30 @@ class ImageMetadata:
         doc = load_json(data)
         if not isinstance(doc, dict):
             raise SignatureFormatError("signed metadata is not a JSON object")
-        header = _get(doc, "header")
-        objects = _get(doc, "objects")
+        header = go_get(doc, "header")
+        objects = go_get(doc, "objects")
         if not isinstance(header, dict) or not isinstance(objects, list):
             raise SignatureFormatError("signed metadata lacks header or objects")
         parsed = []
         for item in objects:
             if not isinstance(item, dict):
                 raise SignatureFormatError("signed metadata object entry is not an object")
-            rel = _get(item, "relativeId")
+            rel = go_get(item, "relativeId")
             if not isinstance(rel, int) or isinstance(rel, bool) or not 0 <= rel <= 0xFFFFFFFF:
                 raise SignatureFormatError("relativeId is not a uint32")
             parsed.append(
                 ObjectMetadata(
                     rel,
-                    Digest.parse(_get(item, "descriptorDigest")),
-                    Digest.parse(_get(item, "objectDigest")),
+                    Digest.parse(go_get(item, "descriptorDigest")),
+                    Digest.parse(go_get(item, "objectDigest")),
                 )
             )
-        version = _get(doc, "version")
+        version = go_get(doc, "version")
         return cls(
-            Digest.parse(_get(header, "digest")),
+            Digest.parse(go_get(header, "digest")),
             tuple(parsed),
             version if isinstance(version, int) else 0,
         )
-
-
-def _get(doc: Mapping[str, Any], name: str) -> Any:
-    found: Any = None
-    for key, value in doc.items():
-        if key.lower() == name.lower():
-            found = value
-    return found
 
 
 def relative_id(image: SifImage, desc: Descriptor) -> int:
