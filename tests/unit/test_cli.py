@@ -157,3 +157,21 @@ def test_every_command_help_has_an_example(runner: CliRunner) -> None:
         result = runner.invoke(cli, [*path, "--help"])
         assert result.exit_code == 0
         assert "Example" in result.output, f"`sif-lifecycle {' '.join(path)} --help` has no example"
+
+
+def test_shell_completion_script_and_candidates() -> None:
+    import os
+    import subprocess
+    import sys
+
+    base = [sys.executable, "-m", "lifecycle.cli.main"]
+    script = subprocess.run(base, env={**os.environ, "_SIF_LIFECYCLE_COMPLETE": "bash_source"},
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert "_sif_lifecycle_completion" in script.stdout
+    words = subprocess.run(
+        base,
+        env={**os.environ, "_SIF_LIFECYCLE_COMPLETE": "bash_complete", "COMP_WORDS": "sif-lifecycle ver",
+             "COMP_CWORD": "1"},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert "plain,verify" in words.stdout.split()
