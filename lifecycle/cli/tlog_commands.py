@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 
 from lifecycle.cli.common import read_passphrase
 from lifecycle.errors import LifecycleError, LogError
+from lifecycle.service.tlog_http import LogEndpoints
 from lifecycle.store.db import make_engine
 from lifecycle.store.migrate import open_migrated
 from lifecycle.store.tlog import (
@@ -30,6 +31,7 @@ from lifecycle.tlog import (
     check_consistency,
     open_checkpoint,
 )
+from lifecycle.tlog.client import LocalLogClient
 from lifecycle.tlog.entry import format_time, parse_digest
 from lifecycle.tlog.keys import decrypt_signer, encrypt_signer
 
@@ -65,7 +67,7 @@ def _meta(engine: Engine, db: str) -> dict[str, str]:
     return meta
 
 
-def _open_log(db: str, key_path: Path | None = None) -> Log:
+def _open_log(db: str, key_path: Path | None = None, passphrase: bytes | None = None) -> Log:
     engine = make_engine(_engine_url(db))
     meta = _meta(engine, db)
     signer = None
@@ -74,10 +76,25 @@ def _open_log(db: str, key_path: Path | None = None) -> Log:
             data = key_path.read_bytes()
         except OSError as exc:
             raise LogError(f"cannot read the log key: {exc.strerror}", path=key_path) from None
-        signer = decrypt_signer(data, read_passphrase(None, what="the log key"), path=str(key_path))
+        if passphrase is None:
+            passphrase = read_passphrase(None, what="the log key")
+        signer = decrypt_signer(data, passphrase, path=str(key_path))
         if signer.verifier.verifier_key() != meta["verifier_key"]:
             raise LogError("this key is not the log's key", path=key_path)
     return Log(SqlLogStorage(engine), meta["origin"], signer)
+
+
+def local_client(db: str, key_path: Path, passphrase: bytes | None = None) -> LocalLogClient:
+    """The log in ``db`` opened with its key, for signing in this process."""
+    log = _open_log(db, key_path, passphrase)
+    assert log.signer is not None
+    return LocalLogClient(log, log.signer.verifier.verifier_key())
+
+
+def log_endpoints(db: str, key_path: Path, passphrase: bytes | None = None) -> LogEndpoints:
+    """What ``serve`` mounts at /tlog/."""
+    client = local_client(db, key_path, passphrase)
+    return LogEndpoints(client.log, client.verifier_key())
 
 
 def _read(path: Path) -> bytes:

@@ -41,7 +41,11 @@ from lifecycle.tlog.client import LogClient
 from lifecycle.tlog.entry import digest_payload
 from lifecycle.tlog.note import NoteVerifier
 from lifecycle.verification.checkpoints import CheckpointStore
-from lifecycle.verification.extension import SignatureEvidence, parse_extension
+from lifecycle.verification.extension import (
+    EPHEMERAL_KIND,
+    SignatureEvidence,
+    parse_extension,
+)
 
 MAX_SIGNATURE_SIZE = 16 * 1024 * 1024
 
@@ -167,6 +171,9 @@ def _check(result: LongTermResult, signature: dsse.Signature, message: bytes, im
            found: SignatureEvidence, trust: LongTermTrust) -> None:
     if not trust.log_keys:
         raise VerificationError("no trusted log key given", hint="pass --log-key")
+    if found.kind == EPHEMERAL_KIND and not trust.identity.restricts_identity:
+        raise VerificationError("an ephemeral signature is only as good as its identity",
+                                hint="pass --identity (or --identity-regexp)")
     verified = found.evidence.verify(trust.log_keys)
     entry, sub = verified.entry, verified.entry.submission
     result.log_origin, result.log_index = verified.checkpoint.origin, verified.index
