@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from lifecycle.errors import LogError
 from lifecycle.ephemeral import sign_ephemeral
+from lifecycle.errors import LogError
 from lifecycle.service.http import RunningServer, start_http
 from lifecycle.service.tlog_http import LogEndpoints
 from lifecycle.store.db import make_engine
