@@ -24,7 +24,7 @@ from cryptography import x509
 from lifecycle.errors import LifecycleError, SigningError
 from lifecycle.integrity import dsse
 from lifecycle.integrity.digest import Progress
-from lifecycle.integrity.sign import DsseSigner, SignedGroup, SignOptions, sign_image
+from lifecycle.integrity.sign import Attest, DsseSigner, SignedGroup, SignOptions, sign_image
 from lifecycle.pki.certs import certificate_pem
 from lifecycle.pki.keys import KeyAlgorithm, PrivateKey, generate_private_key
 from lifecycle.sif.image import SifImage
@@ -61,6 +61,44 @@ class EphemeralResult:
     """One log entry per signed group, verified against the log key."""
 
 
+def logging_attest(
+    log: LogClient,
+    chain: Sequence[x509.Certificate],
+    ident: str,
+    verifiers: Sequence[NoteVerifier],
+    kind: str,
+    path: str,
+    logged: list[VerifiedEntry],
+) -> Attest:
+    """An :data:`Attest` hook that logs each fresh signature and returns its evidence extension.
+
+    Works for any certificate-based signature (``chain[0]`` certifies the signing key): the
+    ephemeral strategy uses it with ``EPHEMERAL_KIND``, long-lived certified keys with
+    ``EVIDENCE_KIND``. The returned evidence is verified against ``verifiers`` and must name
+    this signature and fall within the certificate's validity, or signing stops before any
+    write. Verified entries are appended to ``logged``.
+    """
+    cert = chain[0]
+    cert_pem = certificate_pem(cert)
+
+    def attest(message: bytes, signature: dsse.Signature) -> dsse.Extension:
+        evidence = log.submit(Submission(digest_payload(message), signature.sig, cert_pem, ident))
+        verified = evidence.verify(verifiers)
+        sub = verified.entry.submission
+        if (sub.signature, sub.certificate, sub.image_id) != (signature.sig, cert_pem, ident):
+            raise SigningError("the log returned evidence for another entry", path=path)
+        when = verified.entry.integrated_time
+        if not cert.not_valid_before_utc <= when <= cert.not_valid_after_utc:
+            raise SigningError(
+                f"the log integrated the entry at {when.isoformat()}, outside the "
+                f"certificate's validity; the signature would never verify", path=path,
+                hint="check the clocks of the log and the CA")
+        logged.append(verified)
+        return build_extension(kind, chain, evidence)
+
+    return attest
+
+
 def sign_ephemeral(
     path: str,
     identity: str,
@@ -92,25 +130,9 @@ def sign_ephemeral(
     key = key_factory(algorithm)
     issued = ca.issue_ephemeral(key.public_key(), name, lifetime, now)
     chain = [issued.certificate, ca.certificate(EPHEMERAL)]
-    cert_pem = certificate_pem(issued.certificate)
     result = EphemeralResult([], issued.certificate, identity)
 
-    def attest(message: bytes, signature: dsse.Signature) -> dsse.Extension:
-        evidence = log.submit(Submission(digest_payload(message), signature.sig, cert_pem, ident))
-        verified = evidence.verify(verifiers)
-        sub = verified.entry.submission
-        if (sub.signature, sub.certificate, sub.image_id) != (signature.sig, cert_pem, ident):
-            raise SigningError("the log returned evidence for another entry", path=path)
-        logged = verified.entry.integrated_time
-        cert = issued.certificate
-        if not cert.not_valid_before_utc <= logged <= cert.not_valid_after_utc:
-            raise SigningError(
-                f"the log integrated the entry at {logged.isoformat()}, outside the "
-                f"certificate's validity; the signature would never verify", path=path,
-                hint="check the clocks of the log and the CA")
-        result.entries.append(verified)
-        return build_extension(EPHEMERAL_KIND, chain, evidence)
-
+    attest = logging_attest(log, chain, ident, verifiers, EPHEMERAL_KIND, path, result.entries)
     signer = DsseSigner((key,), attest=attest)
     try:
         result.signed = sign_image(path, signer, options or SignOptions(), progress)

@@ -358,3 +358,35 @@ def test_uri_identity(world: World) -> None:
     uri = "https://ci.example.org/pipelines/42"
     sign_ephemeral(str(image), uri, world.ca, world.client)
     assert verify_longterm(str(image), trust(world, identity=IdentityPolicy((uri,)))).ok
+
+
+def test_certificate_signature_of_another_strategy_with_log_evidence(world: World) -> None:
+    """A long-lived, certified key whose signature was logged: judged at the logged time."""
+    from lifecycle.ephemeral import logging_attest
+    from lifecycle.integrity.sign import DsseSigner, SignOptions, sign_image
+    from lifecycle.store.ca_service import INTERMEDIATE
+    from lifecycle.verification.extension import EVIDENCE_KIND
+    from lifecycle.verification.longterm import image_id
+    from tests.pki.conftest import PASSPHRASE
+
+    row = world.ca.keys.generate(keys.KeyAlgorithm.P256, PASSPHRASE, purpose="signing")
+    leaf = world.ca.issue(row.fingerprint, "Release Bot", timedelta(days=30)).certificate
+    key = world.ca.keys.private_key(row, PASSPHRASE)
+    image = world.image()
+    with SifImage.open(image) as img:
+        ident = image_id(img)
+    verifiers = [NoteVerifier.from_verifier_key(world.verifier_key)]
+    logged: list[Any] = []
+    attest = logging_attest(world.client, [leaf, world.ca.certificate(INTERMEDIATE)], ident,
+                            verifiers, EVIDENCE_KIND, str(image), logged)
+    sign_image(str(image), DsseSigner((key,), attest=attest), SignOptions())  # type: ignore[arg-type]
+    assert len(logged) == 1
+    world.clock.now += timedelta(days=365)  # the certificate expired 11 months ago
+    crls = (world.ca.publish_crl(ROOT, force=True), world.ca.publish_crl(INTERMEDIATE, force=True))
+    (result,) = verify_longterm(str(image), trust(world, identity=IdentityPolicy(),
+                                                  crls=crls)).results
+    assert result.ok, result.error
+    assert result.kind == EVIDENCE_KIND and result.log_index == 0
+    assert verify_image(str(image), verify_longterm(
+        str(image), trust(world, identity=IdentityPolicy(), crls=crls)).keys(),
+        VerifyOptions()).ok
