@@ -300,7 +300,7 @@ def prove_consistency(old_size: int, size: int | None, db: str) -> None:
 
 
 @tlog.command()
-@click.argument("remembered", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("remembered", type=click.Path(exists=True, path_type=Path))
 @click.option(
     "--verifier-key",
     "vkey",
@@ -321,37 +321,65 @@ def prove_consistency(old_size: int, size: int | None, db: str) -> None:
     default=None,
     help="Consistency proof JSON from remembered to --new (from 'tlog prove-consistency').",
 )
+@click.option("--log-url", default=None,
+              help="Ask the log served at this URL (needs --verifier-key) instead of --db.")
 @db_option
 def check(
-    remembered: Path, vkey: str | None, new_path: Path | None, proof_path: Path | None, db: str
+    remembered: Path, vkey: str | None, new_path: Path | None, proof_path: Path | None,
+    log_url: str | None, db: str,
 ) -> None:
     """Prove the log only grew since the REMEMBERED checkpoint; exit 1 and report a fork if not.
+
+    REMEMBERED is a signed checkpoint file, or a verifier's --checkpoint-store directory: then
+    the checkpoint it remembers for the log is checked, and replaced by the newer signed one
+    (from --new or --log-url) once the proof connects them.
 
     \b
     Example:
       sif-lifecycle tlog check old-checkpoint.txt
       sif-lifecycle tlog check old.txt --new new.txt --proof proof.json \\
         --verifier-key "$(cat log.vkey)"
+      sif-lifecycle tlog check checkpoints/ --log-url http://127.0.0.1:8080 \\
+        --verifier-key "$(cat log.vkey)"
     """
+    from lifecycle.pki.files import write_atomic
+    from lifecycle.tlog.client import HttpLogClient
+    from lifecycle.verification.checkpoints import CheckpointStore
+
     if (new_path is None) != (proof_path is None):
         raise click.UsageError("--new and --proof go together")
+    if log_url is not None and (vkey is None or new_path is not None):
+        raise click.UsageError("--log-url needs --verifier-key (pinned, never the server's) "
+                               "and excludes --new")
     if vkey is None:
         vkey = _meta(make_engine(_engine_url(db)), db)["verifier_key"]
     verifier = NoteVerifier.from_verifier_key(vkey)
-    old = open_checkpoint(_read(remembered), [verifier])
+    store = CheckpointStore(remembered) if remembered.is_dir() else None
+    old_path = store.path(verifier.name) if store is not None else remembered
+    if not old_path.is_file():
+        raise LogError(f"no checkpoint of {verifier.name!r} is remembered here", path=remembered)
+    old = open_checkpoint(_read(old_path), [verifier])
+    new_note: bytes | None = None
     if new_path is not None and proof_path is not None:
-        new = open_checkpoint(_read(new_path), [verifier], origin=old.origin)
+        new_note = _read(new_path)
+        new = open_checkpoint(new_note, [verifier], origin=old.origin)
         try:
             proof = ConsistencyProof.from_json(json.loads(_read(proof_path)))
         except ValueError:
             raise LogError("the proof is not JSON", path=proof_path) from None
     else:
-        log = _open_log(db)
-        new = log.checkpoint()
+        source: Any = HttpLogClient(log_url) if log_url is not None else _open_log(db)
+        if log_url is not None:
+            new_note = source.checkpoint()
+            new = open_checkpoint(new_note, [verifier], origin=old.origin)
+        else:
+            new = source.checkpoint()
         if new.origin != old.origin:
             raise LogError(f"the remembered checkpoint is of {old.origin!r}, not {new.origin!r}")
-        proof = log.consistency_proof(min(old.size, new.size), new.size)
-        if old.size > new.size:
-            proof = ConsistencyProof(old.size, new.size, ())
+        proof = ConsistencyProof(old.size, new.size, ())
+        if old.size <= new.size:
+            proof = source.consistency_proof(old.size, new.size)
     check_consistency(old, new, proof)
+    if store is not None and new_note is not None and new.size > old.size:
+        write_atomic(old_path, new_note)
     click.echo(f"consistent: {old.origin} grew from {old.size} to {new.size} entries")

@@ -141,3 +141,36 @@ def test_acknowledged_http_appends_survive_kill(tmp_path: Path) -> None:
     assert storage.tree_size() == 20
     assert [json.loads(leaf)["image_id"] for leaf in storage.read_leaves(0, 20)] == [
         f"image-{i}" for i in range(20)]
+
+
+def test_tlog_check_advances_a_checkpoint_store_over_http(
+        world: World, server: RunningServer, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from lifecycle.cli.main import cli
+    from lifecycle.tlog import Log, MemoryLogStorage
+    from lifecycle.verification.checkpoints import CheckpointStore
+
+    verifiers = [NoteVerifier.from_verifier_key(world.verifier_key)]
+    for i in range(2):
+        world.log.append(submission(i))
+    store = CheckpointStore(tmp_path / "cps")
+    store.observe(world.log.signed_checkpoint(), world.log.checkpoint(), verifiers)
+    for i in range(2, 5):
+        world.log.append(submission(i))
+    args = ["tlog", "check", str(tmp_path / "cps"), "--log-url", server.url,
+            "--verifier-key", world.verifier_key]
+    ok = CliRunner().invoke(cli, args)
+    assert ok.exit_code == 0, ok.output
+    assert "grew from 2 to 5" in ok.output
+    remembered = store.remembered(world.log.origin, verifiers)
+    assert remembered is not None and remembered.size == 5
+    # the store remembers a checkpoint of a rewritten history: the served log is a fork of it
+    forked = Log(MemoryLogStorage(), world.log.origin, world.signer)
+    for i in range(6):
+        forked.append(submission(100 + i))
+    store.path(world.log.origin).write_bytes(forked.signed_checkpoint(3))
+    fork = CliRunner().invoke(cli, args)
+    assert fork.exit_code == 1 and "does not extend" in fork.output
+    assert CliRunner().invoke(cli, ["tlog", "check", str(tmp_path / "cps"), "--log-url",
+                                    server.url]).exit_code == 2
