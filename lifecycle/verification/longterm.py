@@ -188,15 +188,16 @@ def _check(result: LongTermResult, signature: dsse.Signature, message: bytes, im
         raise VerificationError("the log entry records another certificate")
     if sub.image_id != image_id:
         raise VerificationError(f"the log entry is for image {sub.image_id}, not {image_id}")
-    public = leaf.public_key()
-    if signature.keyid and signature.keyid != dsse.keyid(public):  # type: ignore[arg-type]
-        raise VerificationError("the signature's keyid is not the certificate's key")
-    if not dsse.verify_pae(public, signature.sig, message):  # type: ignore[arg-type]
-        raise VerificationError("the signature does not verify with the certificate's key")
+    # the path first: it also refuses key types a signature cannot be checked with
     validation = validate_signing_certificate(
         leaf, found.certificates[1:], trust.roots, at=entry.integrated_time,
         crls=trust.crls, ocsp_responses=trust.ocsp_responses,
         revocation_mode=trust.revocation_mode)
+    public = validation.public_key
+    if signature.keyid and signature.keyid != dsse.keyid(public):
+        raise VerificationError("the signature's keyid is not the certificate's key")
+    if not dsse.verify_pae(public, signature.sig, message):
+        raise VerificationError("the signature does not verify with the certificate's key")
     result.issuer = leaf.issuer.rfc4514_string()
     result.identity = trust.identity.check(leaf)
     if trust.checkpoints is not None:
@@ -209,7 +210,7 @@ def _check(result: LongTermResult, signature: dsse.Signature, message: bytes, im
         else:
             result.consistency = (f"not checked against the remembered size "
                                   f"{outcome.remembered_size} (no proof offline; use --log-url)")
-    result.public_key = validation.public_key
+    result.public_key = public
     result.ok = True
 
 
