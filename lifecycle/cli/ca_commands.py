@@ -22,7 +22,7 @@ from lifecycle.pki.certs import certificate_pem
 from lifecycle.pki.crl import REASONS, parse_reason
 from lifecycle.pki.keys import KeyAlgorithm
 from lifecycle.service.config import parse_listen
-from lifecycle.store.ca_service import INTERMEDIATE, OCSP, ROOT, CaService
+from lifecycle.store.ca_service import EPHEMERAL, INTERMEDIATE, OCSP, ROOT, CaService
 
 _ALGORITHMS = click.Choice([a.value for a in KeyAlgorithm])
 _OUTPUT = click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
@@ -50,23 +50,40 @@ def ca() -> None:
 @click.option("--intermediate-days", type=click.IntRange(1), default=3650, show_default=True)
 @click.option("--name", default="sif-lifecycle", show_default=True,
               help="Common name prefix of the CA certificates.")
+@click.option("--ephemeral", is_flag=True,
+              help="Also create the ephemeral signing CA (under the root) for 'sign --ephemeral'; "
+                   "on an existing CA, create only it.")
 def init(config_path: Path | None, passphrase_file: Path | None, root_algorithm: str,
-         intermediate_algorithm: str, root_days: int, intermediate_days: int, name: str) -> None:
+         intermediate_algorithm: str, root_days: int, intermediate_days: int, name: str,
+         ephemeral: bool) -> None:
     """Create the root and intermediate CA, the OCSP responder certificate and first CRLs.
 
     \b
     Example:
       sif-lifecycle ca init --root-algorithm rsa4096 --root-days 7300 --intermediate-days 1825
+      sif-lifecycle ca init --ephemeral
     """
     service = ca_service(open_config(config_path), read_passphrase(passphrase_file, confirm=True))
+    if ephemeral and service.has_role(ROOT):
+        _echo_ca(service.init_ephemeral(lifetime=timedelta(days=intermediate_days),
+                                        common_name=name))
+        return
     root, inter = service.init(
         root_algorithm=KeyAlgorithm(root_algorithm),
         intermediate_algorithm=KeyAlgorithm(intermediate_algorithm),
         root_lifetime=timedelta(days=root_days),
         intermediate_lifetime=timedelta(days=intermediate_days), common_name=name)
-    for cert in (root, inter):
-        click.echo(f"{cert.serial_number:x} {cert.subject.rfc4514_string()} "
-                   f"until {cert.not_valid_after_utc.isoformat()}")
+    made = [root, inter]
+    if ephemeral:
+        made.append(service.init_ephemeral(lifetime=timedelta(days=intermediate_days),
+                                           common_name=name))
+    for cert in made:
+        _echo_ca(cert)
+
+
+def _echo_ca(cert: x509.Certificate) -> None:
+    click.echo(f"{cert.serial_number:x} {cert.subject.rfc4514_string()} "
+               f"until {cert.not_valid_after_utc.isoformat()}")
 
 
 def _emit_issued(cert: x509.Certificate, output: Path | None) -> None:
@@ -138,8 +155,9 @@ def revoke(config_path: Path | None, passphrase_file: Path | None, serial: str, 
 @ca.command()
 @config_option
 @passphrase_file_option
-@click.option("--issuer", type=click.Choice([INTERMEDIATE, ROOT]), default=INTERMEDIATE,
-              show_default=True, help="Whose CRL: the intermediate's (leaves) or the root's.")
+@click.option("--issuer", type=click.Choice([INTERMEDIATE, ROOT, EPHEMERAL]),
+              default=INTERMEDIATE, show_default=True,
+              help="Whose CRL: the intermediate's (leaves), the root's or the ephemeral CA's.")
 @click.option("--der", is_flag=True, help="DER instead of PEM.")
 @click.option("--force", is_flag=True, help="Publish a new CRL even if the current one is fresh.")
 @_OUTPUT
@@ -161,7 +179,7 @@ def crl(config_path: Path | None, passphrase_file: Path | None, issuer: str, der
 
 @ca.command()
 @config_option
-@click.argument("role", type=click.Choice([ROOT, INTERMEDIATE, OCSP]))
+@click.argument("role", type=click.Choice([ROOT, INTERMEDIATE, OCSP, EPHEMERAL]))
 @_OUTPUT
 def certificate(config_path: Path | None, role: str, output: Path | None) -> None:
     """Print the CA's ROLE certificate (PEM): the root to trust, the intermediate to chain.
@@ -194,20 +212,34 @@ def list_(config_path: Path | None) -> None:
 @config_option
 @passphrase_file_option
 @click.option("--listen", help="HOST:PORT (default from the config, 127.0.0.1:8080).")
-def serve(config_path: Path | None, passphrase_file: Path | None, listen: str | None) -> None:
-    """Serve OCSP (RFC 6960 GET/POST at /ocsp) and CRLs (/crl/*.crl) until interrupted.
+@click.option("--tlog-db", envvar="SIF_LIFECYCLE_TLOG_DB", default=None,
+              help="Also serve this transparency log at /tlog/ (SQLite file or URL; "
+                   "env SIF_LIFECYCLE_TLOG_DB).")
+@click.option("--tlog-key", envvar="SIF_LIFECYCLE_TLOG_KEY", default="tlog-key.json",
+              show_default=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The log key file (env SIF_LIFECYCLE_TLOG_KEY).")
+@click.option("--no-ca", is_flag=True, help="Serve only the log, not OCSP and CRLs.")
+def serve(config_path: Path | None, passphrase_file: Path | None, listen: str | None,
+          tlog_db: str | None, tlog_key: Path, no_ca: bool) -> None:
+    """Serve OCSP (/ocsp), CRLs (/crl/*.crl) and the transparency log (/tlog/) until interrupted.
 
     \b
     Example:
       sif-lifecycle serve --listen 127.0.0.1:8080
       openssl ocsp -issuer ca.pem -cert signer.crt -url http://127.0.0.1:8080/ocsp
+      sif-lifecycle serve --no-ca --tlog-db tlog.db --tlog-key tlog-key.json
     """
+    from lifecycle.cli.tlog_commands import log_endpoints
     from lifecycle.service.http import RevocationSource, start_http
 
     config = open_config(config_path)
     host, port = parse_listen(listen) if listen else (config.listen_host, config.listen_port)
-    service = ca_service(config, read_passphrase(passphrase_file))
-    running = start_http(RevocationSource(service), host, port)
+    if no_ca and tlog_db is None:
+        raise click.UsageError("--no-ca leaves nothing to serve without --tlog-db")
+    passphrase = read_passphrase(passphrase_file)
+    source = None if no_ca else RevocationSource(ca_service(config, passphrase))
+    endpoints = None if tlog_db is None else log_endpoints(tlog_db, tlog_key, passphrase)
+    running = start_http(source, host, port, endpoints)
     click.echo(f"serving on {running.url} (Ctrl-C to stop)", err=True)
     try:
         threading.Event().wait()

@@ -9,7 +9,13 @@ from typing import Any
 
 import click
 
-from lifecycle.cli.common import ProgressBar, UtcTime, passphrase_file_option, passphrase_source
+from lifecycle.cli.common import (
+    ProgressBar,
+    UtcTime,
+    passphrase_file_option,
+    passphrase_source,
+    read_passphrase,
+)
 from lifecycle.errors import KeyMaterialError, LifecycleError, VerificationError
 from lifecycle.integrity import dsse
 from lifecycle.integrity.gojson import load_json
@@ -70,6 +76,36 @@ def _extension(path: Path | None) -> dsse.Extension | None:
     return dsse.Extension(doc["kind"], doc["ext"])
 
 
+def _ephemeral_options(f: click.decorators.FC) -> click.decorators.FC:
+    options = [
+        click.option("--ephemeral", is_flag=True,
+                     help="Sign with a key made in memory and destroyed after signing, "
+                          "certified for minutes by the ephemeral CA and recorded in the log."),
+        click.option("--identity", help="Signer identity put in the certificate: email or URI."),
+        click.option("--log-url", help="Transparency log served by 'sif-lifecycle serve' "
+                                       "(default: the local log in --log-db)."),
+        click.option("--log-db", envvar="SIF_LIFECYCLE_TLOG_DB", default="tlog.db",
+                     show_default=True, help="Local log database (env SIF_LIFECYCLE_TLOG_DB)."),
+        click.option("--log-key-file", envvar="SIF_LIFECYCLE_TLOG_KEY", default="tlog-key.json",
+                     show_default=True, type=click.Path(dir_okay=False, path_type=Path),
+                     help="Local log's key file (env SIF_LIFECYCLE_TLOG_KEY)."),
+        click.option("--log-key", "log_keys", multiple=True,
+                     help="Pinned verifier key of the log (string or file); the evidence "
+                          "the log returns must verify with it."),
+        click.option("--lifetime", type=click.IntRange(1, 24 * 60), default=10,
+                     show_default=True, help="Certificate lifetime in minutes."),
+        click.option("--key-algorithm", type=click.Choice(["p256", "ed25519"]), default="p256",
+                     show_default=True, help="Algorithm of the in-memory key."),
+        # pki_options.config_option would import the store: verify must stay quick to start
+        click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
+                     envvar="SIF_LIFECYCLE_CONFIG", help="TOML config of the CA (env "
+                                                         "SIF_LIFECYCLE_CONFIG)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
 @click.command()
 @click.option("--key", "keys", type=KEY_FILE, multiple=True,
               help="PEM private key (DSSE; repeat to put several keys in one envelope) or "
@@ -83,11 +119,14 @@ def _extension(path: Path | None) -> dsse.Extension | None:
                    "has an envelope (stock verify then needs every key's object to pass).")
 @click.option("--extension-file", type=KEY_FILE,
               help='JSON {"kind": ..., "ext": {...}} stored in the DSSE signature (DSSE v1.1).')
+@_ephemeral_options
 @IMAGE
 def sign(
     keys: tuple[Path, ...], groups: tuple[int, ...], object_ids: tuple[int, ...],
     passphrase_file: Path | None, deterministic: bool, separate_object: bool,
-    extension_file: Path | None, image: Path,
+    extension_file: Path | None, ephemeral: bool, identity: str | None, log_url: str | None,
+    log_db: str, log_key_file: Path, log_keys: tuple[str, ...], lifetime: int,
+    key_algorithm: str, config_path: Path | None, image: Path,
 ) -> None:  # fmt: skip
     """Sign the object groups of IMAGE (all groups by default).
 
@@ -102,14 +141,23 @@ def sign(
     Example:
       sif-lifecycle sign --key signing.pem image.sif
       SIF_LIFECYCLE_PASSPHRASE=... sif-lifecycle sign --key team.asc -g 1 image.sif
+      sif-lifecycle sign --ephemeral --identity builder@example.org image.sif
     """
-    signer = _signer(keys, passphrase_file)
-    if isinstance(signer, DsseSigner) and extension_file is not None:
-        signer = DsseSigner(signer.keys, _extension(extension_file))
     options = SignOptions(
         groups=list(groups), object_ids=list(object_ids), deterministic=deterministic,
         separate_object=separate_object,
     )  # fmt: skip
+    if ephemeral:
+        if keys or extension_file is not None:
+            raise click.UsageError("--ephemeral makes its own key: drop --key/--extension-file")
+        if identity is None:
+            raise click.UsageError("--ephemeral needs --identity (an email address or URI)")
+        _sign_ephemeral(image, identity, options, passphrase_file, config_path, log_url, log_db,
+                        log_key_file, log_keys, lifetime, key_algorithm)
+        return
+    signer = _signer(keys, passphrase_file)
+    if isinstance(signer, DsseSigner) and extension_file is not None:
+        signer = DsseSigner(signer.keys, _extension(extension_file))
     with ProgressBar(_image_size(image), "hashing") as bar:
         done = sign_image(str(image), signer, options, bar)
     for item in done:
@@ -118,6 +166,49 @@ def sign(
             f"covers objects {', '.join(map(str, item.objects))}"
         )
     click.echo(f"Signature created and applied to {image}")
+
+
+def _log_verifiers(values: tuple[str, ...]) -> list[Any]:
+    """Verifier keys given as strings or as files holding one."""
+    from lifecycle.tlog.note import NoteVerifier
+
+    out = []
+    for value in values:
+        path = Path(value)
+        text = _read(path).decode("utf-8", "replace").strip() if path.is_file() else value
+        out.append(NoteVerifier.from_verifier_key(text))
+    return out
+
+
+def _sign_ephemeral(
+    image: Path, identity: str, options: SignOptions, passphrase_file: Path | None,
+    config_path: Path | None, log_url: str | None, log_db: str, log_key_file: Path,
+    log_keys: tuple[str, ...], lifetime: int, key_algorithm: str,
+) -> None:  # fmt: skip
+    from datetime import timedelta
+
+    from lifecycle.cli.pki_options import ca_service, open_config
+    from lifecycle.cli.tlog_commands import local_client
+    from lifecycle.ephemeral import sign_ephemeral
+    from lifecycle.pki.keys import KeyAlgorithm
+    from lifecycle.tlog.client import HttpLogClient, LogClient
+
+    passphrase = read_passphrase(passphrase_file)
+    ca = ca_service(open_config(config_path), passphrase)
+    log: LogClient = (HttpLogClient(log_url) if log_url
+                      else local_client(log_db, log_key_file, passphrase))
+    with ProgressBar(_image_size(image), "hashing") as bar:
+        result = sign_ephemeral(
+            str(image), identity, ca, log, lifetime=timedelta(minutes=lifetime),
+            algorithm=KeyAlgorithm(key_algorithm), log_keys=_log_verifiers(log_keys),
+            options=options, progress=bar)
+    cert = result.certificate
+    for item, entry in zip(result.signed, result.entries, strict=True):
+        click.echo(f"Signature object {item.object_id} ({item.action}) for group {item.group}: "
+                   f"{identity}, certificate {cert.serial_number:x} valid until "
+                   f"{cert.not_valid_after_utc.isoformat()}, logged as {entry.checkpoint.origin} "
+                   f"#{entry.index} at {entry.entry.integrated_time.isoformat()}")
+    click.echo(f"Ephemeral signature applied to {image}; the key was destroyed")
 
 
 def _certificate_options(f: click.decorators.FC) -> click.decorators.FC:
@@ -182,6 +273,28 @@ def _read(path: Path) -> bytes:
         raise LifecycleError(f"cannot read: {exc.strerror}", path=path) from None
 
 
+def _longterm_options(f: click.decorators.FC) -> click.decorators.FC:
+    options = [
+        click.option("--log-key", "log_keys", multiple=True,
+                     help="Trusted transparency log verifier key (string or file; repeatable): "
+                          "signatures carrying log evidence are judged at their logged time."),
+        click.option("--identity", "identities", multiple=True,
+                     help="Accepted signer identity (certificate SAN email or URI; repeatable)."),
+        click.option("--identity-regexp", "identity_patterns", multiple=True,
+                     help="Accepted identities as a full-match regular expression (repeatable)."),
+        click.option("--issuer", "issuers", multiple=True,
+                     help="Accepted certificate issuer, RFC 4514 name or common name."),
+        click.option("--checkpoint-store", type=click.Path(file_okay=False, path_type=Path),
+                     help="Directory remembering the newest trusted checkpoint per log; a log "
+                          "that rewrote history since fails verification."),
+        click.option("--log-url", help="Fetch consistency proofs from this log (otherwise no "
+                                       "network is used)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
 @click.command()
 @click.option("--key", "keys", type=KEY_FILE, multiple=True,
               help="PEM public key, or armored PGP public key/keyring (repeatable).")
@@ -195,13 +308,15 @@ def _read(path: Path) -> bytes:
 @click.option("--legacy-insecure", is_flag=True,
               help="Check only legacy (pre-3.6) signatures, which do not protect metadata.")
 @click.option("--json", "as_json", is_flag=True, help="Print per-signature results as JSON.")
+@_longterm_options
 @IMAGE
 def verify(
     keys: tuple[Path, ...], certificate: Path | None, certificate_intermediates: Path | None,
     certificate_roots: Path | None, crls: tuple[Path, ...], ocsp_responses: tuple[Path, ...],
     ocsp_verify: bool, revocation: RevocationMode, at: datetime | None, groups: tuple[int, ...],
     object_ids: tuple[int, ...], all_objects: bool, policy: str, legacy_insecure: bool, as_json: bool,
-    image: Path,
+    log_keys: tuple[str, ...], identities: tuple[str, ...], identity_patterns: tuple[str, ...],
+    issuers: tuple[str, ...], checkpoint_store: Path | None, log_url: str | None, image: Path,
 ) -> None:  # fmt: skip
     """Verify the signatures of IMAGE. Exit 0 verified, 1 failed, 2 usage or input error.
 
@@ -212,8 +327,21 @@ def verify(
       sif-lifecycle verify --key a.pub --key b.pub --policy threshold:2 image.sif
       sif-lifecycle verify --certificate leaf.pem --certificate-intermediates ca.pem \
         --certificate-roots root.pem --crl ca.crl --at 2026-05-01T12:00:00Z image.sif
+      sif-lifecycle verify --log-key "$(cat log.vkey)" --identity builder@example.org \
+        --certificate-roots root.pem --crl root.crl image.sif
     """
     key_set = KeySet()
+    longterm = None
+    if log_keys:
+        from lifecycle.verification.longterm import IdentityPolicy
+
+        policy_ = IdentityPolicy(identities, identity_patterns, issuers)
+        longterm = _longterm(image, log_keys, policy_, certificate_roots, crls, ocsp_responses,
+                             revocation, checkpoint_store, log_url, groups)
+        key_set.merge(longterm.keys())
+    elif identities or identity_patterns or issuers or checkpoint_store or log_url:
+        raise click.UsageError("--identity, --issuer, --checkpoint-store and --log-url need "
+                               "--log-key (the log that proves when signatures were made)")
     for path in keys:
         key_set.merge(load_verifier_keys(path))
     facts: dict[str, Any] | None = None
@@ -221,10 +349,11 @@ def verify(
         key, facts = _validated_certificate(certificate, certificate_intermediates, certificate_roots,
                                             crls, ocsp_responses, ocsp_verify, revocation, at)
         key_set.dsse.append(key)
-    if not keys and certificate is None:
+    if not keys and certificate is None and longterm is None:
         raise LifecycleError(
             "no verification key given",
-            hint="pass --key FILE (PEM public key or armored PGP keyring) or --certificate",
+            hint="pass --key FILE (PEM public key or armored PGP keyring), --certificate or "
+                 "--log-key for logged (ephemeral) signatures",
         )
     options = VerifyOptions(
         groups=list(groups), object_ids=list(object_ids), all_objects=all_objects,
@@ -232,18 +361,54 @@ def verify(
     )  # fmt: skip
     with ProgressBar(_image_size(image), "hashing") as bar:
         report = verify_image(str(image), key_set, options, bar)
+    failures = [r.error for r in longterm.results if not r.ok] if longterm else []
     if as_json:
         doc = report.to_dict()
         if facts is not None:
             doc["certificate"] = facts
+        if longterm is not None:
+            for sig in doc["signatures"]:
+                sig["longterm"] = [r.to_dict() for r in longterm.results
+                                   if r.object_id == sig["object_id"]]
+            doc["ok"] = report.ok and not failures
         click.echo(json.dumps(doc, indent=2))
     else:
         if facts is not None:
             click.echo(f"Certificate {facts['subject']} (serial {facts['serial']}) valid at "
                        f"{facts['validated_at']} via {' <- '.join(facts['path'][1:]) or 'root'}")
+        for r in longterm.results if longterm else []:
+            if r.ok:
+                click.echo(f"Logged signature {r.keyid} (object {r.object_id}): {r.identity}, "
+                           f"logged {r.logged_at.isoformat() if r.logged_at else '?'} as "
+                           f"{r.log_origin} #{r.log_index} (checkpoint size {r.checkpoint_size})"
+                           + (f"; {r.consistency}" if r.consistency else ""))
+            else:
+                click.echo(f"Logged signature {r.keyid} (object {r.object_id}): FAILED: {r.error}")
         _print_report(report, image)
-    if not report.ok:
-        raise VerificationError(f"verification failed: {report.failure_summary()}", path=image)
+    if not report.ok or failures:
+        summary = "; ".join([*failures, *([report.failure_summary()] if not report.ok else [])])
+        raise VerificationError(f"verification failed: {summary}", path=image)
+
+
+def _longterm(
+    image: Path, log_keys: tuple[str, ...], identity: Any, roots: Path | None,
+    crls: tuple[Path, ...], ocsp_responses: tuple[Path, ...], revocation: RevocationMode,
+    checkpoint_store: Path | None, log_url: str | None, groups: tuple[int, ...],
+) -> Any:  # fmt: skip
+    from lifecycle.pki.certs import load_certificates
+    from lifecycle.tlog.client import HttpLogClient
+    from lifecycle.verification.checkpoints import CheckpointStore
+    from lifecycle.verification.longterm import LongTermTrust, verify_longterm
+
+    if roots is None:
+        raise LifecycleError("--log-key needs --certificate-roots (the CA root that issued the "
+                             "signing certificates)")
+    trust = LongTermTrust(
+        tuple(load_certificates(_read(roots), path=roots)), tuple(_log_verifiers(log_keys)),
+        identity, tuple(_read(c) for c in crls), tuple(_read(o) for o in ocsp_responses),
+        revocation, CheckpointStore(checkpoint_store) if checkpoint_store else None,
+        HttpLogClient(log_url) if log_url else None)
+    return verify_longterm(str(image), trust, groups)
 
 
 def _print_report(report: VerifyReport, image: Path) -> None:

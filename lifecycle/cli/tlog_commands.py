@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 
 from lifecycle.cli.common import read_passphrase
 from lifecycle.errors import LifecycleError, LogError
+from lifecycle.service.tlog_http import LogEndpoints
 from lifecycle.store.db import make_engine
 from lifecycle.store.migrate import open_migrated
 from lifecycle.store.tlog import (
@@ -30,6 +31,7 @@ from lifecycle.tlog import (
     check_consistency,
     open_checkpoint,
 )
+from lifecycle.tlog.client import LocalLogClient
 from lifecycle.tlog.entry import format_time, parse_digest
 from lifecycle.tlog.keys import decrypt_signer, encrypt_signer
 
@@ -65,7 +67,7 @@ def _meta(engine: Engine, db: str) -> dict[str, str]:
     return meta
 
 
-def _open_log(db: str, key_path: Path | None = None) -> Log:
+def _open_log(db: str, key_path: Path | None = None, passphrase: bytes | None = None) -> Log:
     engine = make_engine(_engine_url(db))
     meta = _meta(engine, db)
     signer = None
@@ -74,10 +76,25 @@ def _open_log(db: str, key_path: Path | None = None) -> Log:
             data = key_path.read_bytes()
         except OSError as exc:
             raise LogError(f"cannot read the log key: {exc.strerror}", path=key_path) from None
-        signer = decrypt_signer(data, read_passphrase(None, what="the log key"), path=str(key_path))
+        if passphrase is None:
+            passphrase = read_passphrase(None, what="the log key")
+        signer = decrypt_signer(data, passphrase, path=str(key_path))
         if signer.verifier.verifier_key() != meta["verifier_key"]:
             raise LogError("this key is not the log's key", path=key_path)
     return Log(SqlLogStorage(engine), meta["origin"], signer)
+
+
+def local_client(db: str, key_path: Path, passphrase: bytes | None = None) -> LocalLogClient:
+    """The log in ``db`` opened with its key, for signing in this process."""
+    log = _open_log(db, key_path, passphrase)
+    assert log.signer is not None
+    return LocalLogClient(log, log.signer.verifier.verifier_key())
+
+
+def log_endpoints(db: str, key_path: Path, passphrase: bytes | None = None) -> LogEndpoints:
+    """What ``serve`` mounts at /tlog/."""
+    client = local_client(db, key_path, passphrase)
+    return LogEndpoints(client.log, client.verifier_key())
 
 
 def _read(path: Path) -> bytes:
@@ -283,7 +300,7 @@ def prove_consistency(old_size: int, size: int | None, db: str) -> None:
 
 
 @tlog.command()
-@click.argument("remembered", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("remembered", type=click.Path(exists=True, path_type=Path))
 @click.option(
     "--verifier-key",
     "vkey",
@@ -304,37 +321,65 @@ def prove_consistency(old_size: int, size: int | None, db: str) -> None:
     default=None,
     help="Consistency proof JSON from remembered to --new (from 'tlog prove-consistency').",
 )
+@click.option("--log-url", default=None,
+              help="Ask the log served at this URL (needs --verifier-key) instead of --db.")
 @db_option
 def check(
-    remembered: Path, vkey: str | None, new_path: Path | None, proof_path: Path | None, db: str
+    remembered: Path, vkey: str | None, new_path: Path | None, proof_path: Path | None,
+    log_url: str | None, db: str,
 ) -> None:
     """Prove the log only grew since the REMEMBERED checkpoint; exit 1 and report a fork if not.
+
+    REMEMBERED is a signed checkpoint file, or a verifier's --checkpoint-store directory: then
+    the checkpoint it remembers for the log is checked, and replaced by the newer signed one
+    (from --new or --log-url) once the proof connects them.
 
     \b
     Example:
       sif-lifecycle tlog check old-checkpoint.txt
       sif-lifecycle tlog check old.txt --new new.txt --proof proof.json \\
         --verifier-key "$(cat log.vkey)"
+      sif-lifecycle tlog check checkpoints/ --log-url http://127.0.0.1:8080 \\
+        --verifier-key "$(cat log.vkey)"
     """
+    from lifecycle.pki.files import write_atomic
+    from lifecycle.tlog.client import HttpLogClient
+    from lifecycle.verification.checkpoints import CheckpointStore
+
     if (new_path is None) != (proof_path is None):
         raise click.UsageError("--new and --proof go together")
+    if log_url is not None and (vkey is None or new_path is not None):
+        raise click.UsageError("--log-url needs --verifier-key (pinned, never the server's) "
+                               "and excludes --new")
     if vkey is None:
         vkey = _meta(make_engine(_engine_url(db)), db)["verifier_key"]
     verifier = NoteVerifier.from_verifier_key(vkey)
-    old = open_checkpoint(_read(remembered), [verifier])
+    store = CheckpointStore(remembered) if remembered.is_dir() else None
+    old_path = store.path(verifier.name) if store is not None else remembered
+    if not old_path.is_file():
+        raise LogError(f"no checkpoint of {verifier.name!r} is remembered here", path=remembered)
+    old = open_checkpoint(_read(old_path), [verifier])
+    new_note: bytes | None = None
     if new_path is not None and proof_path is not None:
-        new = open_checkpoint(_read(new_path), [verifier], origin=old.origin)
+        new_note = _read(new_path)
+        new = open_checkpoint(new_note, [verifier], origin=old.origin)
         try:
             proof = ConsistencyProof.from_json(json.loads(_read(proof_path)))
         except ValueError:
             raise LogError("the proof is not JSON", path=proof_path) from None
     else:
-        log = _open_log(db)
-        new = log.checkpoint()
+        source: Any = HttpLogClient(log_url) if log_url is not None else _open_log(db)
+        if log_url is not None:
+            new_note = source.checkpoint()
+            new = open_checkpoint(new_note, [verifier], origin=old.origin)
+        else:
+            new = source.checkpoint()
         if new.origin != old.origin:
             raise LogError(f"the remembered checkpoint is of {old.origin!r}, not {new.origin!r}")
-        proof = log.consistency_proof(min(old.size, new.size), new.size)
-        if old.size > new.size:
-            proof = ConsistencyProof(old.size, new.size, ())
+        proof = ConsistencyProof(old.size, new.size, ())
+        if old.size <= new.size:
+            proof = source.consistency_proof(old.size, new.size)
     check_consistency(old, new, proof)
+    if store is not None and new_note is not None and new.size > old.size:
+        write_atomic(old_path, new_note)
     click.echo(f"consistent: {old.origin} grew from {old.size} to {new.size} entries")

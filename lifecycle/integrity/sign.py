@@ -11,6 +11,8 @@ All decisions are made, and all image data hashed in one pass, before the first 
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -25,12 +27,20 @@ from lifecycle.sif.image import ObjectSpec, SifImage
 MAX_SIGNATURE_SIZE = 16 * 1024 * 1024
 
 
+Attest = Callable[[bytes, dsse.Signature], dsse.Extension]
+"""Given the PAE and a fresh signature, the extension to store with it (e.g. a log entry)."""
+
+
 @dataclass(frozen=True)
 class DsseSigner:
     """One or more PEM keys; all their signatures go into the group's single envelope."""
 
     keys: tuple[SigningKey, ...]
     extension: dsse.Extension | None = None
+    attest: Attest | None = None
+    """Evidence that needs the signature itself (a transparency log entry) cannot be known
+    before signing; this is called after each signature is made and before anything is
+    written, so the envelope with its evidence still goes into the image in one write."""
 
     @property
     def identity(self) -> str:
@@ -238,6 +248,11 @@ def _make(
         signed = envelope if envelope is not None else dsse.Envelope(payload)
         for key in signer.keys:
             signed = signed.signed_by(key, signer.extension)
+            if signer.attest is not None:
+                fresh = signed.signatures[-1]
+                extension = signer.attest(signed.pae(), fresh)
+                attested = dataclasses.replace(fresh, extension=extension)
+                signed = dataclasses.replace(signed, signatures=(*signed.signatures[:-1], attested))
         return signed.to_bytes()
     created = options.signing_time or datetime.now(UTC)
     return signer.key.sign(payload, created)

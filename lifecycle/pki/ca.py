@@ -7,6 +7,7 @@ serial and validity, which is what lets old signatures verify against the new ce
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -139,14 +140,21 @@ def issue_code_signing(
     not_before: datetime,
     lifetime: timedelta,
     urls: CaUrls,
+    identities: Sequence[x509.GeneralName] = (),
 ) -> x509.Certificate:
-    """A leaf for signing images: digitalSignature (critical), EKU codeSigning, CRL DP and AIA."""
+    """A leaf for signing images: digitalSignature (critical), EKU codeSigning, CRL DP and AIA.
+
+    ``identities`` go into the SubjectAlternativeName: an ephemeral certificate names its signer
+    there (email or URI), the way verifiers match ``--identity``.
+    """
     builder = (
         _base(subject, public_key, issuer, not_before, lifetime)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_signing_usage(), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
     )
+    if identities:
+        builder = builder.add_extension(x509.SubjectAlternativeName(identities), critical=False)
     if urls.crl_url:
         builder = builder.add_extension(_crl_dp(urls.crl_url), critical=False)
     access = []

@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from cryptography.hazmat.primitives import serialization
 
 from lifecycle.pki.ocsp import OcspResponder
+from lifecycle.service.tlog_http import MAX_SUBMISSION, LogEndpoints
 from lifecycle.store.ca_service import INTERMEDIATE, ROOT, CaService
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,10 @@ def _decode_get(path: str) -> bytes | None:
         return None
 
 
-def make_handler(source: RevocationSource) -> type[BaseHTTPRequestHandler]:
+def make_handler(source: RevocationSource | None,
+                 log_endpoints: LogEndpoints | None = None) -> type[BaseHTTPRequestHandler]:
+    """Routes CA paths to ``source`` and ``/tlog/...`` to ``log_endpoints`` (either may be off)."""
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         # headers and body go out in two writes; with Nagle on, keep-alive clients stall 40 ms
@@ -111,14 +115,23 @@ def make_handler(source: RevocationSource) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
         def _ocsp(self, request: bytes | None) -> None:
+            assert source is not None
             if request is None:
                 self._send(HTTPStatus.BAD_REQUEST, b"bad OCSP request encoding\n", "text/plain")
                 return
             self._send(HTTPStatus.OK, source.ocsp(request), "application/ocsp-response", 300)
 
+        def _log(self, body: bytes = b"") -> None:
+            assert log_endpoints is not None
+            self._send(*log_endpoints.handle(self.command, self.path, body))
+
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
-            if path.startswith("/ocsp/"):
+            if path.startswith("/tlog/") and log_endpoints is not None:
+                self._log()
+            elif source is None:
+                self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
+            elif path.startswith("/ocsp/"):
                 self._ocsp(_decode_get(path[len("/ocsp/"):]))
             elif path in _FILES:
                 kind, role = _FILES[path]
@@ -129,7 +142,14 @@ def make_handler(source: RevocationSource) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
-            if self.path.split("?", 1)[0] not in ("/ocsp", "/ocsp/", "/"):
+            path = self.path.split("?", 1)[0]
+            if path.startswith("/tlog/") and log_endpoints is not None:
+                if not 0 < length <= MAX_SUBMISSION:
+                    self.close_connection = True
+                    self._send(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, b"bad length\n", "text/plain")
+                else:
+                    self._log(self.rfile.read(length))
+            elif source is None or path not in ("/ocsp", "/ocsp/", "/"):
                 self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
             elif not 0 < length <= MAX_REQUEST:
                 self.close_connection = True
@@ -156,9 +176,10 @@ class RunningServer:
         self.thread.join(timeout=5)
 
 
-def start_http(source: RevocationSource, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
-    """Serve CRLs, CA certificates and OCSP on ``host:port`` (0: a free port) in a thread."""
-    server = ThreadingHTTPServer((host, port), make_handler(source))
+def start_http(source: RevocationSource | None, host: str = "127.0.0.1", port: int = 0,
+               log_endpoints: LogEndpoints | None = None) -> RunningServer:
+    """Serve CRLs, CA certificates and OCSP, and the log, on ``host:port`` (0: a free port)."""
+    server = ThreadingHTTPServer((host, port), make_handler(source, log_endpoints))
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="sif-lifecycle-http",
                               daemon=True)

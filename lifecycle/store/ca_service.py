@@ -33,6 +33,10 @@ from lifecycle.store.models import (
 )
 
 ROOT, INTERMEDIATE, LEAF, OCSP = "root", "intermediate", "leaf", "ocsp"
+EPHEMERAL, EPHEMERAL_LEAF = "ephemeral", "ephemeral-leaf"
+"""The dedicated CA under the root that only issues minutes-long certificates for in-memory
+keys, and those certificates: kept apart so that its compromise or policy never touches the
+long-lived signers of the intermediate."""
 _UNUSABLE = {KeyState.REVOKED.value, KeyState.COMPROMISED.value, KeyState.RETIRED.value}
 
 
@@ -157,6 +161,55 @@ class CaService:
         self.publish_crls(force=True)
         return root, inter
 
+    def init_ephemeral(self, *, algorithm: keys.KeyAlgorithm = keys.KeyAlgorithm.P256,
+                       lifetime: timedelta = timedelta(days=3650),
+                       common_name: str = "sif-lifecycle") -> x509.Certificate:
+        """Create the ephemeral signing CA under the root (its lifetime capped by the root's)."""
+        with session_scope(self.engine) as session:
+            if session.exec(select(CertificateRecord).where(
+                    CertificateRecord.role == EPHEMERAL)).first() is not None:
+                raise CertificateError("the ephemeral signing CA already exists")
+        root, root_key, root_id = self._signer(ROOT)
+        now = self.clock()
+        key_row = self.keys.generate(algorithm, self.passphrase, purpose="ca-ephemeral")
+        key = self.keys.private_key(key_row, self.passphrase)
+        cert = ca.build_intermediate(
+            root, root_key, key.public_key(),
+            ca.name(f"{common_name} Ephemeral Signing CA", self.settings.organization),
+            not_before=now, lifetime=min(lifetime, root.not_valid_after_utc - now),
+            urls=self.settings.urls)
+        with session_scope(self.engine) as session:
+            self._record(session, cert, EPHEMERAL, issuer_id=root_id, key_id=key_row.id)
+        self._activate(key_row, "ephemeral signing CA created")
+        self.publish_crl(EPHEMERAL, force=True)
+        return cert
+
+    def has_role(self, role: str) -> bool:
+        with session_scope(self.engine) as session:
+            return session.exec(select(CertificateRecord).where(
+                CertificateRecord.role == role)).first() is not None
+
+    def issue_ephemeral(self, public_key: keys.PublicKey, identity: x509.GeneralName,
+                        lifetime: timedelta, now: datetime | None = None) -> Issued:
+        """A short-lived code-signing certificate naming ``identity`` in its SAN.
+
+        No CRL or OCSP location: a certificate that expires in minutes is never revoked; one
+        distrusts the ephemeral CA (revokes it on the root's CRL) or the log entries instead.
+        The key is not the store's (it lives only in the signer's memory), so the row has none.
+        """
+        if not self.has_role(EPHEMERAL):
+            raise KeyNotFoundError("the CA has no ephemeral signing CA",
+                                   hint="run 'sif-lifecycle ca init --ephemeral' first")
+        issuer, issuer_key, issuer_id = self._signer(EPHEMERAL)
+        cert = ca.issue_code_signing(
+            issuer, issuer_key, public_key,
+            ca.name(str(identity.value), self.settings.organization),
+            not_before=now or self.clock(), lifetime=lifetime, urls=ca.CaUrls(),
+            identities=[identity])
+        with session_scope(self.engine) as session:
+            row = self._record(session, cert, EPHEMERAL_LEAF, issuer_id=issuer_id, key_id=None)
+        return Issued(cert, row)
+
     def rotate_ocsp_signer(self) -> x509.Certificate:
         """A fresh delegated OCSP key and certificate, issued by the intermediate."""
         inter, inter_key, inter_id = self._signer(INTERMEDIATE)
@@ -232,7 +285,8 @@ class CaService:
             session.add(revocation)
             audit.record(session, now, "cert.revoke", row.serial, reason=reason.value,
                          invalidity_date=invalidity_date)
-        issuer_role = ROOT if row.role == INTERMEDIATE else INTERMEDIATE
+        with session_scope(self.engine) as session:
+            issuer_role = session.get_one(CertificateRecord, row.issuer_id).role
         self.publish_crl(issuer_role, force=True)
         serial_int = int(row.serial, 16)
         for listener in self.listeners:
