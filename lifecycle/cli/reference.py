@@ -12,22 +12,24 @@ import click
 from lifecycle.cli.main import cli
 
 
-def _commands(group: click.Command, path: list[str]) -> list[tuple[list[str], click.Command]]:
-    found = [(path, group)]
-    if isinstance(group, click.Group):
-        ctx = click.Context(group, info_name=path[-1])
-        for name in group.list_commands(ctx):
-            command = group.get_command(ctx, name)
-            if command is not None and not command.hidden:
-                found += _commands(command, [*path, name])
+def _contexts(command: click.Command, name: str, parent: click.Context | None) -> list[click.Context]:
+    """Contexts as a real invocation builds them (parents pass settings such as ``-h`` down)."""
+    ctx = click.Context(command, info_name=name, parent=parent, terminal_width=100,
+                        max_content_width=100, **command.context_settings)  # fmt: skip
+    found = [ctx]
+    if isinstance(command, click.Group):
+        for sub_name in command.list_commands(ctx):
+            sub = command.get_command(ctx, sub_name)
+            if sub is not None and not sub.hidden:
+                found += _contexts(sub, sub_name, ctx)
     return found
 
 
-def _section(path: list[str], command: click.Command) -> str:
+def _section(ctx: click.Context) -> str:
     """The command's own ``--help`` text, at a fixed width so the output is reproducible."""
-    ctx = click.Context(command, info_name=" ".join(path), terminal_width=100, max_content_width=100)
-    heading = "#" * min(len(path) + 1, 4)
-    return f"{heading} `{' '.join(path)}`\n\n```text\n{command.get_help(ctx)}\n```\n"
+    path = ctx.command_path
+    heading = "#" * min(path.count(" ") + 2, 4)
+    return f"{heading} `{path}`\n\n```text\n{ctx.command.get_help(ctx)}\n```\n"
 
 
 def render() -> str:
@@ -38,7 +40,7 @@ def render() -> str:
         "2 usage or input error. Shell completion: `eval \"$(_SIF_LIFECYCLE_COMPLETE=bash_source "
         "sif-lifecycle)\"` (zsh: `zsh_source`, fish: `fish_source`).\n"
     )
-    body = "\n".join(_section(path, command) for path, command in _commands(cli, ["sif-lifecycle"]))
+    body = "\n".join(_section(ctx) for ctx in _contexts(cli, "sif-lifecycle", None))
     return f"{header}\n{body}"
 
 
