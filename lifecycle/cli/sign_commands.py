@@ -194,13 +194,16 @@ def _read(path: Path) -> bytes:
 @click.option("--legacy-insecure", is_flag=True,
               help="Check only legacy (pre-3.6) signatures, which do not protect metadata.")
 @click.option("--json", "as_json", is_flag=True, help="Print per-signature results as JSON.")
+@click.option("--bundle", type=click.Path(exists=True, path_type=Path),
+              help="Verification bundle (directory or .tar.gz): its certificates, CRLs, OCSP "
+                   "responses and keys, checked offline; no network is used.")
 @IMAGE
 def verify(
     keys: tuple[Path, ...], certificate: Path | None, certificate_intermediates: Path | None,
     certificate_roots: Path | None, crls: tuple[Path, ...], ocsp_responses: tuple[Path, ...],
     ocsp_verify: bool, revocation: RevocationMode, at: datetime | None, groups: tuple[int, ...],
     object_ids: tuple[int, ...], all_objects: bool, policy: str, legacy_insecure: bool, as_json: bool,
-    image: Path,
+    bundle: Path | None, image: Path,
 ) -> None:  # fmt: skip
     """Verify the signatures of IMAGE. Exit 0 verified, 1 failed, 2 usage or input error.
 
@@ -211,8 +214,16 @@ def verify(
       sif-lifecycle verify --key a.pub --key b.pub --policy threshold:2 image.sif
       sif-lifecycle verify --certificate leaf.pem --certificate-intermediates ca.pem \
         --certificate-roots root.pem --crl ca.crl --at 2026-05-01T12:00:00Z image.sif
+      sif-lifecycle verify --bundle site-bundle.tar.gz image.sif
     """
     key_set = KeySet()
+    if bundle is not None:
+        from lifecycle.bundles.offline import bundle_keys
+
+        offline = bundle_keys(bundle, at)
+        for note in offline.notes:
+            click.echo(note, err=True)
+        key_set.merge(offline.keys)
     for path in keys:
         key_set.merge(load_verifier_keys(path))
     facts: dict[str, Any] | None = None
@@ -220,7 +231,7 @@ def verify(
         key, facts = _validated_certificate(certificate, certificate_intermediates, certificate_roots,
                                             crls, ocsp_responses, ocsp_verify, revocation, at)
         key_set.dsse.append(key)
-    if not keys and certificate is None:
+    if not keys and certificate is None and bundle is None:
         raise LifecycleError(
             "no verification key given",
             hint="pass --key FILE (PEM public key or armored PGP keyring) or --certificate",
