@@ -24,8 +24,9 @@ FORMAT_VERSION = 1
 PAYLOAD_TYPE = "application/vnd.sif-lifecycle.bundle-manifest+json"
 MANIFEST = "manifest.json"
 ENVELOPE = "manifest.dsse.json"
-VOLATILE_PREFIXES = ("ocsp/",)
-"""Files re-made on every export (OCSP responses are re-signed): not part of the content digest."""
+VOLATILE_PREFIXES = ("ocsp/", "README")
+"""Files re-made on every export (OCSP responses are re-signed, the README is dated): not part of
+the content digest."""
 
 
 def sha256_hex(data: bytes) -> str:
