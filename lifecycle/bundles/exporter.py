@@ -64,6 +64,7 @@ class ExportOptions:
     consistency_from: tuple[int, ...] = ()
     """Extra earlier tree sizes to prove consistency from (those of earlier exports are automatic)."""
     proof_history: int = 32
+    """How many of the latest earlier exports' log sizes get an automatic consistency proof."""
     ecl_tagname: str = "sif-lifecycle"
     ecl_dirpath: str = ""
     refresh_fraction: float = 0.5
@@ -199,8 +200,9 @@ def _collect_log(ca: CaService, log: Log, out: _Collector, now: datetime,
     size = log.size
     out.add(LOG_KEY, "tlog", (log.signer.verifier.verifier_key() + "\n").encode())
     out.add(LOG_CHECKPOINT, "tlog", log.signed_checkpoint(size))
-    earlier = sorted({s for s in (*_previous_sizes(ca, log.origin), *options.consistency_from)
-                      if 0 < s < size})[-options.proof_history:]
+    automatic = sorted(s for s in _previous_sizes(ca, log.origin) if 0 < s < size)
+    automatic = automatic[max(0, len(automatic) - options.proof_history):]
+    earlier = sorted({*automatic, *(s for s in options.consistency_from if 0 < s < size)})
     proofs = [log.consistency_proof(s, size).to_json() for s in earlier]
     out.add(LOG_CONSISTENCY, "tlog", (json.dumps(proofs, indent=2) + "\n").encode())
     out.limits["checkpoint"] = now + options.checkpoint_max_age
