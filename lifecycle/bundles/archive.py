@@ -8,7 +8,6 @@ another machine and is untrusted until its manifest signature checked out.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import io
 import os
@@ -20,6 +19,7 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 from lifecycle.errors import BundleError
+from lifecycle.pki.files import write_atomic
 
 MAX_FILES = 100_000
 MAX_TOTAL = 1 << 30
@@ -65,17 +65,7 @@ def write_bundle(out: Path, files: Mapping[str, bytes], mtime: datetime) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     if is_archive(out):
         data = _tar_bytes(files, mtime)
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            Path(tmp).chmod(0o644)
-            os.link(tmp, out)  # fails if ``out`` appeared meanwhile: never overwrite
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                Path(tmp).unlink()
+        write_atomic(out, data, mode=0o644)
         _fsync_dir(out.parent)
         return len(data)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
