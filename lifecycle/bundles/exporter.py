@@ -108,12 +108,13 @@ def bundle_signing_key(store: KeyService, passphrase: bytes) -> tuple[keys.Priva
 
 
 def _selected(row: KeyRecord, images: Collection[str] | None) -> bool:
+    """``images``: the key ids (fingerprints, DSSE keyids) an image set is signed with."""
     if row.purpose != "signing":
         return False
     if images is None:
         return True
-    wanted = {i.lower().replace(":", "").replace(" ", "") for i in images}
-    return row.fingerprint.lower() in wanted or row.dsse_keyid.lower().replace(":", "") in wanted
+    wanted = {i.lower().replace(" ", "") for i in images}
+    return row.fingerprint.lower() in wanted or row.dsse_keyid.lower() in wanted
 
 
 def _pem_concat(rows: list[CertificateRecord]) -> bytes:

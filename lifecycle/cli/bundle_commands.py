@@ -36,9 +36,9 @@ def bundle() -> None:
 @bundle.command()
 @config_option
 @passphrase_file_option
-@click.option("--images", "images", multiple=True, metavar="KEY",
-              help="Only the keys of this image set: a key fingerprint or DSSE keyid "
-                   "(repeatable; default all signing keys).")
+@click.option("--images", "images", multiple=True, metavar="SET",
+              help="Only the keys that signed this image set: a SIF image, a directory of "
+                   "them, or a key fingerprint / DSSE keyid (repeatable; default all keys).")
 @click.option("--tlog-db", envvar="SIF_LIFECYCLE_TLOG_DB",
               help="Include this transparency log (SQLite file or URL; env SIF_LIFECYCLE_TLOG_DB).")
 @click.option("--tlog-key", type=click.Path(dir_okay=False, path_type=Path),
@@ -66,6 +66,7 @@ def export(config_path: Path | None, passphrase_file: Path | None, images: tuple
     \b
     Example:
       sif-lifecycle bundle export --tlog-db tlog.db site-bundle.tar.gz
+      sif-lifecycle bundle export --images /srv/images/prod prod-bundle/
     """
     from lifecycle.bundles.exporter import ExportOptions
     from lifecycle.bundles.exporter import export as export_bundle
@@ -78,7 +79,12 @@ def export(config_path: Path | None, passphrase_file: Path | None, images: tuple
         log = _open_log(tlog_db, tlog_key)
     options = ExportOptions(checkpoint_max_age=timedelta(days=checkpoint_max_age),
                             consistency_from=consistency_from, ecl_dirpath=ecl_dirpath)
-    report = export_bundle(ca, out, log=log, images=images or None, now=now, options=options)
+    selection = None
+    if images:
+        from lifecycle.bundles.selection import resolve
+
+        selection = resolve(images)
+    report = export_bundle(ca, out, log=log, images=selection, now=now, options=options)
     if report.created_key:
         click.echo(f"created the bundle-signing key {report.bundle_keyid}", err=True)
     click.echo(f"wrote {out}: {len(report.manifest.files) + 2} files, {_size(report.total)} "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import tomllib
 from datetime import timedelta
@@ -223,3 +224,27 @@ def test_cli_export_bad_config_is_one_line_exit_2(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "missing.toml: config file does not exist" in result.output
     assert not (tmp_path / "b").exists()
+
+
+def test_cli_images_selects_the_keys_that_signed_them(fleet: Fleet, tmp_path: Path) -> None:
+    chosen = tmp_path / "set"
+    chosen.mkdir()
+    for name in ("good-a", "pgp-c"):
+        shutil.copy(fleet.images[name], chosen / f"{name}.sif")
+    result = run_cli("bundle", "export", "--config", fleet.config, "--images", chosen,
+                     tmp_path / "b")
+    assert result.exit_code == 0, result.output
+    manifest = mf.Manifest.decode((tmp_path / "b" / mf.MANIFEST).read_bytes())
+    rows = {r.fingerprint: r for r in fleet.ca.keys.list() if r.purpose == "signing"}
+    chosen_keys = {k.fingerprint for k in manifest.keys}
+    assert len(chosen_keys) == 2 and chosen_keys < set(rows)
+    assert {rows[f].kind for f in chosen_keys} == {"pem", "pgp"}
+    assert lay.leaf(fleet.revoked_serial) not in read_bundle(tmp_path / "b")
+    only_b = run_cli("bundle", "export", "--config", fleet.config, "--images",
+                     fleet.images["revoked-b"], tmp_path / "b2")
+    assert only_b.exit_code == 0, only_b.output
+    assert lay.leaf(fleet.revoked_serial) in read_bundle(tmp_path / "b2")
+    bad = run_cli("bundle", "export", "--config", fleet.config, "--images", fleet.config,
+                  tmp_path / "b3")
+    assert bad.exit_code == 2 and "config.toml: cannot read the image's signatures" in bad.output
+    assert not (tmp_path / "b3").exists()
