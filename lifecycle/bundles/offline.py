@@ -12,11 +12,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
 from lifecycle.bundles import layout as ex
+from lifecycle.bundles.selection import image_signers
 from lifecycle.bundles.verify import OpenedBundle, open_bundle
 from lifecycle.errors import CertificateError, CertificateValidationError
+from lifecycle.integrity import dsse
 from lifecycle.integrity.keys import KeySet, VerifierKey, parse_verifier_keys
 from lifecycle.pki.certs import load_certificate, load_certificates
+
+PUBLIC_KEY_TYPES = (rsa.RSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey)
 
 
 @dataclass(frozen=True)
@@ -27,8 +33,13 @@ class BundleKeys:
     """One line per certificate that did not validate, after the bundle's own notes."""
 
 
-def key_set(bundle: OpenedBundle, at: datetime | None = None) -> tuple[KeySet, list[str]]:
-    """The verification keys the bundle vouches for at ``at``, and why any were left out."""
+def key_set(bundle: OpenedBundle, at: datetime | None = None,
+            signers: set[str] | None = None) -> tuple[KeySet, list[str]]:
+    """The verification keys the bundle vouches for at ``at``, and why any were left out.
+
+    ``signers`` (DSSE keyids, from :func:`image_signers`) limits path validation, the costly
+    part, to the certificates that can matter for one image.
+    """
     files = bundle.files
     roots = load_certificates(files[ex.ROOTS], path=ex.ROOTS)
     intermediates = load_certificates(files[ex.INTERMEDIATES], path=ex.INTERMEDIATES)
@@ -47,6 +58,10 @@ def key_set(bundle: OpenedBundle, at: datetime | None = None) -> tuple[KeySet, l
             continue
         for cert_path in entry.certificates:
             leaf = load_certificate(files[cert_path], path=cert_path)
+            public = leaf.public_key()
+            if signers is not None and isinstance(public, PUBLIC_KEY_TYPES) and \
+                    dsse.keyid(public) not in signers:
+                break  # every generation shares the key: none of them signed this image
             try:
                 valid = validate_signing_certificate(
                     leaf, intermediates, roots, at=at, crls=crls, ocsp_responses=responses,
@@ -62,8 +77,9 @@ def key_set(bundle: OpenedBundle, at: datetime | None = None) -> tuple[KeySet, l
 
 
 def bundle_keys(path: Path, at: datetime | None = None, *, trust_store: Path | None = None,
-                strict: bool = False) -> BundleKeys:
-    """Open and check the bundle at ``path``, then the keys it vouches for (for ``verify``)."""
+                strict: bool = False, image: Path | None = None) -> BundleKeys:
+    """Open and check the bundle at ``path``, then the keys it vouches for (for ``verify``);
+    with ``image``, only the certificates of keys that signed it are validated."""
     bundle = open_bundle(path, trust_store=trust_store, at=at, strict=strict)
-    keys, notes = key_set(bundle, at)
+    keys, notes = key_set(bundle, at, image_signers(image) if image is not None else None)
     return BundleKeys(bundle, keys, (*bundle.notes, *notes))

@@ -220,7 +220,7 @@ def verify(
     if bundle is not None:
         from lifecycle.bundles.offline import bundle_keys
 
-        offline = bundle_keys(bundle, at)
+        offline = bundle_keys(bundle, at, image=image)
         for note in offline.notes:
             click.echo(note, err=True)
         key_set.merge(offline.keys)
