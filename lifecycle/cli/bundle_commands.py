@@ -9,7 +9,6 @@ import click
 
 from lifecycle.cli.common import UtcTime, passphrase_file_option, read_passphrase
 from lifecycle.cli.pki_options import ca_service, config_option, open_config
-from lifecycle.errors import LifecycleError
 
 TRUST_STORE = click.option(
     "--trust-store", type=click.Path(file_okay=False, path_type=Path),
@@ -50,12 +49,10 @@ def bundle() -> None:
               help="Also prove consistency from this earlier log size (sizes of earlier exports "
                    "are included automatically).")
 @click.option("--ecl-dirpath", default="", help="dirpath of the ecl.toml execgroup.")
-@click.option("--at", "now", type=UtcTime(), hidden=True)
 @click.argument("out", type=click.Path(path_type=Path))
 def export(config_path: Path | None, passphrase_file: Path | None, images: tuple[str, ...],
            tlog_db: str | None, tlog_key: Path, checkpoint_max_age: int,
-           consistency_from: tuple[int, ...], ecl_dirpath: str, now: datetime | None,
-           out: Path) -> None:
+           consistency_from: tuple[int, ...], ecl_dirpath: str, out: Path) -> None:
     """Write a signed bundle to OUT: a directory, or a .tar.gz when the name ends so.
 
     Holds the CA certificates, every leaf certificate generation, CRLs, pre-signed OCSP responses,
@@ -84,7 +81,7 @@ def export(config_path: Path | None, passphrase_file: Path | None, images: tuple
         from lifecycle.bundles.selection import resolve
 
         selection = resolve(images)
-    report = export_bundle(ca, out, log=log, images=selection, now=now, options=options)
+    report = export_bundle(ca, out, log=log, images=selection, options=options)
     if report.created_key:
         click.echo(f"created the bundle-signing key {report.bundle_keyid}", err=True)
     click.echo(f"wrote {out}: {len(report.manifest.files) + 2} files, {_size(report.total)} "
@@ -117,8 +114,6 @@ def verify(trust_store: Path | None, trust_key: Path | None, strict: bool, at: d
     """
     from lifecycle.bundles.verify import open_bundle
 
-    if trust_key is not None and not trust_key.is_file():
-        raise LifecycleError("cannot read the trust key", path=trust_key)
     opened = open_bundle(path, trust_store=trust_store, trust_key=trust_key, at=at, strict=strict)
     for note in opened.notes:
         click.echo(note, err=note.startswith("WARNING"))

@@ -231,3 +231,13 @@ def test_archive_with_a_link_or_traversal_is_refused(tmp_path: Path, trust: Path
             tar.addfile(info, io.BytesIO(b""))
         with pytest.raises(BundleError, match=r"unsafe name|not a regular file"):
             open_bundle(path, trust_store=trust)
+
+
+def test_unusable_trust_key_is_exit_2(fleet: Fleet, tmp_path: Path, trust: Path) -> None:
+    export(fleet.ca, tmp_path / "b")
+    bad_key = tmp_path / "not-a-key.pub"
+    bad_key.write_text("hello")
+    result = run_cli("bundle", "verify", "--trust-store", trust, "--trust-key", bad_key,
+                     tmp_path / "b")
+    assert result.exit_code == 2 and "not-a-key.pub" in result.output
+    assert not (trust / "trust.json").exists()
