@@ -22,7 +22,8 @@ from lifecycle.errors import BundleError
 from lifecycle.pki.files import write_atomic
 
 MAX_FILES = 100_000
-MAX_TOTAL = 1 << 30
+MAX_TOTAL = 256 << 20
+"""Bundles are kilobytes to a few megabytes; anything near this is hostile."""
 
 
 def is_archive(path: Path) -> bool:

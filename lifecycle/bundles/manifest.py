@@ -106,8 +106,11 @@ class Manifest:
             keys = tuple(KeyEntry(str(k["fingerprint"]), str(k["kind"]), str(k["state"]),
                                   str(k["file"]), tuple(str(c) for c in k["certificates"]))
                          for k in doc["keys"])
+            origin = doc.get("log_origin")
+            if origin is not None and not isinstance(origin, str):
+                raise TypeError("log_origin is not a string")
             manifest = cls(_time(doc["created"]), _time(doc["valid_until"]), files, keys,
-                           doc.get("log_origin"), {str(k): str(v) for k, v in doc["limits"].items()})
+                           origin, {str(k): str(v) for k, v in doc["limits"].items()})
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise BundleVerificationError(f"malformed manifest ({exc!r})", path=MANIFEST) from None
         if len({f.path for f in files}) != len(files):
