@@ -248,3 +248,41 @@ def test_cli_images_selects_the_keys_that_signed_them(fleet: Fleet, tmp_path: Pa
                   tmp_path / "b3")
     assert bad.exit_code == 2 and "config.toml: cannot read the image's signatures" in bad.output
     assert not (tmp_path / "b3").exists()
+
+
+def test_outbox_keep_must_be_positive_and_an_unreadable_newest_bundle_is_replaced(
+        fleet: Fleet, tmp_path: Path) -> None:
+    outbox = tmp_path / "outbox"
+    with pytest.raises(BundleError, match="keep must be at least 1"):
+        export_to_outbox(fleet.ca, outbox, 0)
+    first = export_to_outbox(fleet.ca, outbox, 3)
+    first.path.write_bytes(b"truncated by a full disk")
+    second = export_to_outbox(fleet.ca, outbox, 3)
+    assert second.written and second.path != first.path
+    assert mf.MANIFEST in read_bundle(second.path)
+
+
+@pytest.mark.postgres
+def test_export_and_verify_from_a_postgresql_store(pg_url: str, tmp_path: Path) -> None:
+    from datetime import timedelta as days
+
+    from lifecycle.bundles import open_bundle
+    from lifecycle.store.ca_service import CaService, CaSettings
+    from lifecycle.store.db import make_engine
+    from lifecycle.store.key_service import KeyService
+    from lifecycle.store.migrate import upgrade
+    from tests.pki.conftest import PASSPHRASE, URLS
+
+    upgrade(pg_url)
+    ca = CaService(KeyService(make_engine(pg_url), tmp_path / "keys"), PASSPHRASE,
+                   CaSettings(urls=URLS))
+    ca.init(root_algorithm=keys.KeyAlgorithm.P256, intermediate_algorithm=keys.KeyAlgorithm.P256,
+            root_lifetime=days(days=365), intermediate_lifetime=days(days=180))
+    row = ca.keys.generate(keys.KeyAlgorithm.ED25519, PASSPHRASE)
+    ca.issue(row.fingerprint, "PG Signer", days(days=30))
+    export(ca, tmp_path / "one.tar.gz")
+    report = export(ca, tmp_path / "two.tar.gz")
+    opened = open_bundle(tmp_path / "two.tar.gz", trust_store=tmp_path / "trust")
+    assert opened.keyid == report.bundle_keyid
+    assert [k.fingerprint for k in opened.manifest.keys] == [row.fingerprint]
+    ca.engine.dispose()
