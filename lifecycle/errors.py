@@ -105,3 +105,11 @@ class StoreError(LifecycleError):
 
 class ConfigError(LifecycleError):
     """The configuration file is missing, unreadable or has a bad value."""
+
+
+class BundleError(LifecycleError):
+    """A verification bundle cannot be written or read (bad path, unreadable archive, bad layout)."""
+
+
+class BundleVerificationError(VerificationError):
+    """A bundle is not genuine, not complete, not fresh enough (--strict) or forks the log."""

@@ -25,6 +25,7 @@ COMMANDS = {
     "serve": "lifecycle.cli.ca_commands:serve",
     "tlog": "lifecycle.cli.tlog_commands:tlog",
     "db": "lifecycle.cli.db_commands:db",
+    "bundle": "lifecycle.cli.bundle_commands:bundle",
 }
 """Subcommands, imported only when used: a `verify` should not pay for the CA's imports."""
 

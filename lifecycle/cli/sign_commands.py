@@ -309,6 +309,9 @@ def _longterm_options(f: click.decorators.FC) -> click.decorators.FC:
               help="Check only legacy (pre-3.6) signatures, which do not protect metadata.")
 @click.option("--json", "as_json", is_flag=True, help="Print per-signature results as JSON.")
 @_longterm_options
+@click.option("--bundle", type=click.Path(exists=True, path_type=Path),
+              help="Verification bundle (directory or .tar.gz): its certificates, CRLs, OCSP "
+                   "responses and keys, checked offline; no network is used.")
 @IMAGE
 def verify(
     keys: tuple[Path, ...], certificate: Path | None, certificate_intermediates: Path | None,
@@ -316,7 +319,8 @@ def verify(
     ocsp_verify: bool, revocation: RevocationMode, at: datetime | None, groups: tuple[int, ...],
     object_ids: tuple[int, ...], all_objects: bool, policy: str, legacy_insecure: bool, as_json: bool,
     log_keys: tuple[str, ...], identities: tuple[str, ...], identity_patterns: tuple[str, ...],
-    issuers: tuple[str, ...], checkpoint_store: Path | None, log_url: str | None, image: Path,
+    issuers: tuple[str, ...], checkpoint_store: Path | None, log_url: str | None, bundle: Path | None,
+    image: Path,
 ) -> None:  # fmt: skip
     """Verify the signatures of IMAGE. Exit 0 verified, 1 failed, 2 usage or input error.
 
@@ -329,8 +333,16 @@ def verify(
         --certificate-roots root.pem --crl ca.crl --at 2026-05-01T12:00:00Z image.sif
       sif-lifecycle verify --log-key "$(cat log.vkey)" --identity builder@example.org \
         --certificate-roots root.pem --crl root.crl image.sif
+      sif-lifecycle verify --bundle site-bundle.tar.gz image.sif
     """
     key_set = KeySet()
+    if bundle is not None:
+        from lifecycle.bundles.offline import bundle_keys
+
+        offline = bundle_keys(bundle, at, image=image)
+        for note in offline.notes:
+            click.echo(note, err=True)
+        key_set.merge(offline.keys)
     longterm = None
     if log_keys:
         from lifecycle.verification.longterm import IdentityPolicy
@@ -349,11 +361,11 @@ def verify(
         key, facts = _validated_certificate(certificate, certificate_intermediates, certificate_roots,
                                             crls, ocsp_responses, ocsp_verify, revocation, at)
         key_set.dsse.append(key)
-    if not keys and certificate is None and longterm is None:
+    if not keys and certificate is None and longterm is None and bundle is None:
         raise LifecycleError(
             "no verification key given",
-            hint="pass --key FILE (PEM public key or armored PGP keyring), --certificate or "
-                 "--log-key for logged (ephemeral) signatures",
+            hint="pass --key FILE (PEM public key or armored PGP keyring), --certificate, --bundle, "
+                 "or --log-key for logged (ephemeral) signatures",
         )
     options = VerifyOptions(
         groups=list(groups), object_ids=list(object_ids), all_objects=all_objects,

@@ -84,7 +84,11 @@ def _checked_public(key: object, path: Path) -> PublicKey:
 
 def load_verifier_keys(path: Path) -> KeySet:
     """Public material from a PEM public key, PEM private key, certificate or PGP key file."""
-    data = _read(path)
+    return parse_verifier_keys(_read(path), path)
+
+
+def parse_verifier_keys(data: bytes, path: Path) -> KeySet:
+    """:func:`load_verifier_keys` for bytes already read (e.g. from a bundle); ``path`` labels them."""
     keys = KeySet()
     if b"-----BEGIN PGP" in data:
         for key in pgp.load_keys(data.decode("utf-8", "replace"), str(path)):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
@@ -359,6 +359,16 @@ class CaService:
                                    hint="run 'sif-lifecycle ca init' on a new store")
         return OcspSigner(inter, _cert(row), self.keys.private_key(key_row, self.passphrase),
                           self.settings.ocsp_response_lifetime)
+
+    def presigned_ocsp(self, rows: list[CertificateRecord], now: datetime) -> dict[str, bytes]:
+        """DER OCSP responses for ``rows`` (by serial), signed at ``now`` to be carried offline.
+
+        SHA-1 CertIDs, as RFC 5019 clients (and OpenSSL) ask for them.
+        """
+        signer = self.ocsp_signer()
+        return {row.serial: signer.sign(self.status(int(row.serial, 16)), int(row.serial, 16),
+                                        hashes.SHA1(), now)  # noqa: S303 - a CertID, not a signature
+                for row in rows}
 
     def revision(self) -> tuple[int, int]:
         """Changes when certificates or revocations change: lets other processes refresh caches."""

@@ -1,0 +1,21 @@
+"""Where things live inside a bundle: one place, shared by the exporter and the verifiers."""
+
+from __future__ import annotations
+
+ROOTS = "certs/roots.pem"
+INTERMEDIATES = "certs/intermediates.pem"
+LEAVES = "certs/leaves"
+CRLS = "crls"
+OCSP = "ocsp"
+KEYS = "keys"
+PGP_KEYRING = "keys/pgp-keyring.asc"
+BUNDLE_KEY = "bundle-key.pub"
+LOG_KEY = "tlog/verifier-key.txt"
+LOG_CHECKPOINT = "tlog/checkpoint.txt"
+LOG_CONSISTENCY = "tlog/consistency.json"
+README = "README"
+ECL = "ecl.toml"
+
+
+def leaf(serial: str) -> str:
+    return f"{LEAVES}/{serial}.pem"

@@ -1,0 +1,179 @@
+"""The bundle manifest and its DSSE envelope: what a bundle holds, and proof of who made it.
+
+Pure: no I/O. The manifest lists every file with its size and SHA-256, so one signature over the
+manifest covers the whole bundle; ``valid_until`` is the moment its revocation data or log
+checkpoint stops being fresh. The envelope is DSSE with our own payload type, so it can never be
+confused with an image signature.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from lifecycle.errors import BundleVerificationError
+from lifecycle.integrity import dsse
+
+FORMAT_VERSION = 1
+PAYLOAD_TYPE = "application/vnd.sif-lifecycle.bundle-manifest+json"
+MANIFEST = "manifest.json"
+ENVELOPE = "manifest.dsse.json"
+VOLATILE_PREFIXES = ("ocsp/", "README")
+"""Files re-made on every export (OCSP responses are re-signed, the README is dated): not part of
+the content digest."""
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str
+    kind: str
+    size: int
+    sha256: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "kind": self.kind, "size": self.size, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class KeyEntry:
+    """A signing key in the bundle: where its public material is and which certificates it has."""
+
+    fingerprint: str
+    kind: str  # "pem" or "pgp"
+    state: str
+    file: str
+    certificates: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"fingerprint": self.fingerprint, "kind": self.kind, "state": self.state,
+                "file": self.file, "certificates": list(self.certificates)}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    created: datetime
+    valid_until: datetime
+    files: tuple[FileEntry, ...]
+    keys: tuple[KeyEntry, ...] = ()
+    log_origin: str | None = None
+    limits: Mapping[str, str] = field(default_factory=dict)
+    """What bounds ``valid_until``: file or limit name -> its time (ISO 8601)."""
+    format_version: int = FORMAT_VERSION
+
+    def content_digest(self) -> str:
+        """Digest of what the bundle says, not when it was made: equal digests, same bundle."""
+        stable = sorted(f"{f.path}\0{f.sha256}" for f in self.files
+                        if not f.path.startswith(VOLATILE_PREFIXES))
+        return sha256_hex("\n".join(stable).encode())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format_version": self.format_version,
+            "created": self.created.isoformat(),
+            "valid_until": self.valid_until.isoformat(),
+            "content_digest": self.content_digest(),
+            "log_origin": self.log_origin,
+            "limits": dict(self.limits),
+            "keys": [k.to_json() for k in self.keys],
+            "files": [f.to_json() for f in self.files],
+        }
+
+    def encode(self) -> bytes:
+        return (json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n").encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> Manifest:
+        """Parse a manifest strictly; anything malformed is a BundleVerificationError."""
+        try:
+            doc = json.loads(data)
+            if doc["format_version"] != FORMAT_VERSION:
+                raise BundleVerificationError(
+                    f"bundle format version {doc['format_version']} is not supported "
+                    f"(this tool reads version {FORMAT_VERSION})", path=MANIFEST,
+                    hint="use a newer sif-lifecycle")
+            files = tuple(FileEntry(str(f["path"]), str(f["kind"]), int(f["size"]),
+                                    str(f["sha256"])) for f in doc["files"])
+            keys = tuple(KeyEntry(str(k["fingerprint"]), str(k["kind"]), str(k["state"]),
+                                  str(k["file"]), tuple(str(c) for c in k["certificates"]))
+                         for k in doc["keys"])
+            origin = doc.get("log_origin")
+            if origin is not None and not isinstance(origin, str):
+                raise TypeError("log_origin is not a string")
+            manifest = cls(_time(doc["created"]), _time(doc["valid_until"]), files, keys,
+                           origin, {str(k): str(v) for k, v in doc["limits"].items()})
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+            raise BundleVerificationError(f"malformed manifest ({exc!r})", path=MANIFEST) from None
+        if len({f.path for f in files}) != len(files):
+            raise BundleVerificationError("the manifest lists a file twice", path=MANIFEST)
+        return manifest
+
+
+def _time(text: Any) -> datetime:
+    value = datetime.fromisoformat(str(text))
+    if value.utcoffset() is None:
+        raise ValueError(f"time {text!r} has no timezone")
+    return value
+
+
+# -- the DSSE envelope ----------------------------------------------------------------------------
+
+
+def sign_manifest(payload: bytes, key: dsse.SigningKey) -> bytes:
+    envelope = dsse.Envelope(payload, (), PAYLOAD_TYPE).signed_by(key)
+    return envelope.to_bytes() + b"\n"
+
+
+@dataclass(frozen=True)
+class SignedManifest:
+    payload: bytes
+    keyid: str
+    signature: bytes
+
+
+def _strict_b64(text: Any, what: str) -> bytes:
+    try:
+        if not isinstance(text, str):
+            raise ValueError
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+    except (ValueError, binascii.Error, UnicodeEncodeError):
+        raise BundleVerificationError(f"the envelope's {what} is not base64", path=ENVELOPE) from None
+    return raw
+
+
+def parse_envelope(data: bytes) -> SignedManifest:
+    """The one signature of a bundle envelope; other payload types and extra signatures refused."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError):
+        raise BundleVerificationError("the manifest envelope is not JSON", path=ENVELOPE) from None
+    if not isinstance(doc, dict) or doc.get("payloadType") != PAYLOAD_TYPE:
+        raise BundleVerificationError(f"the envelope's payloadType is not {PAYLOAD_TYPE}",
+                                      path=ENVELOPE)
+    signatures = doc.get("signatures")
+    if not isinstance(signatures, list) or len(signatures) != 1 or not isinstance(
+            signatures[0], dict) or not isinstance(signatures[0].get("keyid"), str):
+        raise BundleVerificationError("the envelope must hold exactly one signature with a keyid",
+                                      path=ENVELOPE)
+    return SignedManifest(_strict_b64(doc.get("payload"), "payload"), signatures[0]["keyid"],
+                          _strict_b64(signatures[0].get("sig"), "signature"))
+
+
+def check_signature(signed: SignedManifest, key: dsse.PublicKey) -> None:
+    if signed.keyid != dsse.keyid(key):
+        raise BundleVerificationError(
+            f"the manifest is signed by key {signed.keyid}, not by the pinned bundle key "
+            f"{dsse.keyid(key)}", path=ENVELOPE,
+            hint="a bundle from another source; pin its key with --trust-key only if you trust it")
+    if not dsse.verify_pae(key, signed.signature, dsse.pae(PAYLOAD_TYPE, signed.payload)):
+        raise BundleVerificationError("the manifest signature does not verify", path=ENVELOPE,
+                                      hint="the manifest was changed after signing")

@@ -1,0 +1,85 @@
+"""Verify images with nothing but a bundle: no network, no store, no other trust.
+
+Certificates are validated at ``at`` (default now) with the bundle's own CRLs and pre-signed OCSP
+responses, never fetching anything; a key with certificates is trusted only through one that
+validates, so a revoked or expired certificate cannot be bypassed with its raw public key. Keys
+without certificates are trusted as PEM public keys, PGP keys through the bundle's keyring.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+from lifecycle.bundles import layout as ex
+from lifecycle.bundles.selection import image_signers
+from lifecycle.bundles.verify import OpenedBundle, open_bundle
+from lifecycle.errors import CertificateError, CertificateValidationError
+from lifecycle.integrity import dsse
+from lifecycle.integrity.keys import KeySet, VerifierKey, parse_verifier_keys
+from lifecycle.pki.certs import load_certificate, load_certificates
+
+PUBLIC_KEY_TYPES = (rsa.RSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey)
+
+
+@dataclass(frozen=True)
+class BundleKeys:
+    bundle: OpenedBundle
+    keys: KeySet
+    notes: tuple[str, ...]
+    """One line per certificate that did not validate, after the bundle's own notes."""
+
+
+def key_set(bundle: OpenedBundle, at: datetime | None = None,
+            signers: set[str] | None = None) -> tuple[KeySet, list[str]]:
+    """The verification keys the bundle vouches for at ``at``, and why any were left out.
+
+    ``signers`` (DSSE keyids, from :func:`image_signers`) limits path validation, the costly
+    part, to the certificates that can matter for one image.
+    """
+    files = bundle.files
+    roots = load_certificates(files[ex.ROOTS], path=ex.ROOTS)
+    intermediates = load_certificates(files[ex.INTERMEDIATES], path=ex.INTERMEDIATES)
+    crls = [data for _, data in bundle.of_kind("crl")]
+    responses = [data for _, data in bundle.of_kind("ocsp")]
+    result = KeySet()
+    notes: list[str] = []
+    from lifecycle.pki.validate import validate_signing_certificate  # pyhanko: only when needed
+
+    for entry in bundle.manifest.keys:
+        if entry.kind == "pgp":
+            continue
+        if not entry.certificates:
+            if entry.file:
+                result.merge(parse_verifier_keys(files[entry.file], Path(entry.file)))
+            continue
+        for cert_path in entry.certificates:
+            leaf = load_certificate(files[cert_path], path=cert_path)
+            public = leaf.public_key()
+            if signers is not None and isinstance(public, PUBLIC_KEY_TYPES) and \
+                    dsse.keyid(public) not in signers:
+                break  # every generation shares the key: none of them signed this image
+            try:
+                valid = validate_signing_certificate(
+                    leaf, intermediates, roots, at=at, crls=crls, ocsp_responses=responses,
+                    fetch_ocsp=False, revocation_mode="hard-fail")
+            except (CertificateValidationError, CertificateError) as exc:
+                notes.append(f"not trusted: {cert_path}: {exc}")
+                continue
+            result.dsse.append(VerifierKey(cert_path, valid.public_key))
+            break
+    if ex.PGP_KEYRING in files:
+        result.merge(parse_verifier_keys(files[ex.PGP_KEYRING], Path(ex.PGP_KEYRING)))
+    return result, notes
+
+
+def bundle_keys(path: Path, at: datetime | None = None, *, trust_store: Path | None = None,
+                strict: bool = False, image: Path | None = None) -> BundleKeys:
+    """Open and check the bundle at ``path``, then the keys it vouches for (for ``verify``);
+    with ``image``, only the certificates of keys that signed it are validated."""
+    bundle = open_bundle(path, trust_store=trust_store, at=at, strict=strict)
+    keys, notes = key_set(bundle, at, image_signers(image) if image is not None else None)
+    return BundleKeys(bundle, keys, (*bundle.notes, *notes))
