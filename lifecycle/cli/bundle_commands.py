@@ -71,9 +71,9 @@ def export(config_path: Path | None, passphrase_file: Path | None, images: tuple
     ca = ca_service(open_config(config_path), read_passphrase(passphrase_file))
     log = None
     if tlog_db is not None:
-        from lifecycle.cli.tlog_commands import _open_log
+        from lifecycle.cli.tlog_commands import open_log
 
-        log = _open_log(tlog_db, tlog_key)
+        log = open_log(tlog_db, tlog_key)
     options = ExportOptions(checkpoint_max_age=timedelta(days=checkpoint_max_age),
                             consistency_from=consistency_from, ecl_dirpath=ecl_dirpath)
     selection = None

@@ -67,7 +67,8 @@ def _meta(engine: Engine, db: str) -> dict[str, str]:
     return meta
 
 
-def _open_log(db: str, key_path: Path | None = None, passphrase: bytes | None = None) -> Log:
+def open_log(db: str, key_path: Path | None = None, passphrase: bytes | None = None) -> Log:
+    """The log in ``db`` (a file or URL), with its signing key when ``key_path`` is given."""
     engine = make_engine(_engine_url(db))
     meta = _meta(engine, db)
     signer = None
@@ -86,7 +87,7 @@ def _open_log(db: str, key_path: Path | None = None, passphrase: bytes | None = 
 
 def local_client(db: str, key_path: Path, passphrase: bytes | None = None) -> LocalLogClient:
     """The log in ``db`` opened with its key, for signing in this process."""
-    log = _open_log(db, key_path, passphrase)
+    log = open_log(db, key_path, passphrase)
     assert log.signer is not None
     return LocalLogClient(log, log.signer.verifier.verifier_key())
 
@@ -202,7 +203,7 @@ def add(
       sif-lifecycle tlog add --image-id 3f2a... --payload-digest sha256:ab12... \\
         --signature sig.bin --certificate cert.pem
     """
-    log = _open_log(db, key_path)
+    log = open_log(db, key_path)
     algorithm, digest = parse_digest(payload_digest)
     submission = Submission(
         digest, _read(signature_path), _read(certificate_path), image_id, algorithm
@@ -230,7 +231,7 @@ def get(index: int, timestamp: bool, db: str, key_path: Path) -> None:
     Example:
       sif-lifecycle tlog get 0 --timestamp
     """
-    log = _open_log(db, key_path if timestamp else None)
+    log = open_log(db, key_path if timestamp else None)
     out = _entry_json(log.get(index))
     if timestamp:
         out["timestamp"] = log.signed_timestamp(index).decode()
@@ -251,7 +252,7 @@ def evidence(index: int, size: int | None, db: str, key_path: Path) -> None:
     Example:
       sif-lifecycle tlog evidence 0 > evidence.json
     """
-    _echo_json(_open_log(db, key_path).evidence(index, size).to_json())
+    _echo_json(open_log(db, key_path).evidence(index, size).to_json())
 
 
 @tlog.command()
@@ -265,7 +266,7 @@ def checkpoint(size: int | None, db: str, key_path: Path) -> None:
     Example:
       sif-lifecycle tlog checkpoint > checkpoint.txt
     """
-    click.echo(_open_log(db, key_path).signed_checkpoint(size), nl=False)
+    click.echo(open_log(db, key_path).signed_checkpoint(size), nl=False)
 
 
 @tlog.command("prove-inclusion")
@@ -279,7 +280,7 @@ def prove_inclusion(index: int, size: int | None, db: str) -> None:
     Example:
       sif-lifecycle tlog prove-inclusion 5 --size 8
     """
-    log = _open_log(db)
+    log = open_log(db)
     out = log.inclusion_proof(index, size).to_json()
     out["leaf_hash"] = base64.b64encode(log.get(index).leaf_hash).decode()
     _echo_json(out)
@@ -296,7 +297,7 @@ def prove_consistency(old_size: int, size: int | None, db: str) -> None:
     Example:
       sif-lifecycle tlog prove-consistency 6 --size 8
     """
-    _echo_json(_open_log(db).consistency_proof(old_size, size).to_json())
+    _echo_json(open_log(db).consistency_proof(old_size, size).to_json())
 
 
 @tlog.command()
@@ -368,7 +369,7 @@ def check(
         except ValueError:
             raise LogError("the proof is not JSON", path=proof_path) from None
     else:
-        source: Any = HttpLogClient(log_url) if log_url is not None else _open_log(db)
+        source: Any = HttpLogClient(log_url) if log_url is not None else open_log(db)
         if log_url is not None:
             new_note = source.checkpoint()
             new = open_checkpoint(new_note, [verifier], origin=old.origin)
