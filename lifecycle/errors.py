@@ -105,3 +105,15 @@ class StoreError(LifecycleError):
 
 class ConfigError(LifecycleError):
     """The configuration file is missing, unreadable or has a bad value."""
+
+
+class PolicyError(ConfigError):
+    """An ``[[image_sets]]`` policy in the configuration is invalid."""
+
+
+class TamperedImageError(VerificationError):
+    """An image's current signatures no longer match its content; it is never re-signed."""
+
+
+class ActionError(LifecycleError):
+    """A planned action cannot be applied as planned (its subject changed or vanished)."""
