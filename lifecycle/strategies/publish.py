@@ -25,6 +25,16 @@ from lifecycle.strategies.state import MANIFEST, load_trust
 LIVE = ("pending", "active", "retiring")
 
 
+def _write(path: Path, data: bytes) -> None:
+    """Atomic write, skipped when the file already holds ``data`` (mirrors see no churn)."""
+    try:
+        if path.read_bytes() == data:
+            return
+    except OSError:
+        pass
+    write_atomic(path, data, mode=0o644)
+
+
 def publish_set(policy: ImageSetPolicy, ca: CaService, now: datetime) -> Path | None:
     """Write ``policy``'s trust material to its publish directory; returns it (None: none set)."""
     directory = policy.publish_directory
@@ -43,13 +53,12 @@ def publish_set(policy: ImageSetPolicy, ca: CaService, now: datetime) -> Path | 
             latest[role] = conn.execute(select(crls.c.der).where(crls.c.issuer_id == issuer)
                                         .order_by(crls.c.number.desc())).scalar()
     root, inter = ca.certificate(ROOT), ca.certificate(INTERMEDIATE)
-    write_atomic(directory / "root.pem", certificate_pem(root), mode=0o644)
-    write_atomic(directory / "intermediate.pem", certificate_pem(inter), mode=0o644)
-    write_atomic(directory / "chain.pem", certificate_pem(inter) + certificate_pem(root),
-                 mode=0o644)
+    _write(directory / "root.pem", certificate_pem(root))
+    _write(directory / "intermediate.pem", certificate_pem(inter))
+    _write(directory / "chain.pem", certificate_pem(inter) + certificate_pem(root))
     for role, der in latest.items():
         if der is not None:
-            write_atomic(directory / "crl" / f"{role}.crl", der, mode=0o644)
+            _write(directory / "crl" / f"{role}.crl", der)
     keys = [k for k in trust.keys if k.image_set == policy.name and k.state in LIVE]
     entries = []
     for key in keys:
@@ -57,10 +66,10 @@ def publish_set(policy: ImageSetPolicy, ca: CaService, now: datetime) -> Path | 
                        and not c.revoked and not c.superseded and c.not_after > now),
                       key=lambda c: (c.not_after, c.serial), default=None)
         public = ca.keys.public_bytes(key.fingerprint, ca.passphrase)
-        write_atomic(directory / "keys" / f"{key.fingerprint}.pub", public, mode=0o644)
+        _write(directory / "keys" / f"{key.fingerprint}.pub", public)
         if current is not None:
-            write_atomic(directory / "certificates" / f"{key.fingerprint}.pem",
-                         pems[current.serial].encode(), mode=0o644)
+            _write(directory / "certificates" / f"{key.fingerprint}.pem",
+                   pems[current.serial].encode())
         entries.append({"fingerprint": key.fingerprint, "dsse_keyid": key.dsse_keyid,
                         "state": key.state,
                         "certificate": current.serial if current is not None else None,
@@ -72,6 +81,5 @@ def publish_set(policy: ImageSetPolicy, ca: CaService, now: datetime) -> Path | 
                 stale.unlink()
     manifest = {"image_set": policy.name, "revision": trust.revision,
                 "published_at": now.isoformat(), "keys": entries}
-    write_atomic(directory / MANIFEST, json.dumps(manifest, indent=2).encode() + b"\n",
-                 mode=0o644)
+    _write(directory / MANIFEST, json.dumps(manifest, indent=2).encode() + b"\n")
     return directory
