@@ -25,7 +25,7 @@ from lifecycle.errors import ActionError, LifecycleError, TamperedImageError
 from lifecycle.integrity.keys import KeySet, VerifierKey
 from lifecycle.integrity.sign import DsseSigner, SignOptions, remove_signatures, sign_image
 from lifecycle.integrity.verify import Policy, VerifyOptions, verify_image
-from lifecycle.inventory.inspect import inspect_image
+from lifecycle.inventory.inspect import ImageInfo, inspect_image
 from lifecycle.inventory.models import PRESENT, TAMPERED, SetKeyRecord
 from lifecycle.inventory.scan import IMAGES, SIGNATURES, event, record_image
 from lifecycle.pki import keys as pki_keys
@@ -213,6 +213,13 @@ def _reinventory(ctx: ApplyContext, image_id: int, path: str, now: datetime) -> 
         record_image(conn, info, Path(path).stat(), now, (image_id, PRESENT))
 
 
+def _in_every_envelope(info: ImageInfo, keyid: str) -> bool:
+    """Signed by ``keyid`` in every DSSE envelope (a crash can leave an old envelope beside
+    the merged one until the retry replaces both)."""
+    envelopes = [s for s in info.signatures if s.format == "dsse"]
+    return bool(envelopes) and all(keyid in s.signers for s in envelopes)
+
+
 def _present(ctx: ApplyContext, path: str) -> tuple[int, dict[str, str]]:
     image_id, status, digests = _image_row(ctx, path)
     if status != PRESENT:
@@ -301,8 +308,7 @@ def _resign(action: Action, ctx: ApplyContext, now: datetime) -> str:
     key_fpr = action.key.rsplit(":", 1)[1]
     if active is None or active.fingerprint != key_fpr:
         raise _SkipError(f"key {short(key_fpr)} is no longer the active key")
-    signers = {s for sig in inspect_image(path).signatures for s in sig.signers}
-    if active.dsse_keyid in signers:
+    if _in_every_envelope(inspect_image(path), active.dsse_keyid):
         _reinventory(ctx, image_id, path, now)
         raise _SkipError("the image already carries the active key's signature")
     trusted = [_verifier(ctx, key) for key in _set_keys(trust, policy.name, *LIVE)]
@@ -382,7 +388,7 @@ def _purge(action: Action, ctx: ApplyContext, now: datetime) -> str:
     if bad.dsse_keyid not in signers:
         _reinventory(ctx, image_id, path, now)
         raise _SkipError("the image no longer carries the compromised key's signature")
-    if active.dsse_keyid not in signers:
+    if not _in_every_envelope(info, active.dsse_keyid):
         changed = sorted(i for i, d in first_digests.items() if info.digests.get(int(i)) != d)
         if changed or len(info.digests) != len(first_digests) or not info.intact:
             _refuse(ctx, image_id, path, now, "its content differs from the digests recorded "
