@@ -104,6 +104,7 @@ def test_three_years_of_operation(tmp_path: Path) -> None:
         for path in paths:
             fleet.sign(path, fleet.active_key(name))
     fleet.track(*images["web"], *images["base"])
+    reissue_bytes = [p.read_bytes() for p in images["base"]]
     check = DailyCheck(fleet, images)
     midnight = T0
     end = T0 + timedelta(days=DAYS)
@@ -118,6 +119,7 @@ def test_three_years_of_operation(tmp_path: Path) -> None:
         fleet.now = min([midnight, *(a.not_before for a in actions if a.not_before > fleet.now)])
     for name, fingerprint in list(check.spans):
         check.close(name, fingerprint)
+    assert [p.read_bytes() for p in images["base"]] == reissue_bytes  # reissue never touches images
     done = [(at, action) for at, action, result in fleet.history if result.status == "done"]
     assert all(result.ok for _, _, result in fleet.history), [
         r for _, _, r in fleet.history if not r.ok]
