@@ -142,13 +142,13 @@ def _images(policy: ImageSetPolicy, keys: Sequence[KeyInfo], images: Sequence[Im
     if current is not None:
         since = current.activated_at or current.created_at
         due = since + policy.overlap
+        why = (f" lacks a signature by the active key {short(current.fingerprint)} (active since "
+               f"{day(since)}; old signatures are dropped from {day(due)})")
+        suffix = f":{current.fingerprint}"
         for image in present:
             if current.dsse_keyid not in image.signers:
-                yield Action(f"resign:{image.path}:{current.fingerprint}", k.RESIGN, image.path,
-                             due, since,
-                             f"{image.path} lacks a signature by the active key "
-                             f"{short(current.fingerprint)} (active since {day(since)}; old "
-                             f"signatures are dropped from {day(due)})", name)
+                yield Action("resign:" + image.path + suffix, k.RESIGN, image.path, due, since,
+                             image.path + why, name)
     for key in compromised:
         for image in present:
             if key.dsse_keyid in image.signers:

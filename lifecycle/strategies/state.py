@@ -6,9 +6,11 @@ object: each query selects only the columns ``plan`` reads, and rows become name
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -136,6 +138,19 @@ def load_trust(conn: Connection) -> Trust:
     return Trust(keys, certificates, crls, revision)
 
 
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """Pause the cyclic GC while building ~10^5 tuples: they hold no cycles, and collections
+    triggered by the allocations alone would cost a third of the load time."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def load_state(engine: Engine, now: datetime,
                publish_directories: Mapping[str, Path | None] | None = None) -> FleetState:
     """Read the whole fleet; ``publish_directories`` (set -> dir) adds what each one holds.
@@ -146,15 +161,16 @@ def load_state(engine: Engine, now: datetime,
     """
     del now
     i, s = (_table(m) for m in (ImageRecord, ImageSignatureRecord))
-    with engine.connect() as conn:
+    with engine.connect() as conn, _no_gc():
         trust = load_trust(conn)
         signers: dict[int, set[str]] = {}
-        for image_id, signer in conn.execute(select(s.c.image_id, s.c.signer)):
+        for image_id, signer in conn.execute(select(s.c.image_id, s.c.signer)).all():
             signers.setdefault(image_id, set()).add(signer)
+        none: frozenset[str] = frozenset()
         images = tuple(
-            ImageState(path, status, frozenset(signers.get(image_id, ())))
+            ImageState(path, status, frozenset(signers[image_id]) if image_id in signers else none)
             for image_id, path, status in conn.execute(
-                select(i.c.id, i.c.path, i.c.status).order_by(i.c.path)))
+                select(i.c.id, i.c.path, i.c.status).order_by(i.c.path)).all())
     published = {name: read_published(directory)
                  for name, directory in (publish_directories or {}).items()}
     return FleetState(trust.keys, trust.certificates, trust.crls, images, trust.revision,

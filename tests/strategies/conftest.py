@@ -81,8 +81,8 @@ class Fleet:
                     if k.image_set == image_set and k.state == "active")
 
 
-def make_fleet(tmp_path: Path, sets: Sequence[ImageSetPolicy]) -> Fleet:
-    url = sqlite_url(tmp_path / "lifecycle.db")
+def make_fleet(tmp_path: Path, sets: Sequence[ImageSetPolicy], url: str = "") -> Fleet:
+    url = url or sqlite_url(tmp_path / "lifecycle.db")
     migrate.upgrade(url)
     fleet_box: list[Fleet] = []
     service = KeyService(make_engine(url), tmp_path / "keys", clock=lambda: fleet_box[0].now)
