@@ -68,6 +68,14 @@ class Fleet:
         private = self.ca.keys.private_key(self.ca.keys.get(fingerprint), PASSPHRASE)
         sign_image(str(path), DsseSigner((private,)), SignOptions())  # type: ignore[arg-type]
 
+    def signed_images(self, image_set: str, count: int) -> list[Path]:
+        """``count`` tracked images in ``image_set``, signed by its active key (run() first)."""
+        paths = [self.image(f"{image_set}-{i}") for i in range(count)]
+        for path in paths:
+            self.sign(path, self.active_key(image_set))
+        self.track(*paths)
+        return paths
+
     def track(self, *paths: Path) -> None:
         scan(self.engine, [str(p) for p in paths], self.now, full=True, strict=True)
 

@@ -19,10 +19,7 @@ def test_rotation_and_resign_on_postgres(tmp_path: Path, pg_url: str) -> None:
     fleet = make_fleet(tmp_path, [WEB], pg_url)
     fleet.run()
     old = fleet.active_key("web")
-    paths = [fleet.image(f"web-{i}") for i in range(2)]
-    for path in paths:
-        fleet.sign(path, old)
-    fleet.track(*paths)
+    paths = fleet.signed_images("web", 2)
     assert {i.path for i in fleet.state().images} == {str(p) for p in paths}
     fleet.now += timedelta(days=365)
     done = [r.kind for r in fleet.run() if r.status == "done"]

@@ -43,10 +43,7 @@ def rotated(tmp_path: Path) -> tuple[Fleet, list[Path], str]:
     fleet = make_fleet(tmp_path, [WEB])
     fleet.run()
     old = fleet.active_key("web")
-    paths = [fleet.image(f"web-{i}") for i in range(2)]
-    for path in paths:
-        fleet.sign(path, old)
-    fleet.track(*paths)
+    paths = fleet.signed_images("web", 2)
     fleet.now += timedelta(days=365)
     return fleet, paths, old
 

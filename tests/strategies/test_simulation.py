@@ -98,12 +98,7 @@ class DailyCheck:
 def test_three_years_of_operation(tmp_path: Path) -> None:
     fleet = make_fleet(tmp_path, [WEB, BASE])
     fleet.run()  # provisions both sets' keys
-    images = {"web": [fleet.image(f"web-{i}") for i in range(3)],
-              "base": [fleet.image(f"base-{i}") for i in range(2)]}
-    for name, paths in images.items():
-        for path in paths:
-            fleet.sign(path, fleet.active_key(name))
-    fleet.track(*images["web"], *images["base"])
+    images = {"web": fleet.signed_images("web", 3), "base": fleet.signed_images("base", 2)}
     reissue_bytes = [p.read_bytes() for p in images["base"]]
     check = DailyCheck(fleet, images)
     midnight = T0
