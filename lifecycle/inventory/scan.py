@@ -70,9 +70,16 @@ def _signature_rows(image_id: int, info: ImageInfo) -> list[dict[str, Any]]:
 
 
 def record_image(conn: Connection, info: ImageInfo, st: os.stat_result, now: datetime,
-                 existing: tuple[int, str] | None) -> str:
-    """Insert or refresh one image's rows; returns its new status. Digests stay as first seen."""
+                 existing: tuple[int, str] | None, *, clear_tampered: bool = True) -> str:
+    """Insert or refresh one image's rows; returns its new status. Digests stay as first seen.
+
+    A ``tampered`` image stays tampered unless ``clear_tampered`` (an explicit ``track``): it may
+    have been refused for signatures that are intact but not trusted, and a periodic scan must
+    not make the service try, and refuse, again and again.
+    """
     status = PRESENT if info.intact else TAMPERED
+    if existing is not None and existing[1] == TAMPERED and not clear_tampered:
+        status = TAMPERED
     values = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino,
               "sif_id": info.sif_id, "groups": ",".join(map(str, info.groups)), "status": status,
               "last_seen": now, "last_verified": now}
@@ -109,7 +116,7 @@ def scan(engine: Engine, roots_or_paths: Sequence[str | Path], now: datetime, fu
     """Bring the inventory of the images under ``roots_or_paths`` up to date.
 
     ``strict`` (used by ``track``) raises on the first file that is not a readable SIF image,
-    instead of listing it in the report.
+    instead of listing it in the report, and lets an intact image leave the ``tampered`` state.
     """
     roots = [os.path.abspath(os.fspath(r)) for r in roots_or_paths]  # noqa: PTH100
     report = ScanReport()
@@ -160,7 +167,8 @@ def _record_batch(engine: Engine, batch: Iterable[tuple[str, os.stat_result]],
                 continue
             row = known.get(path)
             status = record_image(conn, info, st, now,
-                                  None if row is None else (row[0], row[4]))
+                                  None if row is None else (row[0], row[4]),
+                                  clear_tampered=strict)
             (report.new if row is None else report.changed).append(path)
             if status == TAMPERED:
                 report.tampered.append(path)

@@ -241,8 +241,9 @@ def _provision(action: Action, ctx: ApplyContext, now: datetime) -> str:
     fingerprint = pending[0].fingerprint if pending else _new_key(ctx, policy, now).fingerprint
     if not _has_valid_certificate(_trust(ctx), fingerprint, now):
         ctx.ca.issue(fingerprint, policy.subject_name, policy.certificate_lifetime)
-    ctx.ca.keys.transition(fingerprint, KeyState.ACTIVE, f"signing key of image set "
-                           f"{policy.name}", at=now)
+    if ctx.ca.keys.get(fingerprint).state != KeyState.ACTIVE.value:  # an adopted key may be
+        ctx.ca.keys.transition(fingerprint, KeyState.ACTIVE, f"signing key of image set "
+                               f"{policy.name}", at=now)
     _publish_all(ctx, now)
     return f"key {fingerprint} is the active key of {policy.name}"
 

@@ -84,6 +84,7 @@ def test_unchanged_images_are_not_opened(tmp_path: Path, engine, monkeypatch: py
 def test_tampered_and_removed_images(tmp_path: Path, engine) -> None:  # type: ignore[no-untyped-def]
     a, b = signed(tmp_path, "a.sif"), signed(tmp_path, "b.sif")
     scan(engine, [str(tmp_path / "images" / "*.sif")], NOW)
+    original = a.read_bytes()
     with SifImage.open(a) as image:
         offset = next(d.offset for d in image.objects if not d.is_signature)
     with a.open("r+b") as handle:
@@ -98,6 +99,12 @@ def test_tampered_and_removed_images(tmp_path: Path, engine) -> None:  # type: i
     assert statuses == {str(a): "tampered", str(b): "removed"}  # b is marked, not forgotten
     scan(engine, [str(tmp_path / "images" / "*.sif")], NOW + timedelta(days=2), full=True)
     assert events(engine, "tampered") == [str(a)]  # reported once
+    a.write_bytes(original)  # restored: a scan keeps it tampered, an explicit track clears it
+    assert scan(engine, [str(a)], NOW + timedelta(days=3)).tampered == [str(a)]
+    assert scan(engine, [str(a)], NOW + timedelta(days=3), full=True, strict=True).tampered == []
+    with engine.connect() as conn:
+        assert conn.execute(select(IMAGES.c.status).where(IMAGES.c.path == str(a))).scalar() \
+            == "present"
 
 
 def test_globs() -> None:

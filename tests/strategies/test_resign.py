@@ -196,3 +196,37 @@ def test_compromised_key_is_revoked_and_only_intact_images_re_signed(tmp_path: P
     assert results[("purge", str(altered))].status == "refused"
     assert "first seen" in results[("purge", str(altered))].detail
     assert fleet.status(altered) == "tampered" and not verifies(altered, verifier(fleet, new))
+
+
+def test_air_gapped_lead_publishes_the_next_key_ahead(tmp_path: Path) -> None:
+    lead = ImageSetPolicy("web", ("web-*.sif",), "resign", distribution_lead=timedelta(days=14),
+                          crl_lifetime=timedelta(days=30), overlap=timedelta(days=30))
+    fleet = make_fleet(tmp_path, [lead])
+    fleet.run()
+    old = fleet.active_key("web")
+    published = tmp_path / "publish" / "web" / "keys"
+    fleet.now += timedelta(days=365 - 14)
+    assert [r.kind for r in fleet.run() if r.kind == "prepare"] == ["prepare"]
+    [successor] = [p.stem for p in published.glob("*.pub") if p.stem != old]
+    assert (tmp_path / "publish" / "web" / "certificates" / f"{successor}.pem").is_file()
+    assert fleet.active_key("web") == old  # published, not yet used
+    fleet.now += timedelta(days=14)
+    fleet.run()
+    assert fleet.active_key("web") == successor  # the key published 14 days earlier
+
+
+def test_adopting_an_existing_active_key(tmp_path: Path) -> None:
+    fleet = make_fleet(tmp_path, [])
+    from lifecycle.pki.keys import KeyAlgorithm
+
+    row = fleet.ca.keys.generate(KeyAlgorithm.ED25519, fleet.ca.passphrase)
+    fleet.ca.keys.transition(row.fingerprint, KeyState.ACTIVE, "in use before sif-lifecycle")
+    adopt = ImageSetPolicy("web", ("web-*.sif",), "reissue", signing_key=row.fingerprint[:12])
+    from dataclasses import replace
+
+    from lifecycle.strategies.policy import Policies
+
+    fleet.policies = Policies((replace(adopt, publish_directory=tmp_path / "publish"),))
+    results = fleet.run()
+    assert [(r.kind, r.status) for r in results if r.kind == "provision"] == [("provision", "done")]
+    assert fleet.active_key("web") == row.fingerprint

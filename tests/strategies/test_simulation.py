@@ -14,10 +14,13 @@ action ran inside its window and only once.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from lifecycle.store import audit
+from lifecycle.store.db import session_scope
 from lifecycle.strategies.policy import ImageSetPolicy
 from tests.strategies.conftest import T0, Fleet, make_fleet
 from tests.strategies.trust import check_certificate, check_image, peer_verify
@@ -122,6 +125,10 @@ def test_three_years_of_operation(tmp_path: Path) -> None:
     assert [k for k, n in keys.items() if n > 1] == []  # never twice
     for at, action in done:  # inside the window
         assert action.not_before <= at <= action.due, (action.key, at)
+    with session_scope(fleet.engine) as session:  # every action, whatever its outcome, audited
+        audited = Counter(json.loads(r.detail)["key"] for r in audit.entries(session)
+                          if r.action.startswith("action."))
+    assert audited == Counter(action.key for _, action, _ in fleet.history)
     kinds = Counter(action.kind for _, action in done)
     assert kinds["rotate"] == 2  # 2028-01-01 and 2028-12-31; the third is due 2029-12-31
     assert kinds["resign"] == 3 * 2 and kinds["drop"] == 3 * 2 and kinds["retire"] == 2
