@@ -86,7 +86,7 @@ def scan_command(config_path: Path | None, roots: tuple[Path, ...], full: bool, 
       sif-lifecycle scan --full /srv/images
     """
     config = open_config(config_path)
-    targets = [str(r) for r in roots] or [p for s in config.policies.image_sets for p in s.paths]
+    targets = [str(r) for r in roots] or config.policies.scan_roots()
     if not targets:
         raise LifecycleError("nothing to scan", hint="give ROOTS or configure [[image_sets]]")
     report = scan(make_engine(config.database_url), targets, _now(at), full=full)

@@ -176,9 +176,8 @@ def _verifier(ctx: ApplyContext, key: KeyInfo) -> VerifierKey:
 
 
 def _signer(ctx: ApplyContext, key: KeyInfo) -> DsseSigner:
-    private = ctx.ca.keys.private_key(ctx.ca.keys.get(key.fingerprint), ctx.passphrase)
-    assert not isinstance(private, x509.Certificate)
-    return DsseSigner((private,))
+    return DsseSigner((ctx.ca.keys.private_key(ctx.ca.keys.get(key.fingerprint),
+                                               ctx.passphrase),))
 
 
 def _image_row(ctx: ApplyContext, path: str) -> tuple[int, str, dict[str, str]]:

@@ -86,6 +86,10 @@ class Policies:
     def get(self, name: str) -> ImageSetPolicy | None:
         return self._by_name.get(name)
 
+    def scan_roots(self) -> list[str]:
+        """Every path glob of every set, in config order: what a periodic scan covers."""
+        return [p for s in self.image_sets for p in s.paths]
+
     def publish_directories(self) -> dict[str, Path | None]:
         """Image set -> publish directory, for ``load_state`` to read what each one holds."""
         return {s.name: s.publish_directory for s in self.image_sets if s.publish_directory}
