@@ -39,7 +39,14 @@ from lifecycle.strategies.actions import Action, short
 from lifecycle.strategies.plan import due_now, plan
 from lifecycle.strategies.policy import ImageSetPolicy, Policies
 from lifecycle.strategies.publish import LIVE, publish_set
-from lifecycle.strategies.state import KeyInfo, Trust, load_state, load_trust, read_published
+from lifecycle.strategies.state import (
+    KeyInfo,
+    Trust,
+    load_set_keys,
+    load_state,
+    load_trust,
+    read_published,
+)
 
 DONE, SKIPPED, REFUSED, FAILED = "done", "skipped", "refused", "failed"
 SET_KEYS = SetKeyRecord.__table__  # type: ignore[attr-defined]
@@ -134,6 +141,12 @@ def _policy(ctx: ApplyContext, action: Action) -> ImageSetPolicy:
 def _trust(ctx: ApplyContext) -> Trust:
     with ctx.engine.connect() as conn:
         return load_trust(conn)
+
+
+def _keys_of(ctx: ApplyContext, name: str) -> Trust:
+    """Only the set's keys (no certificates): cheap enough for one per-image action each."""
+    with ctx.engine.connect() as conn:
+        return Trust(load_set_keys(conn, name), (), (), "")
 
 
 def _set_keys(trust: Trust, name: str, *states: str) -> list[KeyInfo]:
@@ -303,7 +316,7 @@ def _resign(action: Action, ctx: ApplyContext, now: datetime) -> str:
     policy = _policy(ctx, action)
     path = action.subject
     image_id, _ = _present(ctx, path)
-    trust = _trust(ctx)
+    trust = _keys_of(ctx, policy.name)
     active = _active(trust, policy.name)
     key_fpr = action.key.rsplit(":", 1)[1]
     if active is None or active.fingerprint != key_fpr:
@@ -325,7 +338,7 @@ def _drop(action: Action, ctx: ApplyContext, now: datetime) -> str:
     policy = _policy(ctx, action)
     path = action.subject
     image_id, _ = _present(ctx, path)
-    trust = _trust(ctx)
+    trust = _keys_of(ctx, policy.name)
     key_fpr = action.key.rsplit(":", 1)[1]
     old = next((x for x in trust.keys if x.fingerprint == key_fpr), None)
     active = _active(trust, policy.name)
@@ -374,7 +387,7 @@ def _purge(action: Action, ctx: ApplyContext, now: datetime) -> str:
     policy = _policy(ctx, action)
     path = action.subject
     image_id, first_digests = _present(ctx, path)
-    trust = _trust(ctx)
+    trust = _keys_of(ctx, policy.name)
     key_fpr = action.key.rsplit(":", 1)[1]
     bad = next((x for x in trust.keys if x.fingerprint == key_fpr), None)
     active = _active(trust, policy.name)

@@ -102,18 +102,37 @@ class Trust:
     revision: str
 
 
-def load_trust(conn: Connection) -> Trust:
-    k, t, c, r, cr, sk = (_table(m) for m in (KeyRecord, KeyTransitionRecord, CertificateRecord,
-                                              RevocationRecord, CrlRecord, SetKeyRecord))
-    sets = {key_id: name for name, key_id in conn.execute(
-        select(sk.c.image_set, sk.c.key_id).order_by(sk.c.id))}
+def _key_rows(conn: Connection, image_set: str | None
+              ) -> tuple[list[tuple[int, KeyInfo]], dict[int, str]]:
+    """(database id, KeyInfo) of signing keys (of one set only, when given)."""
+    k, t, sk = (_table(m) for m in (KeyRecord, KeyTransitionRecord, SetKeyRecord))
+    links = select(sk.c.image_set, sk.c.key_id).order_by(sk.c.id)
+    transitions = select(t.c.key_id, t.c.to_state, func.max(t.c.at))
+    keys = select(k.c.id, k.c.fingerprint, k.c.dsse_keyid, k.c.state, k.c.created_at).where(
+        k.c.purpose == "signing")
+    if image_set is not None:
+        links = links.where(sk.c.image_set == image_set)
+        members = select(sk.c.key_id).where(sk.c.image_set == image_set)
+        transitions = transitions.where(t.c.key_id.in_(members))
+        keys = keys.where(k.c.id.in_(members))
+    sets = {key_id: name for name, key_id in conn.execute(links)}
     since: dict[tuple[int, str], datetime] = {
         (key_id, state): at for key_id, state, at in conn.execute(
-            select(t.c.key_id, t.c.to_state, func.max(t.c.at)).group_by(t.c.key_id, t.c.to_state))}
-    key_rows = list(conn.execute(
-        select(k.c.id, k.c.fingerprint, k.c.dsse_keyid, k.c.state, k.c.created_at)
-        .where(k.c.purpose == "signing").order_by(k.c.id)))
-    fingerprints = {row[0]: row[1] for row in key_rows}
+            transitions.group_by(t.c.key_id, t.c.to_state))}
+    rows = [(key_id, KeyInfo(fpr, kid, state, created, since.get((key_id, "active")),
+                             since.get((key_id, "retiring")), sets.get(key_id)))
+            for key_id, fpr, kid, state, created in conn.execute(keys.order_by(k.c.id))]
+    return rows, {key_id: key.fingerprint for key_id, key in rows}
+
+
+def load_set_keys(conn: Connection, image_set: str) -> tuple[KeyInfo, ...]:
+    """One set's keys: what a per-image action needs, without the fleet's certificates."""
+    return tuple(key for _, key in _key_rows(conn, image_set)[0])
+
+
+def load_trust(conn: Connection) -> Trust:
+    c, r, cr = (_table(m) for m in (CertificateRecord, RevocationRecord, CrlRecord))
+    key_rows, fingerprints = _key_rows(conn, None)
     revoked = {row[0] for row in conn.execute(select(r.c.certificate_id))}
     cert_rows = list(conn.execute(
         select(c.c.id, c.c.serial, c.c.key_id, c.c.not_before, c.c.not_after, c.c.reissue_of_id)
@@ -124,9 +143,7 @@ def load_trust(conn: Connection) -> Trust:
         .where(cr.c.id.in_(select(func.max(cr.c.id)).group_by(cr.c.issuer_id)))
         .order_by(c.c.role)))
     superseded = {row[5] for row in cert_rows if row[5] is not None}
-    keys = tuple(KeyInfo(fpr, kid, state, created, since.get((key_id, "active")),
-                         since.get((key_id, "retiring")), sets.get(key_id))
-                 for key_id, fpr, kid, state, created in key_rows)
+    keys = tuple(key for _, key in key_rows)
     certificates = tuple(
         CertInfo(serial, fingerprints[key_id], nb, na, cert_id in revoked, cert_id in superseded)
         for cert_id, serial, key_id, nb, na, _ in cert_rows if key_id in fingerprints)
