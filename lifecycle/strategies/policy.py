@@ -57,9 +57,6 @@ class ImageSetPolicy:
                 / self.renewal.denominator
         return min(at, not_after - self.distribution_lead)
 
-    def matches(self, path: str) -> bool:
-        return any(compile_glob(p).match(path) for p in self.paths)
-
     @property
     def subject_name(self) -> str:
         return self.common_name or f"sif-lifecycle {self.name} signing"
