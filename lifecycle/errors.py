@@ -113,3 +113,15 @@ class BundleError(LifecycleError):
 
 class BundleVerificationError(VerificationError):
     """A bundle is not genuine, not complete, not fresh enough (--strict) or forks the log."""
+
+
+class PolicyError(ConfigError):
+    """An ``[[image_sets]]`` policy in the configuration is invalid."""
+
+
+class TamperedImageError(VerificationError):
+    """An image's current signatures no longer match its content; it is never re-signed."""
+
+
+class ActionError(LifecycleError):
+    """A planned action cannot be applied as planned (its subject changed or vanished)."""

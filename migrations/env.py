@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
+import lifecycle.inventory.models
 import lifecycle.store.models
 import lifecycle.store.tlog  # noqa: F401
 from lifecycle.store.db import make_engine

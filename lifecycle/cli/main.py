@@ -26,6 +26,11 @@ COMMANDS = {
     "tlog": "lifecycle.cli.tlog_commands:tlog",
     "db": "lifecycle.cli.db_commands:db",
     "bundle": "lifecycle.cli.bundle_commands:bundle",
+    "track": "lifecycle.cli.fleet_commands:track",
+    "scan": "lifecycle.cli.fleet_commands:scan_command",
+    "images": "lifecycle.cli.fleet_commands:images",
+    "plan": "lifecycle.cli.fleet_commands:plan_command",
+    "apply": "lifecycle.cli.fleet_commands:apply_command",
 }
 """Subcommands, imported only when used: a `verify` should not pay for the CA's imports."""
 

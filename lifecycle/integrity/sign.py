@@ -256,3 +256,49 @@ def _make(
         return signed.to_bytes()
     created = options.signing_time or datetime.now(UTC)
     return signer.key.sign(payload, created)
+
+
+@dataclass
+class RemovedSignatures:
+    group: int
+    old_object_id: int
+    new_object_id: int
+    removed: list[str]
+    """DSSE keyids whose signatures were dropped."""
+    kept: list[str]
+
+
+def remove_signatures(path: str, keyids: set[str]) -> list[RemovedSignatures]:
+    """Drop the signatures by ``keyids`` from every DSSE envelope of the image.
+
+    Each envelope is rewritten with :meth:`SifImage.replace` (the new object is complete before
+    the old one is freed), so a crash at any point leaves an image that verifies with every kept
+    key. An envelope whose every signature would go is refused: an empty envelope is invalid and
+    the group would be left unsigned. Whether the kept signatures verify is for the caller to
+    check (it holds the trusted keys); nothing here can bless content, it only removes.
+    """
+    done: list[RemovedSignatures] = []
+    with SifImage.open(path, writable=True) as image:
+        changes = []
+        for desc in [d for d in image.objects if d.is_signature]:
+            existing = _classify(image, desc)
+            if existing.envelope is None:
+                continue
+            drop = [s.keyid for s in existing.envelope.signatures if s.keyid in keyids]
+            if not drop:
+                continue
+            slimmer = existing.envelope.without(keyids)
+            if not slimmer.signatures:
+                raise SigningError(
+                    f"signature object {desc.id} holds only signatures by {', '.join(drop)}; "
+                    "removing them would leave group "
+                    f"{desc.linked_group} unsigned", path=path,
+                    hint="sign the image with a current key first")
+            changes.append((desc, slimmer, drop))
+        for desc, slimmer, drop in changes:
+            spec = ObjectSpec(DataType.SIGNATURE, slimmer.to_bytes(), group=0,
+                              linked_raw=desc.linked_raw, extra=desc.extra)
+            new = image.replace(desc, spec)
+            done.append(RemovedSignatures(desc.linked_group or 0, desc.id, new.id, drop,
+                                          [s.keyid for s in slimmer.signatures]))
+    return done

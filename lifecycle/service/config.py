@@ -1,4 +1,4 @@
-"""The TOML configuration: database, key directory, CA URLs and the listen address.
+"""The TOML configuration: database, key directory, CA URLs, listen address and image-set policies.
 
 Relative paths are resolved against the config file's directory, so a config and its data can
 move together. Without a file, everything lives under ``~/.local/share/sif-lifecycle``.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from lifecycle.errors import ConfigError
 from lifecycle.pki.ca import CaUrls
 from lifecycle.store.ca_service import CaSettings
 from lifecycle.store.db import sqlite_url
+from lifecycle.strategies.policy import Policies, parse_policies
 
 ENV_CONFIG = "SIF_LIFECYCLE_CONFIG"
 
@@ -28,6 +29,7 @@ class Config:
     ca: CaSettings
     listen_host: str = "127.0.0.1"
     listen_port: int = 8080
+    policies: Policies = field(default_factory=Policies)
 
 
 def _section(doc: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
@@ -89,4 +91,5 @@ def load_config(path: Path | None = None) -> Config:
         ocsp_response_lifetime=timedelta(
             hours=_get(ca, "ocsp_response_lifetime_hours", int, 12, path)),
     )
-    return Config(url, key_dir, settings, host, port)
+    policies = parse_policies(doc.get("image_sets"), path, base)
+    return Config(url, key_dir, settings, host, port, policies)

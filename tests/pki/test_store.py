@@ -18,7 +18,8 @@ from lifecycle.store.models import AuditRecord, KeyTransitionRecord
 from tests.pki.conftest import PASSPHRASE, StoreCa
 
 TABLES = {"keys", "key_transitions", "certificates", "revocations", "crls", "audit_log",
-          "tlog_entry", "tlog_hash", "tlog_meta"}
+          "tlog_entry", "tlog_hash", "tlog_meta",
+          "images", "image_signatures", "image_events", "image_set_keys"}
 
 
 def _tables(url: str) -> set[str]:
@@ -35,6 +36,7 @@ def _drift(url: str) -> list[object]:
     from alembic.runtime.migration import MigrationContext
     from sqlmodel import SQLModel
 
+    import lifecycle.inventory.models
     import lifecycle.store.models
     import lifecycle.store.tlog  # noqa: F401 - every table on SQLModel.metadata
 

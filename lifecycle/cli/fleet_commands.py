@@ -1,0 +1,208 @@
+"""``track``, ``scan``, ``images``: the inventory; ``plan`` and ``apply``: the lifecycle work."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+from sqlalchemy import select
+
+from lifecycle.cli.common import UtcTime, passphrase_file_option, read_passphrase
+from lifecycle.cli.pki_options import ca_service, config_option, open_config
+from lifecycle.errors import LifecycleError
+from lifecycle.inventory.models import ImageRecord, ImageSignatureRecord
+from lifecycle.inventory.scan import ScanReport, scan
+from lifecycle.service.config import Config
+from lifecycle.store.db import make_engine
+from lifecycle.strategies.actions import Action
+from lifecycle.strategies.apply import ApplyContext, run_due
+from lifecycle.strategies.plan import due_now, notes, plan
+from lifecycle.strategies.state import load_state
+
+_AT = click.option("--at", "at", type=UtcTime(), default=None,
+                   help="Act as if it were this time (ISO 8601, UTC by default); default now.")
+_JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+def _now(at: datetime | None) -> datetime:
+    return at or datetime.now(UTC)
+
+
+def _print_scan(report: ScanReport, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    click.echo(f"{report.scanned} image(s): {len(report.new)} new, {len(report.changed)} "
+               f"changed, {report.unchanged} unchanged, {len(report.removed)} removed")
+    for path in report.tampered:
+        click.echo(f"TAMPERED {path}: its signatures no longer match; it will not be re-signed")
+    for error in report.errors:
+        click.echo(f"skipped {error}", err=True)
+
+
+@click.command()
+@config_option
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_JSON
+@_AT
+def track(config_path: Path | None, paths: tuple[Path, ...], as_json: bool,
+          at: datetime | None) -> None:
+    """Register SIF images (files or directories) in the inventory, reading them in full.
+
+    Records size, SIF id, groups, every signature (format, signer, covered objects) and the
+    digest of every object as first seen. A file that is not a SIF image is an error (exit 2).
+
+    \b
+    Example:
+      sif-lifecycle track /srv/images/app-1.0.sif /srv/images/base/
+    """
+    config = open_config(config_path)
+    report = scan(make_engine(config.database_url), [str(p) for p in paths], _now(at), full=True,
+                  strict=True)
+    _print_scan(report, as_json)
+    if report.tampered:
+        raise SystemExit(1)
+
+
+@click.command("scan")
+@config_option
+@click.argument("roots", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--full", is_flag=True, help="Re-read and re-check every image, changed or not.")
+@_JSON
+@_AT
+def scan_command(config_path: Path | None, roots: tuple[Path, ...], full: bool, as_json: bool,
+                 at: datetime | None) -> None:
+    """Update the inventory: new, changed, removed and tampered images.
+
+    Without ROOTS, scans the path globs of every [[image_sets]] table of the config. Unchanged
+    files (same size, mtime and inode) are not opened unless --full is given. Exit 1 when an
+    image was found tampered.
+
+    \b
+    Example:
+      sif-lifecycle scan                       # the configured image sets
+      sif-lifecycle scan --full /srv/images
+    """
+    config = open_config(config_path)
+    targets = [str(r) for r in roots] or config.policies.scan_roots()
+    if not targets:
+        raise LifecycleError("nothing to scan", hint="give ROOTS or configure [[image_sets]]")
+    report = scan(make_engine(config.database_url), targets, _now(at), full=full)
+    _print_scan(report, as_json)
+    if report.tampered:
+        raise SystemExit(1)
+
+
+@click.command()
+@config_option
+@_JSON
+def images(config_path: Path | None, as_json: bool) -> None:
+    """List the inventory: every image, its status, image set and signers.
+
+    \b
+    Example:
+      sif-lifecycle images --json
+    """
+    config = open_config(config_path)
+    table = ImageRecord.__table__  # type: ignore[attr-defined]
+    sigs = ImageSignatureRecord.__table__  # type: ignore[attr-defined]
+    with make_engine(config.database_url).connect() as conn:
+        signers: dict[int, list[str]] = {}
+        for image_id, signer in conn.execute(select(sigs.c.image_id, sigs.c.signer)
+                                             .order_by(sigs.c.id)):
+            signers.setdefault(image_id, []).append(signer)
+        rows = list(conn.execute(select(table.c.id, table.c.path, table.c.status,
+                                        table.c.sif_id, table.c.last_verified)
+                                 .order_by(table.c.path)))
+    out = []
+    for image_id, path, status, sif_id, verified in rows:
+        policy = config.policies.set_for(path)
+        out.append({"path": path, "status": status, "image_set": policy.name if policy else None,
+                    "sif_id": sif_id, "signers": signers.get(image_id, []),
+                    "last_verified": verified.isoformat() if verified else None})
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+        return
+    for item in out:
+        click.echo(f"{item['status']:<9} {item['image_set'] or '-':<12} {item['path']}  "
+                   f"signed by {', '.join(item['signers']) or 'nobody'}")
+
+
+def _plan(config: Config, now: datetime) -> list[Action]:
+    engine = make_engine(config.database_url)
+    state = load_state(engine, now, config.policies.publish_directories())
+    return plan(state, config.policies, now)
+
+
+def _print_plan(actions: list[Action], now: datetime, as_json: bool, config: Config) -> None:
+    if as_json:
+        click.echo(json.dumps({"at": now.isoformat(), "notes": notes(config.policies),
+                               "actions": [a.to_dict() | {"ready": a.ready(now)}
+                                           for a in actions]}, indent=2))
+        return
+    for note in notes(config.policies):
+        click.echo(f"note: {note}", err=True)
+    if not actions:
+        click.echo("nothing to do")
+    for action in actions:
+        when = "now" if action.ready(now) else action.not_before.strftime("%Y-%m-%d %H:%M")
+        click.echo(f"{when:<16} {action.kind:<11} {action.image_set or '-':<12} "
+                   f"due {action.due.strftime('%Y-%m-%d')}  {action.reason}")
+
+
+@click.command("plan")
+@config_option
+@_AT
+@_JSON
+def plan_command(config_path: Path | None, at: datetime | None, as_json: bool) -> None:
+    """Show what the lifecycle policies call for at a time: now, or --at a future date.
+
+    Each line is an action with the time its window opens ('now' when already open), its
+    deadline, and why. Nothing is changed.
+
+    \b
+    Example:
+      sif-lifecycle plan --at 2029-01-01
+      sif-lifecycle plan --json
+    """
+    config = open_config(config_path)
+    now = _now(at)
+    _print_plan(_plan(config, now), now, as_json, config)
+
+
+@click.command("apply")
+@config_option
+@passphrase_file_option
+@_AT
+@click.option("--dry-run", is_flag=True, help="Only list the actions that would run.")
+@_JSON
+def apply_command(config_path: Path | None, passphrase_file: Path | None, at: datetime | None,
+                  dry_run: bool, as_json: bool) -> None:
+    """Execute every action whose window is open, one by one, re-planning after each round.
+
+    Every action re-checks the store first (applying twice changes nothing) and lands in the
+    audit log. Exit 1 when an action was refused (a tampered image) or failed.
+
+    \b
+    Example:
+      sif-lifecycle apply --dry-run
+      SIF_LIFECYCLE_PASSPHRASE=... sif-lifecycle apply
+    """
+    config = open_config(config_path)
+    now = _now(at)
+    if dry_run:
+        _print_plan(due_now(_plan(config, now), now), now, as_json, config)
+        return
+    ca = ca_service(config, read_passphrase(passphrase_file))
+    results = run_due(ApplyContext(ca.engine, config.policies, ca), now)
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in results], indent=2))
+    else:
+        for r in results:
+            click.echo(f"{r.status:<8} {r.kind:<11} {r.subject}  {r.detail}")
+        if not results:
+            click.echo("nothing to do")
+    if any(not r.ok for r in results):
+        raise SystemExit(1)

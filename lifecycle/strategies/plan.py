@@ -1,0 +1,187 @@
+"""The planner: a pure function from fleet state, policies and a time to the actions needed.
+
+No I/O and no clock: the same inputs always give the same list, in the same order, so
+``sif-lifecycle plan --at 2029-01-01`` shows exactly what the service would do then, and tests
+run years of operation in seconds. Actions whose window has not opened yet are listed too (their
+``not_before`` is in the future), so an operator sees what is coming.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta
+
+from lifecycle.pki.key_state import KeyState
+from lifecycle.strategies import actions as k
+from lifecycle.strategies.actions import Action, day, short
+from lifecycle.strategies.policy import EPHEMERAL, RESIGN, ImageSetPolicy, Policies
+from lifecycle.strategies.state import CertInfo, FleetState, ImageState, KeyInfo
+
+TIDY_WINDOW = timedelta(days=7)
+"""How long after the overlap ends dropping old signatures and retiring the key may take."""
+
+_LIVE = {KeyState.PENDING.value, KeyState.ACTIVE.value, KeyState.RETIRING.value}
+
+
+def plan(state: FleetState, policies: Policies, now: datetime) -> list[Action]:
+    """Every action the policies call for, ordered by when it may start (then kind, then key)."""
+    if now.utcoffset() is None:
+        raise ValueError("plan needs a timezone-aware time")
+    certs: dict[str, list[CertInfo]] = {}
+    for cert in state.certificates:
+        certs.setdefault(cert.key_fingerprint, []).append(cert)
+    images = _images_by_set(state.images, policies)
+    out: list[Action] = []
+    for policy in policies.image_sets:
+        if policy.strategy == EPHEMERAL:
+            continue  # not implemented yet: see notes()
+        keys = [key for key in state.keys if key.image_set == policy.name]
+        out += _keys(policy, keys, certs, now)
+        if policy.strategy == RESIGN:
+            out += _images(policy, keys, images.get(policy.name, ()), now)
+        if policy.name in state.published and state.published[policy.name] != \
+                state.trust_revision:
+            out.append(Action(f"publish:{policy.name}:{state.trust_revision}", k.PUBLISH,
+                              policy.name, now, now, f"the trust material of {policy.name} "
+                              f"changed (revision {state.trust_revision}) and is not yet "
+                              "published", policy.name))
+    out += _crls(state, policies, now)
+    return sorted(out, key=Action.sort_key)
+
+
+def due_now(actions: Sequence[Action], now: datetime) -> list[Action]:
+    return [a for a in actions if a.ready(now)]
+
+
+def notes(policies: Policies) -> list[str]:
+    """Things an operator should know that are not actions."""
+    return [f"image set {p.name}: strategy 'ephemeral' is accepted but not implemented yet; "
+            "nothing is planned for it" for p in policies.image_sets if p.strategy == EPHEMERAL]
+
+
+def _images_by_set(images: Sequence[ImageState], policies: Policies
+                   ) -> dict[str, list[ImageState]]:
+    out: dict[str, list[ImageState]] = {}
+    for image in images:
+        policy = policies.set_for(image.path)
+        if policy is not None:
+            out.setdefault(policy.name, []).append(image)
+    return out
+
+
+def _current(certs: Sequence[CertInfo], now: datetime) -> CertInfo | None:
+    """The certificate to renew: the latest unrevoked, unsuperseded one not yet expired."""
+    live = [c for c in certs if not c.revoked and not c.superseded and c.not_after > now]
+    return max(live, key=lambda c: (c.not_after, c.serial), default=None)
+
+
+def _keys(policy: ImageSetPolicy, keys: Sequence[KeyInfo], certs: dict[str, list[CertInfo]],
+          now: datetime) -> Iterator[Action]:
+    name = policy.name
+    active = [key for key in keys if key.state == KeyState.ACTIVE.value]
+    pending = [key for key in keys if key.state == KeyState.PENDING.value]
+    if not active:
+        yield Action(f"provision:{name}", k.PROVISION, name, now, now,
+                     f"image set {name} has no active signing key", name)
+    for key in keys:
+        if key.state == KeyState.COMPROMISED.value:
+            for bad in certs.get(key.fingerprint, ()):
+                if not bad.revoked and bad.not_after > now:
+                    yield Action(f"revoke:{bad.serial}", k.REVOKE, bad.serial, now, now,
+                                 f"key {short(key.fingerprint)} is compromised; its certificate "
+                                 f"{short(bad.serial)} must be revoked", name)
+        if key.state not in _LIVE:
+            continue
+        cert = _current(certs.get(key.fingerprint, ()), now)
+        if cert is None:
+            yield Action(f"certify:{key.fingerprint}:{len(certs.get(key.fingerprint, ()))}",
+                         k.CERTIFY, key.fingerprint, now, now,
+                         f"key {short(key.fingerprint)} has no valid certificate", name)
+            continue
+        end = _retire_at(policy, key)
+        if end is not None and end <= cert.not_after:
+            continue  # the key retires before this certificate expires
+        opens = policy.renewal_opens(cert.not_before, cert.not_after)
+        due = cert.not_after - policy.distribution_lead
+        lead = (f"; it must be published {policy.distribution_lead.days} days ahead"
+                if policy.distribution_lead else "")
+        yield Action(f"reissue:{cert.serial}", k.REISSUE, cert.serial, due, opens,
+                     f"certificate {short(cert.serial)} expires {day(cert.not_after)}; "
+                     f"renewal window opened {day(opens)}{lead}", name)
+    if policy.strategy == RESIGN and active:
+        current = max(active, key=lambda x: (x.activated_at or x.created_at, x.fingerprint))
+        since = current.activated_at or current.created_at
+        rotate_at = since + policy.key_rotation
+        if policy.distribution_lead and not pending:
+            prepare_at = rotate_at - policy.distribution_lead
+            yield Action(f"prepare:{name}:{current.fingerprint}", k.PREPARE, name, rotate_at,
+                         prepare_at, f"key {short(current.fingerprint)} rotates {day(rotate_at)}; "
+                         f"its successor must be published {policy.distribution_lead.days} days "
+                         "ahead", name)
+        yield Action(f"rotate:{name}:{current.fingerprint}", k.ROTATE, current.fingerprint,
+                     rotate_at, rotate_at, f"key {short(current.fingerprint)} has been active "
+                     f"since {day(since)}; rotation every {policy.key_rotation.days} days",
+                     name)
+
+
+def _retire_at(policy: ImageSetPolicy, key: KeyInfo) -> datetime | None:
+    if key.state != KeyState.RETIRING.value or key.retiring_at is None:
+        return None
+    return key.retiring_at + policy.overlap
+
+
+def _images(policy: ImageSetPolicy, keys: Sequence[KeyInfo], images: Sequence[ImageState],
+            now: datetime) -> Iterator[Action]:
+    name = policy.name
+    active = [key for key in keys if key.state == KeyState.ACTIVE.value]
+    retiring = [key for key in keys if key.state == KeyState.RETIRING.value]
+    compromised = [key for key in keys if key.state == KeyState.COMPROMISED.value]
+    current = max(active, key=lambda x: (x.activated_at or x.created_at, x.fingerprint),
+                  default=None)
+    present = [image for image in images if image.status == "present" and image.signers]
+    if current is not None:
+        since = current.activated_at or current.created_at
+        due = since + policy.overlap
+        why = (f" lacks a signature by the active key {short(current.fingerprint)} (active since "
+               f"{day(since)}; old signatures are dropped from {day(due)})")
+        suffix = f":{current.fingerprint}"
+        for image in present:
+            if current.dsse_keyid not in image.signers:
+                yield Action("resign:" + image.path + suffix, k.RESIGN, image.path, due, since,
+                             image.path + why, name)
+    for key in compromised:
+        for image in present:
+            if key.dsse_keyid in image.signers:
+                yield Action(f"purge:{image.path}:{key.fingerprint}", k.PURGE, image.path, now,
+                             now, f"{image.path} carries a signature by the compromised key "
+                             f"{short(key.fingerprint)}", name)
+    for key in retiring:
+        drop_at = _retire_at(policy, key)
+        assert drop_at is not None
+        carrying = [image for image in present if key.dsse_keyid in image.signers]
+        for image in carrying:
+            if current is None or current.dsse_keyid not in image.signers:
+                continue  # never drop the last valid signature: re-signing comes first
+            yield Action(f"drop:{image.path}:{key.fingerprint}", k.DROP, image.path,
+                         drop_at + TIDY_WINDOW, drop_at,
+                         f"the overlap of retiring key {short(key.fingerprint)} ends "
+                         f"{day(drop_at)}; {image.path} is also signed by "
+                         f"{short(current.fingerprint)}", name)
+        if not carrying:
+            yield Action(f"retire:{key.fingerprint}", k.RETIRE, key.fingerprint,
+                         drop_at + TIDY_WINDOW, drop_at,
+                         f"key {short(key.fingerprint)} has been retiring since "
+                         f"{day(key.retiring_at or drop_at)} and no tracked image carries its "
+                         "signature any more", name)
+
+
+def _crls(state: FleetState, policies: Policies, now: datetime) -> Iterator[Action]:
+    if not policies.image_sets:
+        return
+    lead = policies.distribution_lead
+    for crl in state.crls:
+        half = crl.this_update + (crl.next_update - crl.this_update) / 2
+        yield Action(f"crl-refresh:{crl.role}:{crl.number}", k.CRL_REFRESH, crl.role,
+                     max(half, crl.next_update - lead), half,
+                     f"the {crl.role} CRL #{crl.number} expires {day(crl.next_update)}; "
+                     f"refresh opened {day(half)}")
