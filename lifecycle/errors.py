@@ -105,3 +105,11 @@ class StoreError(LifecycleError):
 
 class ConfigError(LifecycleError):
     """The configuration file is missing, unreadable or has a bad value."""
+
+
+class LeaseLostError(StoreError):
+    """A work item's lease expired and another worker took it over: this worker's result is void."""
+
+
+class ServiceError(LifecycleError):
+    """The service cannot start: bad [serve] settings, an outdated schema or a broken work source."""

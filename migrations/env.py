@@ -6,6 +6,7 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import lifecycle.store.models
+import lifecycle.store.queue
 import lifecycle.store.tlog  # noqa: F401
 from lifecycle.store.db import make_engine
 

@@ -1,8 +1,7 @@
-"""``sif-lifecycle ca``: the local certificate authority; ``serve``: its CRL and OCSP endpoints."""
+"""``sif-lifecycle ca``: the local certificate authority (``serve`` publishes its CRLs and OCSP)."""
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -21,7 +20,6 @@ from lifecycle.cli.pki_options import (
 from lifecycle.pki.certs import certificate_pem
 from lifecycle.pki.crl import REASONS, parse_reason
 from lifecycle.pki.keys import KeyAlgorithm
-from lifecycle.service.config import parse_listen
 from lifecycle.store.ca_service import INTERMEDIATE, OCSP, ROOT, CaService
 
 _ALGORITHMS = click.Choice([a.value for a in KeyAlgorithm])
@@ -188,30 +186,3 @@ def list_(config_path: Path | None) -> None:
         revoked = " REVOKED" if service.revocation(row) is not None else ""
         click.echo(f"{row.serial} {row.role:<12} {row.not_before.date()}..{row.not_after.date()}"
                    f" {row.subject}{revoked}")
-
-
-@click.command()
-@config_option
-@passphrase_file_option
-@click.option("--listen", help="HOST:PORT (default from the config, 127.0.0.1:8080).")
-def serve(config_path: Path | None, passphrase_file: Path | None, listen: str | None) -> None:
-    """Serve OCSP (RFC 6960 GET/POST at /ocsp) and CRLs (/crl/*.crl) until interrupted.
-
-    \b
-    Example:
-      sif-lifecycle serve --listen 127.0.0.1:8080
-      openssl ocsp -issuer ca.pem -cert signer.crt -url http://127.0.0.1:8080/ocsp
-    """
-    from lifecycle.service.http import RevocationSource, start_http
-
-    config = open_config(config_path)
-    host, port = parse_listen(listen) if listen else (config.listen_host, config.listen_port)
-    service = ca_service(config, read_passphrase(passphrase_file))
-    running = start_http(RevocationSource(service), host, port)
-    click.echo(f"serving on {running.url} (Ctrl-C to stop)", err=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        running.stop()

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import logging
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
@@ -90,7 +93,13 @@ def _decode_get(path: str) -> bytes | None:
         return None
 
 
-def make_handler(source: RevocationSource) -> type[BaseHTTPRequestHandler]:
+Health = Callable[[], dict[str, Any]]
+
+
+def make_handler(source: RevocationSource | None,
+                 health: Health | None = None) -> type[BaseHTTPRequestHandler]:
+    """Routes: OCSP, CRLs and CA certificates (when a CA exists) and /healthz (when ``health``)."""
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         # headers and body go out in two writes; with Nagle on, keep-alive clients stall 40 ms
@@ -111,17 +120,33 @@ def make_handler(source: RevocationSource) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
         def _ocsp(self, request: bytes | None) -> None:
+            assert source is not None
             if request is None:
                 self._send(HTTPStatus.BAD_REQUEST, b"bad OCSP request encoding\n", "text/plain")
                 return
             self._send(HTTPStatus.OK, source.ocsp(request), "application/ocsp-response", 300)
 
+        def _health(self) -> None:
+            assert health is not None
+            try:
+                report, status = health(), HTTPStatus.OK
+            except Exception as exc:  # the database is away: say so, with 503 for load balancers
+                report, status = {"status": "error", "error": str(exc)}, HTTPStatus.SERVICE_UNAVAILABLE
+            if report.get("status") != "ok":
+                status = HTTPStatus.SERVICE_UNAVAILABLE
+            self._send(status, json.dumps(report).encode() + b"\n", "application/json")
+
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
-            if path.startswith("/ocsp/"):
+            if path == "/healthz" and health is not None:
+                self._health()
+            elif source is None:
+                self._send(HTTPStatus.NOT_FOUND, b"not found (no CA in the store)\n", "text/plain")
+            elif path.startswith("/ocsp/"):
                 self._ocsp(_decode_get(path[len("/ocsp/"):]))
             elif path in _FILES:
                 kind, role = _FILES[path]
+                assert source is not None
                 body = source.crl(role) if kind == "crl" else source.certificate(role)
                 self._send(HTTPStatus.OK, body, _TYPES[kind], 300)
             else:
@@ -129,7 +154,7 @@ def make_handler(source: RevocationSource) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
-            if self.path.split("?", 1)[0] not in ("/ocsp", "/ocsp/", "/"):
+            if source is None or self.path.split("?", 1)[0] not in ("/ocsp", "/ocsp/", "/"):
                 self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
             elif not 0 < length <= MAX_REQUEST:
                 self.close_connection = True
@@ -156,12 +181,15 @@ class RunningServer:
         self.thread.join(timeout=5)
 
 
-def start_http(source: RevocationSource, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
+def start_http(source: RevocationSource | None, host: str = "127.0.0.1", port: int = 0, *,
+               health: Health | None = None) -> RunningServer:
     """Serve CRLs, CA certificates and OCSP on ``host:port`` (0: a free port) in a thread."""
-    server = ThreadingHTTPServer((host, port), make_handler(source))
+    server = ThreadingHTTPServer((host, port), make_handler(source, health))
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="sif-lifecycle-http",
                               daemon=True)
     thread.start()
-    log.info("serving OCSP and CRLs on http://%s:%s", *server.server_address[:2])
+    log.info("serving HTTP on http://%s:%s", *server.server_address[:2],
+             extra={"fields": {"event": "http.listening",
+                               "url": "http://{}:{}".format(*server.server_address[:2])}})
     return RunningServer(server, thread)

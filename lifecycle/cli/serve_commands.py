@@ -1,0 +1,81 @@
+"""``sif-lifecycle serve``: the scheduled service plus its HTTP endpoints (OCSP, CRLs, /healthz)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from lifecycle.cli.common import passphrase_file_option, read_passphrase
+from lifecycle.cli.pki_options import ca_service, config_option, open_config
+from lifecycle.service.config import parse_listen
+
+
+def _level() -> int:
+    """The global --log-level, except that a service logs at info unless told otherwise."""
+    root = click.get_current_context().find_root()
+    if root.get_parameter_source("log_level") == click.core.ParameterSource.DEFAULT:
+        return logging.INFO
+    return logging.getLogger().level
+
+
+@click.command()
+@config_option
+@passphrase_file_option
+@click.option("--listen", help="HOST:PORT (default from the config, 127.0.0.1:8080; port 0: any).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: one JSON object per line, for a log collector.")
+def serve(config_path: Path | None, passphrase_file: Path | None, listen: str | None,
+          log_format: str) -> None:
+    """Run the service: scheduled scan, plan+apply and CRL jobs, OCSP/CRL/health endpoints.
+
+    Runs until SIGTERM or SIGINT, then finishes the actions in progress (at most
+    [serve] shutdown_timeout) and exits 0. Several instances may share one PostgreSQL database.
+
+    \b
+    Example:
+      sif-lifecycle db upgrade --config lifecycle.toml
+      sif-lifecycle serve --config lifecycle.toml --listen 127.0.0.1:8080 --log-format json
+      curl http://127.0.0.1:8080/healthz
+    """
+    from lifecycle.service import logs
+    from lifecycle.service.http import RevocationSource, start_http
+    from lifecycle.service.runner import Service, check_schema
+    from lifecycle.service.work import SourceContext, initialized_ca, load_source
+
+    logs.configure(log_format, _level())
+    config = open_config(config_path)
+    host, port = parse_listen(listen) if listen else (config.listen_host, config.listen_port)
+    check_schema(config.database_url)
+    passphrase = read_passphrase(passphrase_file)
+    store_ca = ca_service(config, passphrase)
+    engine = store_ca.engine
+    ca = initialized_ca(store_ca)
+    source = load_source(config.serve.work_source, SourceContext(config, engine, passphrase, ca))
+    service = Service(engine, source, config.serve)
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        logging.getLogger(__name__).info("received %s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    running = start_http(RevocationSource(ca) if ca is not None else None, host, port,
+                         health=service.health)
+    service.start()
+    click.echo(f"serving on {running.url} (SIGTERM or Ctrl-C to stop)", err=True)
+    while not stop.wait(0.5):
+        pass
+    clean = service.stop(config.serve.shutdown_timeout.total_seconds())
+    running.stop()
+    engine.dispose()
+    if not clean:  # a job thread is still busy: its claim will expire; do not wait for it
+        logging.shutdown()
+        os._exit(0)
