@@ -78,14 +78,14 @@ class Service:
         self.pool.wake()
         return {"planned": len(actions), "queued": queued}
 
-    def run_job(self, job_id: str) -> Mapping[str, Any] | None:
+    def run_job(self, job_id: str, scheduled: datetime) -> Mapping[str, Any] | None:
         """One scheduled run: claim its slot (no instance repeats it), run it, audit it."""
-        spec = self.specs.get(job_id)
-        if spec is None or self.pool.stopping.is_set():
+        if job_id not in self.specs or self.pool.stopping.is_set():
             return None
         now = self.clock()
-        if not start_job_run(self.engine, job_id, self.instance, spec.interval / 2, now):
-            log.info("job %s skipped: another instance just ran it", job_id)
+        if not start_job_run(self.engine, job_id, self.instance, scheduled, now):
+            log.info("job %s skipped: another instance ran the run due at %s", job_id,
+                     scheduled.isoformat())
             return None
         with self._lock:
             self._running_jobs += 1
@@ -100,7 +100,7 @@ class Service:
                 self._running_jobs -= 1
         with session_scope(self.engine) as session:
             audit.record(session, self.clock(), action, job_id, instance=self.instance,
-                         started=now.isoformat(), result=dict(result))
+                         scheduled=scheduled.isoformat(), started=now.isoformat(), result=dict(result))
         log.info("job %s ran", job_id, extra={"fields": {"event": action, "job": job_id,
                                                          "result": dict(result)}})
         return result

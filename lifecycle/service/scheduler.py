@@ -5,7 +5,8 @@ Jobs are persistent so that a job missed while every instance was down runs once
 late. A restart keeps each job's stored next run time (re-adding it would forget the outage); only
 a changed interval is written back. APScheduler's store is not multi-instance safe (two instances
 can fire one job), so every run first claims its slot in ``service_jobs`` and the queue's claims
-keep each action single anyway.
+keep each action single anyway. (:class:`SlotExecutor` uses APScheduler 3's executor hook
+``_do_submit_job``; the dependency is pinned below 4.)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.job import Job
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -40,16 +42,31 @@ def job_specs(settings: ServeSettings) -> list[JobSpec]:
             JobSpec("plan", settings.plan_interval), JobSpec("crl", settings.crl_interval)]
 
 
-JobRunner = Callable[[str], Mapping[str, Any] | None]
+JobRunner = Callable[[str, datetime], Mapping[str, Any] | None]
 _runner: JobRunner | None = None
 
 
-def run_job(job_id: str) -> None:
+def run_job(job_id: str, scheduled: datetime | None = None) -> None:
     """The function every stored job points at (stored by name, so it must be module-level)."""
     if _runner is None:
         log.error("job %s fired with no service running in this process", job_id)
         return
-    _runner(job_id)
+    _runner(job_id, scheduled or datetime.now(UTC))
+
+
+class SlotExecutor(ThreadPoolExecutor):  # type: ignore[misc]
+    """Passes each run the time it was scheduled for: that time names the run across instances.
+
+    Two instances that fire the same job fire it for the same scheduled time, so the first to
+    record that time wins (``start_job_run``). The stored job is untouched; a copy carries the time.
+    """
+
+    def _do_submit_job(self, job: Job, run_times: list[datetime]) -> None:
+        run = Job.__new__(Job)
+        run.__setstate__(job.__getstate__())
+        run._scheduler, run._jobstore_alias = job._scheduler, job._jobstore_alias
+        run.kwargs = {**job.kwargs, "scheduled": run_times[-1]}
+        super()._do_submit_job(run, run_times)
 
 
 def _log_submission(event: JobSubmissionEvent) -> None:
@@ -69,7 +86,7 @@ def start_scheduler(engine: Engine, specs: list[JobSpec], runner: JobRunner,
     _runner = runner
     scheduler = BackgroundScheduler(
         jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename=JOBSTORE_TABLE)},
-        executors={"default": ThreadPoolExecutor(max(2, len(specs)))},
+        executors={"default": SlotExecutor(max(2, len(specs)))},
         job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
         timezone=UTC,
     )
@@ -79,12 +96,17 @@ def start_scheduler(engine: Engine, specs: list[JobSpec], runner: JobRunner,
         trigger = IntervalTrigger(seconds=spec.interval.total_seconds(), timezone=UTC)
         job = scheduler.get_job(spec.id)
         if job is None:
+            how, due = "added", now
             scheduler.add_job(run_job, trigger, args=[spec.id], id=spec.id, name=spec.id,
                               next_run_time=now, replace_existing=True)
         elif job.trigger.interval != spec.interval or job.args != (spec.id,):
-            due = job.next_run_time or now
-            scheduler.modify_job(spec.id, trigger=trigger, args=[spec.id],
-                                 next_run_time=min(due, now + spec.interval))
+            how, due = "rescheduled", min(job.next_run_time or now, now + spec.interval)
+            scheduler.modify_job(spec.id, trigger=trigger, args=[spec.id], next_run_time=due)
+        else:
+            how, due = "kept", job.next_run_time or now
+        log.info("job %s %s: every %s, next run %s", spec.id, how, spec.interval, due.isoformat(),
+                 extra={"fields": {"event": "job.ensured", "job": spec.id, "how": how,
+                                   "next_run": due.isoformat(), "overdue": due < now}})
     scheduler.resume()
     return scheduler
 

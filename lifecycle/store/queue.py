@@ -73,11 +73,12 @@ class WorkItemRecord(SQLModel, table=True):
 
 
 class ServiceJobRecord(SQLModel, table=True):
-    """When each scheduled job last started, shared by all instances (one run per slot)."""
+    """The last run of each scheduled job, shared by all instances (one run per scheduled time)."""
 
     __tablename__ = "service_jobs"
 
     job_id: str = Field(primary_key=True, max_length=64)
+    last_scheduled: datetime = Field(sa_type=UTCDateTime)
     last_started: datetime = Field(sa_type=UTCDateTime)
     last_instance: str = Field(max_length=255)
     runs: int = Field(default=0)
@@ -241,21 +242,22 @@ class WorkQueue:
             return session.exec(model_select(WorkItemRecord).where(WorkItemRecord.key == key)).first()
 
 
-def start_job_run(engine: Engine, job_id: str, instance: str, min_gap: timedelta,
+def start_job_run(engine: Engine, job_id: str, instance: str, scheduled: datetime,
                   now: datetime) -> bool:
-    """Claim this run of a scheduled job for ``instance``; False if another started it lately.
+    """Claim the run of ``job_id`` due at ``scheduled`` for ``instance``; False if it was taken.
 
-    APScheduler instances sharing one job store can fire the same job together: the first to
-    move ``last_started`` forward wins, the others skip (the queue protects the actions anyway).
+    APScheduler instances sharing one job store can fire the same run together: the first to
+    move ``last_scheduled`` forward wins, the others skip (the queue protects the actions anyway).
     """
+    row = {"job_id": job_id, "last_scheduled": scheduled, "last_started": now,
+           "last_instance": instance, "runs": 1}
     with engine.begin() as conn:
-        if _insert_ignoring_conflicts(conn, _jobs, [{"job_id": job_id, "last_started": now,
-                                                     "last_instance": instance, "runs": 1}],
-                                      "job_id"):
+        if _insert_ignoring_conflicts(conn, _jobs, [row], "job_id"):
             return True
         moved = conn.execute(
-            update(_jobs).where(_jobs.c.job_id == job_id, _jobs.c.last_started <= now - min_gap)
-            .values(last_started=now, last_instance=instance, runs=_jobs.c.runs + 1)).rowcount
+            update(_jobs).where(_jobs.c.job_id == job_id, _jobs.c.last_scheduled < scheduled)
+            .values(last_scheduled=scheduled, last_started=now, last_instance=instance,
+                    runs=_jobs.c.runs + 1)).rowcount
     return bool(moved)
 
 

@@ -42,6 +42,7 @@ def upgrade() -> None:
     op.create_table(
         "service_jobs",
         sa.Column("job_id", sa.String(length=64), nullable=False),
+        sa.Column("last_scheduled", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_started", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_instance", sa.String(length=255), nullable=False),
         sa.Column("runs", sa.Integer(), nullable=False),

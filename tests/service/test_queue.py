@@ -140,9 +140,10 @@ def test_concurrent_claimers_never_share_an_item(engine: Engine) -> None:
     assert queue.counts()[DONE] == 120
 
 
-def test_a_job_slot_is_taken_once_per_gap_across_instances(engine: Engine) -> None:
-    gap = timedelta(minutes=30)
-    assert start_job_run(engine, "plan", "a", gap, T0)
-    assert not start_job_run(engine, "plan", "b", gap, T0 + timedelta(seconds=1))
-    assert start_job_run(engine, "scan", "b", gap, T0)
-    assert start_job_run(engine, "plan", "b", gap, T0 + gap)
+def test_a_scheduled_run_is_started_by_one_instance_only(engine: Engine) -> None:
+    later = T0 + timedelta(hours=1)
+    assert start_job_run(engine, "plan", "a", T0, T0)
+    assert not start_job_run(engine, "plan", "b", T0, T0 + timedelta(seconds=1))
+    assert start_job_run(engine, "scan", "b", T0, T0)
+    assert start_job_run(engine, "plan", "b", later, later)
+    assert not start_job_run(engine, "plan", "a", T0, later)  # an older run, fired late
