@@ -15,10 +15,13 @@ from typing import IO, Any
 
 from tests.conftest import REPO
 
+FAKE_WORK = "tests.service.fake_work:source"
+
 
 def write_config(path: Path, url: str, **serve: str | int) -> Path:
+    serve.setdefault("work_source", FAKE_WORK)
     lines = ["[database]", f"url = {json.dumps(url)}", "[keys]", 'directory = "keys"', "[serve]",
-             'work_source = "tests.service.fake_work:source"', 'listen = "127.0.0.1:0"']
+             'listen = "127.0.0.1:0"']
     lines += [f"{key} = {json.dumps(value)}" for key, value in serve.items()]
     path.write_text("\n".join(lines) + "\n")
     return path

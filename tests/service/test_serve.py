@@ -12,14 +12,18 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+from cryptography import x509
 
+from lifecycle.cli.main import cli
 from lifecycle.integrity.keys import load_signing_key, load_verifier_keys, no_passphrase
 from lifecycle.integrity.sign import DsseSigner, SignOptions, sign_image
 from lifecycle.integrity.verify import VerifyOptions, verify_image
+from lifecycle.service.config import DEFAULT_WORK_SOURCE
 from lifecycle.sif import create_image
 from lifecycle.store import audit, migrate
 from lifecycle.store.db import make_engine, session_scope, sqlite_url
@@ -117,15 +121,15 @@ def test_instance_killed_mid_action_leaves_its_claim_to_expire_and_another_finis
     images = make_fleet(tmp_path, 200)
     config = write_config(tmp_path / "serve.toml", pg_url, workers=1, lease="2s",
                           poll_interval="200ms", plan_interval="1h")
-    victim = launch(config, tmp_path, tmp_path / "victim.log", apply_delay=0.02)
+    victim = launch(config, tmp_path, tmp_path / "victim.log", apply_delay=0.3)
     processes.append(victim)
     victim_pid = str(victim.process.pid)
 
     def victim_events() -> list[list[str]]:
         return [e for e in read_events(tmp_path) if e[-1] == victim_pid]
 
-    victim.wait_for(lambda: sum(e[0] == "applied" for e in victim_events()) >= 5, 60, "first actions")
-    survivor = launch(config, tmp_path, tmp_path / "survivor.log", apply_delay=0.02)
+    victim.wait_for(lambda: sum(e[0] == "applied" for e in victim_events()) >= 3, 60, "first actions")
+    survivor = launch(config, tmp_path, tmp_path / "survivor.log")
     processes.append(survivor)
     survivor.wait_for(lambda: any(e[0] == "applied" and e[-1] == str(survivor.process.pid)
                                   for e in read_events(tmp_path)), 60, "the survivor's first action")
@@ -245,3 +249,25 @@ def test_an_action_longer_than_the_shutdown_bound_is_abandoned_and_taken_over(
     assert queue.item(f"sign:{images[0].name}").attempts == 2  # type: ignore[union-attr]
     assert again.terminate()[0] == 0
     assert_verifies_with_old_and_new(tmp_path, images)
+
+
+def test_default_source_keeps_the_ca_crls_fresh_and_the_endpoints_answer(
+        tmp_path: Path, processes: list[ServeProcess]) -> None:
+    url = sqlite_url(tmp_path / "lifecycle.db")
+    config = write_config(tmp_path / "serve.toml", url, work_source=DEFAULT_WORK_SOURCE)
+    env = {"SIF_LIFECYCLE_PASSPHRASE": "service-test"}
+    for args in (["db", "upgrade"], ["ca", "init"]):
+        result = CliRunner().invoke(cli, [*args, "--config", str(config)], env=env)
+        assert result.exit_code == 0, result.output
+    proc = launch(config, tmp_path, tmp_path / "serve.log")
+    processes.append(proc)
+    proc.wait_for(lambda: any(r["job"] == "crl" for r in job_runs(url)), 30, "the CRL job")
+    (crl_run,) = [r for r in job_runs(url) if r["job"] == "crl"]
+    assert crl_run["result"] == {"published": ["intermediate", "root"]}
+    with urllib.request.urlopen(proc.url + "/crl/intermediate.crl", timeout=10) as response:
+        crl = x509.load_der_x509_crl(response.read())
+    with urllib.request.urlopen(proc.url + "/healthz", timeout=10) as response:
+        health = json.load(response)
+    assert health["queue"] == {"pending": 0, "claimed": 0, "done": 0, "failed": 0}
+    assert crl.next_update_utc is not None and crl.next_update_utc > datetime.now(UTC)
+    assert proc.terminate()[0] == 0
