@@ -75,7 +75,9 @@ class ServeProcess:
         self._log.close()
 
 
-def launch(config: Path, work: Path, log_path: Path, *, apply_delay: float = 0.0) -> ServeProcess:
+def launch(started: list[ServeProcess], config: Path, work: Path, log_path: Path, *,
+           apply_delay: float = 0.0) -> ServeProcess:
+    """Start a serve child and register it in ``started`` at once, so cleanup always finds it."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "SIF_LIFECYCLE_PASSPHRASE": "service-test",
            "SIF_TEST_WORK": str(work), "SIF_TEST_APPLY_DELAY": str(apply_delay)}
     env.pop("SIF_LIFECYCLE_CONFIG", None)
@@ -83,7 +85,8 @@ def launch(config: Path, work: Path, log_path: Path, *, apply_delay: float = 0.0
     process = subprocess.Popen(
         [sys.executable, "-m", "lifecycle.cli.main", "serve", "--config", str(config),
          "--log-format", "json"], cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=log)
-    return ServeProcess(process, log_path, time.time(), log)
+    started.append(ServeProcess(process, log_path, time.time(), log))
+    return started[-1]
 
 
 def stop_all(processes: list[ServeProcess]) -> None:

@@ -96,7 +96,7 @@ def test_two_instances_on_postgres_share_200_actions_each_applied_once(
     config = write_config(tmp_path / "serve.toml", pg_url, workers=2, lease="10s",
                           poll_interval="200ms", plan_interval="1h")
     for n in range(2):
-        processes.append(launch(config, tmp_path, tmp_path / f"serve-{n}.log", apply_delay=0.005))
+        launch(processes, config, tmp_path, tmp_path / f"serve-{n}.log", apply_delay=0.005)
     queue = wait_until_done(pg_url, 200, 120, *processes)
     counts = applied(tmp_path)
     assert sorted(counts) == sorted(f"sign:{p.name}" for p in images)
@@ -121,16 +121,14 @@ def test_instance_killed_mid_action_leaves_its_claim_to_expire_and_another_finis
     images = make_fleet(tmp_path, 200)
     config = write_config(tmp_path / "serve.toml", pg_url, workers=1, lease="2s",
                           poll_interval="200ms", plan_interval="1h")
-    victim = launch(config, tmp_path, tmp_path / "victim.log", apply_delay=0.3)
-    processes.append(victim)
+    victim = launch(processes, config, tmp_path, tmp_path / "victim.log", apply_delay=0.3)
     victim_pid = str(victim.process.pid)
 
     def victim_events() -> list[list[str]]:
         return [e for e in read_events(tmp_path) if e[-1] == victim_pid]
 
     victim.wait_for(lambda: sum(e[0] == "applied" for e in victim_events()) >= 3, 60, "first actions")
-    survivor = launch(config, tmp_path, tmp_path / "survivor.log")
-    processes.append(survivor)
+    survivor = launch(processes, config, tmp_path, tmp_path / "survivor.log")
     survivor.wait_for(lambda: any(e[0] == "applied" and e[-1] == str(survivor.process.pid)
                                   for e in read_events(tmp_path)), 60, "the survivor's first action")
     victim.wait_for(lambda: victim_events()[-1][0] == "start", 10, "the victim inside an action")
@@ -174,8 +172,7 @@ def test_jobs_missed_during_an_outage_run_once_at_restart(tmp_path: Path,
     url, _ = sqlite_setup(tmp_path)
     every_second = {f"{job}_interval": "1s" for job in ("scan", "full_scan", "plan", "crl")}
     config = write_config(tmp_path / "serve.toml", url, poll_interval="200ms", **every_second)
-    first = launch(config, tmp_path, tmp_path / "first.log")
-    processes.append(first)
+    first = launch(processes, config, tmp_path, tmp_path / "first.log")
     first.wait_for(lambda: Counter(r["job"] for r in job_runs(url)) >= Counter(dict.fromkeys(JOBS, 2)),
                    30, "two runs of every job")
     assert first.terminate()[0] == 0
@@ -183,8 +180,7 @@ def test_jobs_missed_during_an_outage_run_once_at_restart(tmp_path: Path,
     time.sleep(4.5)  # every job misses four or more runs
 
     # same intervals: the stored schedule is kept and the missed runs are folded into one
-    second = launch(config, tmp_path, tmp_path / "second.log")
-    processes.append(second)
+    second = launch(processes, config, tmp_path, tmp_path / "second.log")
     second.wait_for(lambda: len({e["job"] for e in second.events("job.submitted")}) == 4, 30,
                     "a run of every job")
     assert {e["job"]: (e["how"], e["overdue"]) for e in second.events("job.ensured")} == dict.fromkeys(
@@ -201,8 +197,7 @@ def test_jobs_missed_during_an_outage_run_once_at_restart(tmp_path: Path,
     hourly = {key: "1h" for key in every_second}
     write_config(tmp_path / "serve.toml", url, poll_interval="200ms", **hourly)
     runs_before = Counter(r["job"] for r in job_runs(url))
-    third = launch(config, tmp_path, tmp_path / "third.log")
-    processes.append(third)
+    third = launch(processes, config, tmp_path, tmp_path / "third.log")
     third.wait_for(lambda: len({e["job"] for e in third.events("service.job")}) == 4, 30,
                    "a run of every job")
     time.sleep(2)
@@ -217,8 +212,7 @@ def test_sigterm_finishes_the_current_action_and_exits_0(tmp_path: Path,
                                                          processes: list[ServeProcess]) -> None:
     url, images = sqlite_setup(tmp_path, 3)
     config = write_config(tmp_path / "serve.toml", url, poll_interval="200ms")
-    proc = launch(config, tmp_path, tmp_path / "serve.log", apply_delay=1.5)
-    processes.append(proc)
+    proc = launch(processes, config, tmp_path, tmp_path / "serve.log", apply_delay=1.5)
     with urllib.request.urlopen(proc.url + "/healthz", timeout=10) as response:
         health = json.load(response)
     assert health["status"] == "ok" and health["workers"] == 1
@@ -236,15 +230,13 @@ def test_an_action_longer_than_the_shutdown_bound_is_abandoned_and_taken_over(
     url, images = sqlite_setup(tmp_path, 1)
     config = write_config(tmp_path / "serve.toml", url, poll_interval="200ms", lease="2s",
                           shutdown_timeout="500ms")
-    slow = launch(config, tmp_path, tmp_path / "slow.log", apply_delay=30)
-    processes.append(slow)
+    slow = launch(processes, config, tmp_path, tmp_path / "slow.log", apply_delay=30)
     slow.wait_for(lambda: any(e[0] == "start" for e in read_events(tmp_path)), 30, "the action")
     code, took = slow.terminate()
     assert code == 0 and took < 5
     queue = WorkQueue(make_engine(url))
     assert queue.counts()[CLAIMED] == 1
-    again = launch(config, tmp_path, tmp_path / "again.log")
-    processes.append(again)
+    again = launch(processes, config, tmp_path, tmp_path / "again.log")
     wait_until_done(url, 1, 30, again)
     assert queue.item(f"sign:{images[0].name}").attempts == 2  # type: ignore[union-attr]
     assert again.terminate()[0] == 0
@@ -259,8 +251,7 @@ def test_default_source_keeps_the_ca_crls_fresh_and_the_endpoints_answer(
     for args in (["db", "upgrade"], ["ca", "init"]):
         result = CliRunner().invoke(cli, [*args, "--config", str(config)], env=env)
         assert result.exit_code == 0, result.output
-    proc = launch(config, tmp_path, tmp_path / "serve.log")
-    processes.append(proc)
+    proc = launch(processes, config, tmp_path, tmp_path / "serve.log")
     proc.wait_for(lambda: any(r["job"] == "crl" for r in job_runs(url)), 30, "the CRL job")
     (crl_run,) = [r for r in job_runs(url) if r["job"] == "crl"]
     assert crl_run["result"] == {"published": ["intermediate", "root"]}
