@@ -49,6 +49,14 @@ def serve(config_path: Path | None, passphrase_file: Path | None, listen: str | 
     from lifecycle.service.work import SourceContext, initialized_ca, load_source
 
     logs.configure(log_format, _level())
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        logging.getLogger(__name__).info("received %s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     config = open_config(config_path)
     host, port = parse_listen(listen) if listen else (config.listen_host, config.listen_port)
     check_schema(config.database_url)
@@ -59,18 +67,11 @@ def serve(config_path: Path | None, passphrase_file: Path | None, listen: str | 
     source = load_source(config.serve.work_source, SourceContext(config, engine, passphrase, ca))
     service = Service(engine, source, config.serve)
 
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        logging.getLogger(__name__).info("received %s: stopping", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     running = start_http(RevocationSource(ca) if ca is not None else None, host, port,
                          health=service.health)
     service.start()
-    click.echo(f"serving on {running.url} (SIGTERM or Ctrl-C to stop)", err=True)
+    if log_format == "text":  # in json mode the http.listening event carries the address
+        click.echo(f"serving on {running.url} (SIGTERM or Ctrl-C to stop)", err=True)
     while not stop.wait(0.5):
         pass
     clean = service.stop(config.serve.shutdown_timeout.total_seconds())

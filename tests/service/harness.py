@@ -37,11 +37,8 @@ class ServeProcess:
     _log: IO[bytes] = field(repr=False)
 
     def records(self) -> list[dict[str, Any]]:
-        out = []
-        for line in self.log_path.read_text().splitlines():
-            if line.startswith("{"):
-                out.append(json.loads(line))
-        return out
+        """Every line of stderr, each of which must be one JSON object (--log-format json)."""
+        return [json.loads(line) for line in self.log_path.read_text().splitlines() if line]
 
     def events(self, name: str) -> list[dict[str, Any]]:
         return [r for r in self.records() if r.get("event") == name]
