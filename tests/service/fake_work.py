@@ -42,9 +42,9 @@ def read_events(directory: Path) -> list[list[str]]:
 
 
 class SigningWork:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, delay: float | None = None) -> None:
         self.directory = directory
-        self.delay = float(os.environ.get("SIF_TEST_APPLY_DELAY", "0"))
+        self.delay = float(os.environ.get("SIF_TEST_APPLY_DELAY", "0")) if delay is None else delay
         signer_path = directory / "signer.pem"
         self.signer = (DsseSigner((load_signing_key(signer_path, no_passphrase),))
                        if signer_path.exists() else None)
