@@ -58,10 +58,10 @@ class ServeProcess:
         self.wait_for(lambda: bool(self.events("http.listening")), 30, "the HTTP listener")
         return str(self.events("http.listening")[0]["url"])
 
-    def terminate(self, timeout: float = 20) -> tuple[int, float]:
-        """SIGTERM; (exit code, seconds it took)."""
+    def terminate(self, timeout: float = 20, signum: int = signal.SIGTERM) -> tuple[int, float]:
+        """SIGTERM (or ``signum``); (exit code, seconds it took)."""
         start = time.monotonic()
-        self.process.send_signal(signal.SIGTERM)
+        self.process.send_signal(signum)
         code = self.process.wait(timeout)
         self._log.close()
         return code, time.monotonic() - start

@@ -8,6 +8,7 @@ verifying; jobs missed during an outage run once at restart; SIGTERM exits 0 in 
 from __future__ import annotations
 
 import json
+import signal
 import time
 import urllib.request
 from collections import Counter
@@ -208,8 +209,9 @@ def test_jobs_missed_during_an_outage_run_once_at_restart(tmp_path: Path,
                for e in third.events("job.submitted"))
 
 
-def test_sigterm_finishes_the_current_action_and_exits_0(tmp_path: Path,
-                                                         processes: list[ServeProcess]) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_sigterm_finishes_the_current_action_and_exits_0(tmp_path: Path, processes: list[ServeProcess],
+                                                         signum: int) -> None:
     url, images = sqlite_setup(tmp_path, 3)
     config = write_config(tmp_path / "serve.toml", url, poll_interval="200ms")
     proc = launch(processes, config, tmp_path, tmp_path / "serve.log", apply_delay=1.5)
@@ -217,7 +219,7 @@ def test_sigterm_finishes_the_current_action_and_exits_0(tmp_path: Path,
         health = json.load(response)
     assert health["status"] == "ok" and health["workers"] == 1
     proc.wait_for(lambda: any(e[0] == "start" for e in read_events(tmp_path)), 30, "an action")
-    code, took = proc.terminate()
+    code, took = proc.terminate(signum=signum)
     assert code == 0 and took < 10
     counts = WorkQueue(make_engine(url)).counts()
     assert counts[DONE] == 1 and counts[CLAIMED] == 0, counts
