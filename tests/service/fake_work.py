@@ -3,7 +3,7 @@
 Selected with ``[serve] work_source = "tests.service.fake_work:source"``; it reads its directory
 from ``$SIF_TEST_WORK``:
 
-- ``actions.json``: what ``plan_actions`` returns (a list of action dicts);
+- ``actions.json``: what ``plan_actions`` returns (a list of action dicts; none while it is absent);
 - ``signer.pem``: the key ``sign`` actions add to the image's DSSE envelope;
 - ``events.log``: one line per event, appended with O_APPEND so processes never interleave:
   ``start KEY PID`` and ``applied KEY PID`` around each apply, ``job NAME PID`` per job run.
@@ -55,7 +55,8 @@ class SigningWork:
 
     def plan_actions(self, now: datetime) -> Sequence[Mapping[str, Any]]:
         log_event(self.directory, "job", "plan")
-        return list(json.loads((self.directory / "actions.json").read_text()))
+        path = self.directory / "actions.json"
+        return list(json.loads(path.read_text())) if path.exists() else []
 
     def apply(self, action: Mapping[str, Any], now: datetime) -> Mapping[str, Any]:
         key = str(action["key"])

@@ -95,9 +95,14 @@ def test_two_instances_on_postgres_share_200_actions_each_applied_once(
     migrate.upgrade(pg_url)
     images = make_fleet(tmp_path, 200)
     config = write_config(tmp_path / "serve.toml", pg_url, workers=2, lease="10s",
-                          poll_interval="200ms", plan_interval="1h")
+                          poll_interval="200ms", plan_interval="1s")
+    actions = tmp_path / "actions.json"
+    actions.rename(tmp_path / "later.json")  # nothing to plan until both instances are up
     for n in range(2):
         launch(processes, config, tmp_path, tmp_path / f"serve-{n}.log", apply_delay=0.005)
+    for proc in processes:
+        proc.wait_for(lambda p=proc: bool(p.events("service.started")), 30, "start-up")
+    (tmp_path / "later.json").rename(actions)
     queue = wait_until_done(pg_url, 200, 120, *processes)
     counts = applied(tmp_path)
     assert sorted(counts) == sorted(f"sign:{p.name}" for p in images)
@@ -111,6 +116,8 @@ def test_two_instances_on_postgres_share_200_actions_each_applied_once(
     with session_scope(queue.engine) as session:
         done = audit.entries(session, action="service.action.done")
     assert sorted(json.loads(r.detail)["planned"]["subject"] for r in done) == sorted(map(str, images))
+    plan_runs = [r for r in job_runs(pg_url) if r["job"] == "plan"]
+    assert len({r["scheduled"] for r in plan_runs}) == len(plan_runs), "a scheduled run ran twice"
     assert_verifies_with_old_and_new(tmp_path, images)
 
 
