@@ -53,8 +53,11 @@ class Service:
         self.instance = instance or instance_name()
         self.clock = clock
         self.queue = WorkQueue(engine, max_attempts=settings.max_attempts)
+        # applying can make more work due (a key rotation makes re-signing due): plan again as
+        # soon as the queue runs dry instead of waiting for the next plan interval
         self.pool = WorkerPool(self.queue, source, instance=self.instance, size=settings.workers,
-                               lease=settings.lease, poll=settings.poll_interval, clock=clock)
+                               lease=settings.lease, poll=settings.poll_interval, clock=clock,
+                               on_drained=lambda: self.run_job("plan", self.clock()))
         self.specs = {spec.id: spec for spec in job_specs(settings)}
         self.started = clock()
         self._running_jobs = 0

@@ -57,7 +57,8 @@ class WorkerPool:
     """``size`` threads that drain the queue, then sleep until woken or ``poll`` passes."""
 
     def __init__(self, queue: WorkQueue, source: WorkSource, *, instance: str, size: int,
-                 lease: timedelta, poll: timedelta, clock: Clock = utc_now) -> None:
+                 lease: timedelta, poll: timedelta, clock: Clock = utc_now,
+                 on_drained: Callable[[], object] | None = None) -> None:
         self.queue = queue
         self.source = source
         self.instance = instance
@@ -68,6 +69,8 @@ class WorkerPool:
         self._wake = threading.Event()
         self.busy = 0
         self.applied = 0
+        self.on_drained = on_drained
+        self._worked = False  # applied something since the queue was last found empty
         self._lock = threading.Lock()
         self.threads = [threading.Thread(target=self._loop, args=(f"{instance}/{n}",),
                                          name=f"worker-{n}", daemon=True) for n in range(size)]
@@ -93,12 +96,23 @@ class WorkerPool:
         while not self.stopping.is_set():
             try:
                 worked = self.work_one(worker)
+                if not worked and self._drained():
+                    continue  # the callback may have queued follow-up work
             except LifecycleError as exc:  # the database is away: back off, the leases protect us
                 log.error("worker %s: %s", worker, exc)
                 worked = False
             if not worked:
                 self._wake.wait(self.poll.total_seconds())
                 self._wake.clear()
+
+    def _drained(self) -> bool:
+        """The queue ran dry after some work: call ``on_drained`` once (an effect can make more due)."""
+        with self._lock:
+            worked, self._worked = self._worked, False
+        if not worked or self.on_drained is None or self.stopping.is_set():
+            return False
+        self.on_drained()
+        return True
 
     def work_one(self, worker: str) -> bool:
         """Claim and apply one item; False when nothing is claimable."""
@@ -140,6 +154,7 @@ class WorkerPool:
             return
         with self._lock:
             self.applied += 1
+            self._worked = True
         log.info("done %s", claim.key, extra={"fields": {**fields, "result": dict(result)}})
 
     def _record_failure(self, claim: Claim, error: str) -> str:

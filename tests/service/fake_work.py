@@ -3,7 +3,9 @@
 Selected with ``[serve] work_source = "tests.service.fake_work:source"``; it reads its directory
 from ``$SIF_TEST_WORK``:
 
-- ``actions.json``: what ``plan_actions`` returns (a list of action dicts; none while it is absent);
+- ``actions.json``: what ``plan_actions`` returns (a list of action dicts; none while it is absent),
+  plus ``follow-ups.json``: actions that applying a ``rotate`` action made due (as a key rotation
+  makes re-signing due);
 - ``signer.pem``: the key ``sign`` actions add to the image's DSSE envelope;
 - ``events.log``: one line per event, appended with O_APPEND so processes never interleave:
   ``start KEY PID`` and ``applied KEY PID`` around each apply, ``job NAME PID`` per job run.
@@ -55,8 +57,8 @@ class SigningWork:
 
     def plan_actions(self, now: datetime) -> Sequence[Mapping[str, Any]]:
         log_event(self.directory, "job", "plan")
-        path = self.directory / "actions.json"
-        return list(json.loads(path.read_text())) if path.exists() else []
+        paths = [self.directory / "actions.json", self.directory / "follow-ups.json"]
+        return [action for path in paths if path.exists() for action in json.loads(path.read_text())]
 
     def apply(self, action: Mapping[str, Any], now: datetime) -> Mapping[str, Any]:
         key = str(action["key"])
@@ -68,6 +70,10 @@ class SigningWork:
             assert self.signer is not None
             done = sign_image(str(action["subject"]), self.signer, SignOptions())
             result = {"groups": [g.group for g in done], "how": [g.action for g in done]}
+        elif action["kind"] == "rotate":
+            follow_up = {"key": f"{key}:follow-up", "kind": "append", "subject": key}
+            (self.directory / "follow-ups.json").write_text(json.dumps([follow_up]))
+            result = {"made_due": follow_up["key"]}
         else:
             result = {}
         log_event(self.directory, "applied", key)

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -159,7 +160,7 @@ def sqlite_setup(tmp_path: Path, count: int = 1) -> tuple[str, list[Path]]:
     return url, make_fleet(tmp_path, count)
 
 
-def job_runs(url: str) -> list[dict[str, str]]:
+def job_runs(url: str) -> list[dict[str, Any]]:
     with session_scope(make_engine(url)) as session:
         rows = audit.entries(session, action="service.job")
     return [{"job": r.subject, **json.loads(r.detail)} for r in rows]
@@ -270,4 +271,21 @@ def test_default_source_keeps_the_ca_crls_fresh_and_the_endpoints_answer(
         health = json.load(response)
     assert health["queue"] == {"pending": 0, "claimed": 0, "done": 0, "failed": 0}
     assert crl.next_update_utc is not None and crl.next_update_utc > datetime.now(UTC)
+    assert proc.terminate()[0] == 0
+
+
+def test_work_made_due_by_an_action_is_planned_as_soon_as_the_queue_runs_dry(
+        tmp_path: Path, processes: list[ServeProcess]) -> None:
+    """Plan runs hourly here; the follow-up of a rotation is still applied within seconds."""
+    url = sqlite_url(tmp_path / "lifecycle.db")
+    migrate.upgrade(url)
+    (tmp_path / "actions.json").write_text(json.dumps([{"key": "rotate:prod", "kind": "rotate"}]))
+    config = write_config(tmp_path / "serve.toml", url, poll_interval="200ms", plan_interval="1h")
+    proc = launch(processes, config, tmp_path, tmp_path / "serve.log")
+    wait_until_done(url, 2, 30, proc)
+    assert [e[:2] for e in read_events(tmp_path) if e[0] == "applied"] == [
+        ["applied", "rotate:prod"], ["applied", "rotate:prod:follow-up"]]
+    time.sleep(1)  # the re-plan after the follow-up finds nothing new: no loop
+    plans = [r for r in job_runs(url) if r["job"] == "plan"]
+    assert [r["result"]["queued"] for r in plans] == [1, 1, 0]
     assert proc.terminate()[0] == 0
