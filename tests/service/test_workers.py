@@ -75,3 +75,24 @@ def test_pools_started_as_threads_drain_the_queue_together_and_stop(engine: Engi
     applied = Counter(e[1] for e in read_events(tmp_path) if e[0] == "applied")
     assert len(applied) == 40 and set(applied.values()) == {1}
     assert sum(each.applied for each in pools) == 40 and all(each.applied for each in pools)
+
+
+def test_a_worker_whose_claim_was_taken_over_does_not_record_a_result(engine: Engine,
+                                                                       tmp_path: Path) -> None:
+    """A skewed clock (ten minutes ahead) makes ``late`` take a live claim over; the fence holds."""
+    queue = WorkQueue(engine)
+    queue.enqueue([{"key": "x", "kind": "append"}], now())
+    slow = pool(engine, SigningWork(tmp_path, delay=1.5), "slow", lease=3 * SECOND)
+    late = WorkerPool(WorkQueue(engine), SigningWork(tmp_path), instance="late", size=1,
+                      lease=3 * SECOND, poll=SECOND, clock=lambda: now() + timedelta(minutes=10))
+    worker = threading.Thread(target=slow.work_one, args=("slow/0",))
+    worker.start()
+    while not read_events(tmp_path):
+        threading.Event().wait(0.01)
+    assert late.work_one("late/0")
+    worker.join()
+    assert (slow.applied, late.applied) == (0, 1)
+    with session_scope(engine) as session:
+        done = audit.entries(session, action="service.action.done")
+    assert [json.loads(r.detail)["worker"] for r in done] == ["late/0"]
+    assert Counter(e[1] for e in read_events(tmp_path) if e[0] == "applied") == {"x": 2}
