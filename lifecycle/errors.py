@@ -125,3 +125,11 @@ class TamperedImageError(VerificationError):
 
 class ActionError(LifecycleError):
     """A planned action cannot be applied as planned (its subject changed or vanished)."""
+
+
+class LeaseLostError(StoreError):
+    """A work item's lease expired and another worker took it over: this worker's result is void."""
+
+
+class ServiceError(LifecycleError):
+    """The service cannot start: bad [serve] settings, an outdated schema or a broken work source."""

@@ -1,8 +1,7 @@
-"""``sif-lifecycle ca``: the local certificate authority; ``serve``: its CRL and OCSP endpoints."""
+"""``sif-lifecycle ca``: the local certificate authority (``serve`` publishes its CRLs and OCSP)."""
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -21,7 +20,6 @@ from lifecycle.cli.pki_options import (
 from lifecycle.pki.certs import certificate_pem
 from lifecycle.pki.crl import REASONS, parse_reason
 from lifecycle.pki.keys import KeyAlgorithm
-from lifecycle.service.config import parse_listen
 from lifecycle.store.ca_service import EPHEMERAL, INTERMEDIATE, OCSP, ROOT, CaService
 
 _ALGORITHMS = click.Choice([a.value for a in KeyAlgorithm])
@@ -206,44 +204,3 @@ def list_(config_path: Path | None) -> None:
         revoked = " REVOKED" if service.revocation(row) is not None else ""
         click.echo(f"{row.serial} {row.role:<12} {row.not_before.date()}..{row.not_after.date()}"
                    f" {row.subject}{revoked}")
-
-
-@click.command()
-@config_option
-@passphrase_file_option
-@click.option("--listen", help="HOST:PORT (default from the config, 127.0.0.1:8080).")
-@click.option("--tlog-db", envvar="SIF_LIFECYCLE_TLOG_DB", default=None,
-              help="Also serve this transparency log at /tlog/ (SQLite file or URL; "
-                   "env SIF_LIFECYCLE_TLOG_DB).")
-@click.option("--tlog-key", envvar="SIF_LIFECYCLE_TLOG_KEY", default="tlog-key.json",
-              show_default=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="The log key file (env SIF_LIFECYCLE_TLOG_KEY).")
-@click.option("--no-ca", is_flag=True, help="Serve only the log, not OCSP and CRLs.")
-def serve(config_path: Path | None, passphrase_file: Path | None, listen: str | None,
-          tlog_db: str | None, tlog_key: Path, no_ca: bool) -> None:
-    """Serve OCSP (/ocsp), CRLs (/crl/*.crl) and the transparency log (/tlog/) until interrupted.
-
-    \b
-    Example:
-      sif-lifecycle serve --listen 127.0.0.1:8080
-      openssl ocsp -issuer ca.pem -cert signer.crt -url http://127.0.0.1:8080/ocsp
-      sif-lifecycle serve --no-ca --tlog-db tlog.db --tlog-key tlog-key.json
-    """
-    from lifecycle.cli.tlog_commands import log_endpoints
-    from lifecycle.service.http import RevocationSource, start_http
-
-    config = open_config(config_path)
-    host, port = parse_listen(listen) if listen else (config.listen_host, config.listen_port)
-    if no_ca and tlog_db is None:
-        raise click.UsageError("--no-ca leaves nothing to serve without --tlog-db")
-    passphrase = read_passphrase(passphrase_file)
-    source = None if no_ca else RevocationSource(ca_service(config, passphrase))
-    endpoints = None if tlog_db is None else log_endpoints(tlog_db, tlog_key, passphrase)
-    running = start_http(source, host, port, endpoints)
-    click.echo(f"serving on {running.url} (Ctrl-C to stop)", err=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        running.stop()

@@ -22,7 +22,7 @@ COMMANDS = {
     "verify": "lifecycle.cli.sign_commands:verify",
     "key": "lifecycle.cli.key_commands:key",
     "ca": "lifecycle.cli.ca_commands:ca",
-    "serve": "lifecycle.cli.ca_commands:serve",
+    "serve": "lifecycle.cli.serve_commands:serve",
     "tlog": "lifecycle.cli.tlog_commands:tlog",
     "db": "lifecycle.cli.db_commands:db",
     "bundle": "lifecycle.cli.bundle_commands:bundle",

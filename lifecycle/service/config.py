@@ -7,6 +7,7 @@ move together. Without a file, everything lives under ``~/.local/share/sif-lifec
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -22,6 +23,27 @@ from lifecycle.strategies.policy import Policies, parse_policies
 ENV_CONFIG = "SIF_LIFECYCLE_CONFIG"
 
 
+DEFAULT_WORK_SOURCE = "lifecycle.service.planner_source:planner_source"
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """The ``[serve]`` table: how often each job runs and how work is shared (see docs/serve.md)."""
+
+    scan_interval: timedelta = timedelta(minutes=15)
+    full_scan_interval: timedelta = timedelta(hours=24)
+    plan_interval: timedelta = timedelta(hours=1)
+    crl_interval: timedelta = timedelta(hours=1)
+    workers: int = 1
+    lease: timedelta = timedelta(minutes=5)
+    poll_interval: timedelta = timedelta(seconds=10)
+    max_attempts: int = 5
+    shutdown_timeout: timedelta = timedelta(seconds=30)
+    work_source: str = DEFAULT_WORK_SOURCE
+
+
 @dataclass(frozen=True)
 class Config:
     database_url: str
@@ -30,6 +52,48 @@ class Config:
     listen_host: str = "127.0.0.1"
     listen_port: int = 8080
     policies: Policies = field(default_factory=Policies)
+    serve: ServeSettings = field(default_factory=ServeSettings)
+
+
+def parse_duration(text: str, *, path: Path | str = "duration", key: str = "duration") -> timedelta:
+    """``"90s"``, ``"15m"``, ``"1h30m"``, ``"7d"``, ``"250ms"``: a positive duration."""
+    parts = _DURATION.findall(text.replace(" ", ""))
+    if not parts or "".join(n + u for n, u in parts) != text.replace(" ", ""):
+        raise ConfigError(f"{key} = {text!r} is not a duration (e.g. \"90s\", \"15m\", \"1h\", \"7d\")",
+                          path=path)
+    value = timedelta(seconds=sum(float(n) * _UNITS[u] for n, u in parts))
+    if value <= timedelta(0):
+        raise ConfigError(f"{key} = {text!r} must be longer than zero", path=path)
+    return value
+
+
+def _serve_settings(table: dict[str, Any], path: Path) -> ServeSettings:
+    defaults = ServeSettings()
+    known = {*ServeSettings.__dataclass_fields__, "listen"}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigError(f"[serve] has unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})",
+                          path=path)
+    values: dict[str, Any] = {}
+    for name, default in vars(defaults).items():
+        if isinstance(default, timedelta):
+            text = _get(table, name, str, None, path)
+            if text is not None:
+                values[name] = parse_duration(text, path=path, key=name)
+        elif isinstance(default, int):
+            number = _get(table, name, int, default, path)
+            if number < 1:
+                raise ConfigError(f"{name} must be at least 1, not {number}", path=path)
+            values[name] = number
+        else:
+            ref = _get(table, name, str, default, path)
+            if ":" not in ref:
+                raise ConfigError(f"{name} = {ref!r} is not MODULE:ATTRIBUTE", path=path)
+            values[name] = ref
+    settings = ServeSettings(**values)
+    if settings.lease < timedelta(seconds=2):
+        raise ConfigError("lease must be at least 2s (workers renew it every third of it)", path=path)
+    return settings
 
 
 def _section(doc: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
@@ -92,4 +156,4 @@ def load_config(path: Path | None = None) -> Config:
             hours=_get(ca, "ocsp_response_lifetime_hours", int, 12, path)),
     )
     policies = parse_policies(doc.get("image_sets"), path, base)
-    return Config(url, key_dir, settings, host, port, policies)
+    return Config(url, key_dir, settings, host, port, policies, _serve_settings(serve, path))

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import logging
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
@@ -91,9 +94,13 @@ def _decode_get(path: str) -> bytes | None:
         return None
 
 
-def make_handler(source: RevocationSource | None,
-                 log_endpoints: LogEndpoints | None = None) -> type[BaseHTTPRequestHandler]:
-    """Routes CA paths to ``source`` and ``/tlog/...`` to ``log_endpoints`` (either may be off)."""
+Health = Callable[[], dict[str, Any]]
+
+
+def make_handler(source: RevocationSource | None, log_endpoints: LogEndpoints | None = None,
+                 health: Health | None = None) -> type[BaseHTTPRequestHandler]:
+    """Routes CA paths to ``source``, ``/tlog/...`` to ``log_endpoints`` and /healthz to ``health``
+    (each may be off)."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -121,20 +128,33 @@ def make_handler(source: RevocationSource | None,
                 return
             self._send(HTTPStatus.OK, source.ocsp(request), "application/ocsp-response", 300)
 
+        def _health(self) -> None:
+            assert health is not None
+            try:
+                report, status = health(), HTTPStatus.OK
+            except Exception as exc:  # the database is away: say so, with 503 for load balancers
+                report, status = {"status": "error", "error": str(exc)}, HTTPStatus.SERVICE_UNAVAILABLE
+            if report.get("status") != "ok":
+                status = HTTPStatus.SERVICE_UNAVAILABLE
+            self._send(status, json.dumps(report).encode() + b"\n", "application/json")
+
         def _log(self, body: bytes = b"") -> None:
             assert log_endpoints is not None
             self._send(*log_endpoints.handle(self.command, self.path, body))
 
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
-            if path.startswith("/tlog/") and log_endpoints is not None:
+            if path == "/healthz" and health is not None:
+                self._health()
+            elif path.startswith("/tlog/") and log_endpoints is not None:
                 self._log()
             elif source is None:
-                self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
+                self._send(HTTPStatus.NOT_FOUND, b"not found (no CA in the store)\n", "text/plain")
             elif path.startswith("/ocsp/"):
                 self._ocsp(_decode_get(path[len("/ocsp/"):]))
             elif path in _FILES:
                 kind, role = _FILES[path]
+                assert source is not None
                 body = source.crl(role) if kind == "crl" else source.certificate(role)
                 self._send(HTTPStatus.OK, body, _TYPES[kind], 300)
             else:
@@ -176,13 +196,15 @@ class RunningServer:
         self.thread.join(timeout=5)
 
 
-def start_http(source: RevocationSource | None, host: str = "127.0.0.1", port: int = 0,
-               log_endpoints: LogEndpoints | None = None) -> RunningServer:
-    """Serve CRLs, CA certificates and OCSP, and the log, on ``host:port`` (0: a free port)."""
-    server = ThreadingHTTPServer((host, port), make_handler(source, log_endpoints))
+def start_http(source: RevocationSource | None, host: str = "127.0.0.1", port: int = 0, *,
+               log_endpoints: LogEndpoints | None = None, health: Health | None = None) -> RunningServer:
+    """Serve CRLs, CA certificates, OCSP, the log and /healthz on ``host:port`` (0: a free port)."""
+    server = ThreadingHTTPServer((host, port), make_handler(source, log_endpoints, health))
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="sif-lifecycle-http",
                               daemon=True)
     thread.start()
-    log.info("serving OCSP and CRLs on http://%s:%s", *server.server_address[:2])
+    log.info("serving HTTP on http://%s:%s", *server.server_address[:2],
+             extra={"fields": {"event": "http.listening",
+                               "url": "http://{}:{}".format(*server.server_address[:2])}})
     return RunningServer(server, thread)

@@ -114,9 +114,12 @@ def _free_port() -> int:
 
 def test_acknowledged_http_appends_survive_kill(tmp_path: Path) -> None:
     """SIGKILL the server right after acknowledgements: every acknowledged entry is stored."""
+    config = tmp_path / "lifecycle.toml"  # the service's own tables live in the log's database
+    config.write_text('[database]\npath = "tlog.db"\n[keys]\ndirectory = "keys"\n')
     env = {**os.environ, "PYTHONPATH": str(REPO), "SIF_LIFECYCLE_PASSPHRASE": PASSPHRASE.decode(),
            "SIF_LIFECYCLE_TLOG_DB": str(tmp_path / "tlog.db"),
-           "SIF_LIFECYCLE_TLOG_KEY": str(tmp_path / "tlog-key.json")}
+           "SIF_LIFECYCLE_TLOG_KEY": str(tmp_path / "tlog-key.json"),
+           "SIF_LIFECYCLE_CONFIG": str(config)}
     cli = [sys.executable, "-m", "lifecycle.cli.main"]
     subprocess.run([*cli, "tlog", "init", "--origin", "example.org/durable"], env=env,
                    check=True, capture_output=True, timeout=60)
@@ -125,11 +128,12 @@ def test_acknowledged_http_appends_survive_kill(tmp_path: Path) -> None:
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         client = HttpLogClient(f"http://127.0.0.1:{port}", timeout=10)
-        for _ in range(100):
+        for _ in range(400):
             try:
                 client.verifier_key()
                 break
             except LogError:
+                assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
                 time.sleep(0.05)
         acknowledged = [client.submit(submission(i)).verify(
             [NoteVerifier.from_verifier_key(client.verifier_key())]).index for i in range(20)]

@@ -19,7 +19,8 @@ from tests.pki.conftest import PASSPHRASE, StoreCa
 
 TABLES = {"keys", "key_transitions", "certificates", "revocations", "crls", "audit_log",
           "tlog_entry", "tlog_hash", "tlog_meta",
-          "images", "image_signatures", "image_events", "image_set_keys"}
+          "images", "image_signatures", "image_events", "image_set_keys",
+          "work_items", "service_jobs", "apscheduler_jobs"}
 
 
 def _tables(url: str) -> set[str]:

@@ -1,6 +1,6 @@
 """Inventory: images, their signatures and events; which keys sign for which image set.
 
-Revision ID: 0003_planner
+Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-22
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_planner"
+revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
