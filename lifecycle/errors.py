@@ -125,3 +125,7 @@ class TamperedImageError(VerificationError):
 
 class ActionError(LifecycleError):
     """A planned action cannot be applied as planned (its subject changed or vanished)."""
+
+
+class ReportError(LifecycleError):
+    """A report cannot be rendered or written (unknown format, unwritable output)."""
