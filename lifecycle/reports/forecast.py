@@ -125,13 +125,17 @@ def _key(signers: Sequence[KeyInfo], policy: ImageSetPolicy | None,
 
 
 def _keeps(image: ImageState, signers: Sequence[KeyInfo], certs: Sequence[CertInfo],
-           image_set: str, plan: Sequence[Action]) -> Action | None:
-    """The earliest planned action that renews this image's verifiability."""
+           policy: ImageSetPolicy | None, plan: Sequence[Action]) -> Action | None:
+    """The earliest planned action that renews this image's verifiability.
+
+    A new key for the set (prepare, provision) helps only where images are re-signed with it.
+    """
     fingerprints = {key.fingerprint for key in signers}
     serials = {c.serial for c in certs if c.key_fingerprint in fingerprints}
     subjects = fingerprints | serials | {image.path}
-    relevant = [a for a in plan if a.kind in _KEEPS and (
-        a.subject in subjects or (a.kind in (k.PREPARE, k.PROVISION) and a.image_set == image_set))]
+    resigned = policy.name if policy is not None and policy.strategy == RESIGN else None
+    relevant = [a for a in plan if a.kind in _KEEPS and (a.subject in subjects or (
+        a.kind in (k.PREPARE, k.PROVISION) and a.image_set == resigned))]
     return min(relevant, key=Action.sort_key, default=None)
 
 
@@ -143,7 +147,7 @@ def forecast(image: ImageState, policy: ImageSetPolicy | None, keys: Sequence[Ke
                if key.dsse_keyid in image.signers or key.fingerprint in image.signers]
     name = policy.name if policy is not None else ""
     ids = tuple(key.fingerprint for key in signers)
-    keeps = _keeps(image, signers, certs, name, plan)
+    keeps = _keeps(image, signers, certs, policy, plan)
     if image.status != PRESENT:
         why = ("its content no longer matches its signatures" if image.status == TAMPERED
                else f"it is {image.status}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -87,6 +87,8 @@ def _log_status(engine: Engine) -> tuple[LogStatus, set[str]] | None:
     with engine.connect() as conn:
         size, newest = conn.execute(select(func.count(), func.max(ENTRY.c.integrated_time))).one()
         logged = {row[0] for row in conn.execute(select(ENTRY.c.image_id).distinct())}
+    if newest is not None and newest.tzinfo is None:
+        newest = newest.replace(tzinfo=UTC)  # SQLite's max() drops the zone; it is stored UTC
     return LogStatus(meta["origin"], int(size), newest, meta.get("verifier_key", "")), logged
 
 

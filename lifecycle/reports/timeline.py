@@ -16,7 +16,8 @@ from lifecycle.strategies import actions as k
 from lifecycle.strategies.actions import Action, day, short
 
 PX_PER_DAY = 2.0
-LANE = 30
+LANE = 34
+FOOTER = 26
 HEADER = 44
 LABEL_WIDTH = 300
 HISTORY = timedelta(days=365)
@@ -154,7 +155,7 @@ class _Layout:
         begin, ends = key.activated_at or key.created_at, key.ends
         right = self.x(ends) if ends else self.width
         self.bars.append(Bar(
-            f"key-{key.fingerprint}", "key", self.x(begin), y + 9,
+            f"key-{key.fingerprint}", "key", self.x(begin), y + 11,
             max(right - self.x(begin), 2), 12,
             f"{key.state} since {day(begin)}" + (f", dropped {day(ends)}" if ends else ""),
             f"key {key.fingerprint} ({key.state}): from {day(begin)} "
@@ -169,13 +170,13 @@ class _Layout:
         left, right = self.x(cert.not_before), self.x(cert.not_after)
         title = (f"certificate {cert.serial} of key {short(key.fingerprint)}: "
                  f"{day(cert.not_before)} to {day(cert.not_after)} ({cert.status})")
-        self.bars.append(Bar(f"cert-{cert.serial}", "certificate", left, y + 6,
+        self.bars.append(Bar(f"cert-{cert.serial}", "certificate", left, y + 8,
                              max(right - left, 2), 18, f"until {day(cert.not_after)}", title,
                              f"certificate {cert.status}"))
         if cert.renewal_opens is not None and cert.status == "current":
             opens = self.x(cert.renewal_opens)
             self.bars.append(Bar(
-                f"renewal-{cert.serial}", "renewal", opens, y + 6, max(right - opens, 2), 18,
+                f"renewal-{cert.serial}", "renewal", opens, y + 8, max(right - opens, 2), 18,
                 "", f"renewal window of {short(cert.serial)}: {day(cert.renewal_opens)} to "
                 f"{day(cert.not_after)}", "renewal"))
 
@@ -183,7 +184,7 @@ class _Layout:
         y = self.lane(f"{crl.role} CRL #{crl.number}", f"next update {day(crl.next_update)}",
                       "crl", "crl:" + crl.role)
         left = self.x(crl.this_update)
-        self.bars.append(Bar(f"crl-{crl.role}", "crl", left, y + 8,
+        self.bars.append(Bar(f"crl-{crl.role}", "crl", left, y + 10,
                              max(self.x(crl.next_update) - left, 2), 14,
                              f"next update {day(crl.next_update)}",
                              f"{crl.role} CRL #{crl.number}: {day(crl.this_update)} to "
@@ -230,7 +231,7 @@ def build_timeline(report: ReportData) -> Timeline:
                               f"{kind} due {due}\n{reasons}{more}", due,
                               tuple(a.key for a in group)))
     return Timeline(layout.start, layout.end, layout.width,
-                    HEADER + len(layout.lanes) * LANE + 10, layout.x(report.generated_at),
+                    HEADER + len(layout.lanes) * LANE + FOOTER, layout.x(report.generated_at),
                     tuple(layout.lanes), tuple(layout.bars), tuple(markers),
                     tuple(_ticks(layout)))
 

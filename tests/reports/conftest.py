@@ -16,6 +16,7 @@ import pytest
 from cryptography import x509
 
 from lifecycle.bundles import export
+from lifecycle.reports import ReportData, build_report
 from lifecycle.service.config import Config
 from lifecycle.sif import SifImage
 from lifecycle.store.tlog import SqlLogStorage, write_meta
@@ -80,6 +81,12 @@ def build(tmp_path: Path) -> ReportFleet:
     return ReportFleet(fleet, config, images, revoked, current, signer.verifier.verifier_key())
 
 
-@pytest.fixture
-def report_fleet(tmp_path: Path) -> ReportFleet:
-    return build(tmp_path)
+@pytest.fixture(scope="session")
+def report_fleet(tmp_path_factory: pytest.TempPathFactory) -> ReportFleet:
+    """Built once: the tests only read it (building takes a few seconds of signing)."""
+    return build(tmp_path_factory.mktemp("report-fleet"))
+
+
+@pytest.fixture(scope="session")
+def report_data(report_fleet: ReportFleet) -> ReportData:
+    return build_report(report_fleet.fleet.engine, report_fleet.config, NOW)
