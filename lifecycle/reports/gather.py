@@ -16,10 +16,9 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
-from lifecycle.bundles.archive import read_bundle
-from lifecycle.bundles.exporter import EXPORT_ACTION, OUTBOX_NAME
-from lifecycle.bundles.manifest import MANIFEST, Manifest
-from lifecycle.errors import LifecycleError, LogError
+# The outbox's reader: the same rule (newest readable bundle) as the exporter's refresh check.
+from lifecycle.bundles.exporter import EXPORT_ACTION, _newest
+from lifecycle.errors import LogError
 from lifecycle.inventory.models import (
     REMOVED,
     TAMPERED,
@@ -94,15 +93,11 @@ def _log_status(engine: Engine) -> tuple[LogStatus, set[str]] | None:
 
 def _bundle_status(conn: Connection, outbox: Path | None, now: datetime) -> BundleStatus | None:
     """The newest export: from an outbox directory if given, else from the audit log."""
-    if outbox is not None and outbox.is_dir():
-        for path in sorted((p for p in outbox.glob("bundle-*.tar.gz")
-                            if OUTBOX_NAME.fullmatch(p.name)), reverse=True):
-            try:
-                manifest = Manifest.decode(read_bundle(path)[MANIFEST])
-            except (LifecycleError, KeyError):
-                continue
-            return BundleStatus(str(path), manifest.created, manifest.valid_until,
-                                manifest.valid_until <= now)
+    newest = _newest(outbox) if outbox is not None and outbox.is_dir() else None
+    if newest is not None:
+        path, manifest = newest
+        return BundleStatus(str(path), manifest.created, manifest.valid_until,
+                            manifest.valid_until <= now)
     a = AuditRecord.__table__  # type: ignore[attr-defined]
     row = conn.execute(select(a.c.at, a.c.subject, a.c.detail).where(
         a.c.action == EXPORT_ACTION, a.c.at <= now).order_by(a.c.at.desc(), a.c.id.desc())

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import html
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from click.testing import CliRunner
 
+from lifecycle.bundles import export_to_outbox
 from lifecycle.cli.main import cli
-from lifecycle.reports import ReportData, render, write_report
+from lifecycle.reports import ReportData, build_report, render, write_report
 from lifecycle.reports.timeline import build_timeline
 from tests.reports.conftest import NOW, REISSUED, T0, ReportFleet
 
@@ -144,3 +145,17 @@ def test_write_report_writes_three_formats(report_fleet: ReportFleet, report_dat
     for path, fmt in zip(paths, ("html", "md", "json"), strict=True):
         assert path.read_bytes() == render(report_data, fmt)
     assert not [p for p in (tmp_path / "r").iterdir() if p.name.startswith(".")]
+
+
+def test_bundle_freshness_from_an_outbox(report_fleet: ReportFleet, tmp_path: Path) -> None:
+    # Exported after NOW, so the shared fixture's reports (as of NOW) do not see its audit row.
+    later = NOW + timedelta(days=1)
+    made = export_to_outbox(report_fleet.fleet.ca, tmp_path / "outbox", 2, now=later)
+    data = build_report(report_fleet.fleet.engine, report_fleet.config, later,
+                        outbox=tmp_path / "outbox")
+    assert data.bundle is not None and data.bundle.path == str(made.path)
+    assert (data.bundle.created, data.bundle.valid_until) == (later, made.manifest.valid_until)
+    assert not data.bundle.stale
+    stale = build_report(report_fleet.fleet.engine, report_fleet.config,
+                         made.manifest.valid_until, outbox=tmp_path / "outbox")
+    assert stale.bundle is not None and stale.bundle.stale
