@@ -14,7 +14,7 @@ for ``--at 2029-01-01`` says what the service will know then, and tests compute 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -70,6 +70,54 @@ class Forecast:
                 if self.keeps_verifiable else None}
 
 
+@dataclass(frozen=True)
+class FleetIndex:
+    """Keys, certificates and the plan indexed once, so a forecast per image costs O(signers).
+
+    A fleet of 100,000 images with 10,000 certificates and 50,000 planned actions would
+    otherwise scan every certificate and action for every image.
+    """
+
+    keys: Mapping[str, KeyInfo]
+    """By DSSE key id and by fingerprint (PGP signers are named by fingerprint)."""
+    certificates: Mapping[str, tuple[CertInfo, ...]]
+    """By key fingerprint."""
+    actions: Mapping[str, tuple[Action, ...]]
+    """Actions that keep images verifiable, by subject; set-level ones also under ``set:NAME``."""
+
+    @classmethod
+    def build(cls, keys: Iterable[KeyInfo], certs: Iterable[CertInfo],
+              plan: Iterable[Action]) -> FleetIndex:
+        by_id: dict[str, KeyInfo] = {}
+        for key in keys:
+            by_id[key.fingerprint] = key
+            if key.dsse_keyid:
+                by_id[key.dsse_keyid] = key
+        by_key: dict[str, list[CertInfo]] = {}
+        for cert in certs:
+            by_key.setdefault(cert.key_fingerprint, []).append(cert)
+        by_subject: dict[str, list[Action]] = {}
+        for action in plan:
+            if action.kind in (k.PREPARE, k.PROVISION):
+                by_subject.setdefault("set:" + action.image_set, []).append(action)
+            elif action.kind in _KEEPS or action.kind == k.ROTATE:
+                by_subject.setdefault(action.subject, []).append(action)
+        return cls(by_id, {f: tuple(c) for f, c in by_key.items()},
+                   {s: tuple(a) for s, a in by_subject.items()})
+
+    def signers(self, image: ImageState) -> list[KeyInfo]:
+        found = {self.keys[s].fingerprint: self.keys[s] for s in sorted(image.signers)
+                 if s in self.keys}
+        return sorted(found.values(), key=lambda key: (
+            key.activated_at or key.created_at, key.created_at, key.fingerprint))
+
+    def certs_of(self, keys: Iterable[KeyInfo]) -> list[CertInfo]:
+        return [c for key in keys for c in self.certificates.get(key.fingerprint, ())]
+
+    def rotation(self, fingerprint: str) -> Action | None:
+        return next((a for a in self.actions.get(fingerprint, ()) if a.kind == k.ROTATE), None)
+
+
 def _no(basis: str) -> Horizon:
     return Horizon(False, None, basis)
 
@@ -83,9 +131,8 @@ def _latest(horizons: Iterable[Horizon]) -> Horizon | None:
     return best
 
 
-def _certificate(signers: Sequence[KeyInfo], certs: Sequence[CertInfo], now: datetime) -> Horizon:
-    trusted = {key.fingerprint for key in signers if key.state not in _UNTRUSTED}
-    mine = [c for c in certs if c.key_fingerprint in trusted]
+def _certificate(signers: Sequence[KeyInfo], index: FleetIndex, now: datetime) -> Horizon:
+    mine = index.certs_of(key for key in signers if key.state not in _UNTRUSTED)
     live = [c for c in mine if not c.revoked and c.not_before <= now < c.not_after]
     if live:
         best = max(live, key=lambda c: c.not_after)
@@ -97,8 +144,8 @@ def _certificate(signers: Sequence[KeyInfo], certs: Sequence[CertInfo], now: dat
     return _no(f"its certificate expired {day(ended)}" if ended else "no valid certificate")
 
 
-def _key(signers: Sequence[KeyInfo], policy: ImageSetPolicy | None,
-         plan: Sequence[Action], now: datetime) -> Horizon:
+def _key(signers: Sequence[KeyInfo], policy: ImageSetPolicy | None, index: FleetIndex,
+         now: datetime) -> Horizon:
     horizons = []
     for key in signers:
         if key.state in _UNTRUSTED:
@@ -109,8 +156,7 @@ def _key(signers: Sequence[KeyInfo], policy: ImageSetPolicy | None,
             horizons.append(Horizon(True, end, f"key {short(key.fingerprint)} is retiring; its "
                                     "signature is dropped after the overlap"))
             continue
-        rotate = next((a for a in plan if a.kind == k.ROTATE and a.subject == key.fingerprint),
-                      None)
+        rotate = index.rotation(key.fingerprint)
         if policy is not None and policy.strategy == RESIGN and rotate is not None:
             end = rotate.not_before + policy.overlap
             horizons.append(Horizon(True, end, f"key {short(key.fingerprint)} rotates "
@@ -124,36 +170,33 @@ def _key(signers: Sequence[KeyInfo], policy: ImageSetPolicy | None,
     return best
 
 
-def _keeps(image: ImageState, signers: Sequence[KeyInfo], certs: Sequence[CertInfo],
-           policy: ImageSetPolicy | None, plan: Sequence[Action]) -> Action | None:
+def _keeps(image: ImageState, signers: Sequence[KeyInfo], policy: ImageSetPolicy | None,
+           index: FleetIndex) -> Action | None:
     """The earliest planned action that renews this image's verifiability.
 
     A new key for the set (prepare, provision) helps only where images are re-signed with it.
     """
-    fingerprints = {key.fingerprint for key in signers}
-    serials = {c.serial for c in certs if c.key_fingerprint in fingerprints}
-    subjects = fingerprints | serials | {image.path}
-    resigned = policy.name if policy is not None and policy.strategy == RESIGN else None
-    relevant = [a for a in plan if a.kind in _KEEPS and (a.subject in subjects or (
-        a.kind in (k.PREPARE, k.PROVISION) and a.image_set == resigned))]
+    subjects = [image.path] + [key.fingerprint for key in signers] + [
+        c.serial for c in index.certs_of(signers)]
+    if policy is not None and policy.strategy == RESIGN:
+        subjects.append("set:" + policy.name)
+    relevant = [a for s in subjects for a in index.actions.get(s, ()) if a.kind in _KEEPS]
     return min(relevant, key=Action.sort_key, default=None)
 
 
-def forecast(image: ImageState, policy: ImageSetPolicy | None, keys: Sequence[KeyInfo],
-             certs: Sequence[CertInfo], plan: Sequence[Action], now: datetime, *,
-             logged: bool = False) -> Forecast:
+def forecast(image: ImageState, policy: ImageSetPolicy | None, index: FleetIndex,
+             now: datetime, *, logged: bool = False) -> Forecast:
     """One image's forecast; ``logged``: the transparency log holds entries for it."""
-    signers = [key for key in keys
-               if key.dsse_keyid in image.signers or key.fingerprint in image.signers]
+    signers = index.signers(image)
     name = policy.name if policy is not None else ""
     ids = tuple(key.fingerprint for key in signers)
-    keeps = _keeps(image, signers, certs, policy, plan)
+    keeps = _keeps(image, signers, policy, index)
     if image.status != PRESENT:
         why = ("its content no longer matches its signatures" if image.status == TAMPERED
                else f"it is {image.status}")
         return Forecast(image.path, name, image.status, ids, _no(why), _no(why), _no(why), None)
-    certificate = _certificate(signers, certs, now)
-    key = _key(signers, policy, plan, now)
+    certificate = _certificate(signers, index, now)
+    key = _key(signers, policy, index, now)
     if logged and (certificate.verifies or key.verifies):
         tool = Horizon(True, None, "long-term verification with transparency-log evidence")
     elif certificate.verifies and keeps is not None:

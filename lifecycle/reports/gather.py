@@ -25,7 +25,7 @@ from lifecycle.inventory.models import (
     ImageEventRecord,
     ImageRecord,
 )
-from lifecycle.reports.forecast import Forecast, forecast
+from lifecycle.reports.forecast import FleetIndex, Forecast, forecast
 from lifecycle.reports.model import (
     BundleStatus,
     CertRow,
@@ -144,9 +144,10 @@ def build_report(engine: Engine, config: Config, now: datetime, *,
         sif_ids: dict[str, str] = {path: sif_id for path, sif_id in conn.execute(
             select(i.c.path, i.c.sif_id))}
     set_of_key = {key.fingerprint: key.image_set or "" for key in state.keys}
+    index = FleetIndex.build(state.keys, state.certificates, actions)
     forecasts = tuple(
-        forecast(image, policies.set_for(image.path), state.keys, state.certificates, actions,
-                 now, logged=sif_ids.get(image.path, "") in logged)
+        forecast(image, policies.set_for(image.path), index, now,
+                 logged=sif_ids.get(image.path, "") in logged)
         for image in state.images if image.status != REMOVED)
     keys = tuple(KeyRow(key.fingerprint, key.image_set or "", key.state, key.created_at,
                         key.activated_at, _key_end(key.retiring_at, key.image_set, policies))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from lifecycle.reports.forecast import forecast
+from lifecycle.reports.forecast import FleetIndex, forecast
 from lifecycle.strategies.plan import plan
 from lifecycle.strategies.policy import ImageSetPolicy, Policies
 from lifecycle.strategies.state import CertInfo, FleetState, ImageState, KeyInfo
@@ -33,8 +33,8 @@ def image(path: str, *signers: str, status: str = "present") -> ImageState:
 def run(state: FleetState, path: str, now: datetime, *, logged: bool = False):  # type: ignore[no-untyped-def]
     actions = plan(state, POLICIES, now)
     target = next(i for i in state.images if i.path == path)
-    return forecast(target, POLICIES.set_for(path), state.keys, state.certificates, actions,
-                    now, logged=logged)
+    index = FleetIndex.build(state.keys, state.certificates, actions)
+    return forecast(target, POLICIES.set_for(path), index, now, logged=logged)
 
 
 def test_reissue_certificate_expiring_on_a_known_date() -> None:
