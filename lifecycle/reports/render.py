@@ -16,6 +16,7 @@ import jinja2
 from lifecycle import __version__
 from lifecycle.errors import ReportError
 from lifecycle.pki.files import write_atomic
+from lifecycle.reports.groups import group_actions, group_forecasts
 from lifecycle.reports.model import ReportData
 from lifecycle.reports.timeline import LABEL_WIDTH, build_timeline
 from lifecycle.strategies.actions import short
@@ -51,13 +52,15 @@ def render(report: ReportData, fmt: str) -> bytes:
     """The report in ``fmt`` (html, md or json)."""
     if fmt == "json":
         return (json.dumps(report.to_dict(), indent=2) + "\n").encode()
+    groups = {"forecast_groups": group_forecasts(report.forecasts),
+              "action_groups": group_actions(report.actions)}
     if fmt == "md":
         return _environment().get_template("report/report.md.j2").render(
-            r=report).encode()
+            r=report, **groups).encode()
     if fmt == "html":
         return _environment().get_template("report/report.html.j2").render(
             r=report, tl=build_timeline(report), tl_label_width=LABEL_WIDTH,
-            version=__version__).encode()
+            version=__version__, **groups).encode()
     raise ReportError(f"unknown report format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
 
 
