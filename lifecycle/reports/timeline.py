@@ -23,6 +23,11 @@ LABEL_WIDTH = 300
 HISTORY = timedelta(days=365)
 """Certificates that expired longer ago than this are left off the timeline."""
 MAX_SPAN = timedelta(days=3650)
+MAX_KEYS = 6
+"""Key lanes per image set; more keys are counted in one lane (the tables list them all)."""
+MAX_CERTIFICATES = 3
+"""Certificate lanes per key: its newest generations."""
+_KEY_RANK = {"active": 0, "pending": 1, "retiring": 2}
 
 
 @dataclass(frozen=True)
@@ -150,6 +155,17 @@ class _Layout:
         self.lanes.append(Lane(y, label, detail, kind))
         return y
 
+    def keys(self, keys: Sequence[KeyRow], certs: Sequence[CertRow]) -> None:
+        """The keys that matter most first (active, pending, retiring, newest); the rest are
+        counted in one lane, so a set with hundreds of keys still fits on a screen."""
+        ranked = sorted(keys, key=lambda key: (_KEY_RANK.get(key.state, len(_KEY_RANK)),
+                                               -key.created_at.timestamp(), key.fingerprint))
+        for key in ranked[:MAX_KEYS]:
+            self.key(key, certs)
+        if len(ranked) > MAX_KEYS:
+            self.lane(f"and {len(ranked) - MAX_KEYS} more keys", "listed in the tables below",
+                      "more")
+
     def key(self, key: KeyRow, certs: Sequence[CertRow]) -> None:
         y = self.lane(f"key {short(key.fingerprint)}", key.state, "key", key.fingerprint)
         begin, ends = key.activated_at or key.created_at, key.ends
@@ -161,7 +177,8 @@ class _Layout:
             f"key {key.fingerprint} ({key.state}): from {day(begin)} "
             + (f"to {day(ends)}" if ends else "with no planned end"),
             f"key {key.state}", ends is None))
-        for cert in (c for c in certs if c.key_fingerprint == key.fingerprint):
+        mine = [c for c in certs if c.key_fingerprint == key.fingerprint]
+        for cert in sorted(mine, key=lambda c: c.not_before)[-MAX_CERTIFICATES:]:
             self.certificate(cert, key)
 
     def certificate(self, cert: CertRow, key: KeyRow) -> None:
@@ -211,13 +228,9 @@ def build_timeline(report: ReportData) -> Timeline:
                         f"{summary.strategy}, {summary.present} image(s)", "set",
                         "set:" + summary.name)
         markers.append(_until_marker(layout, summary, y))
-        for key in report.keys:
-            if key.image_set == summary.name:
-                layout.key(key, certs)
+        layout.keys([key for key in report.keys if key.image_set == summary.name], certs)
     names = {s.name for s in report.sets}
-    for key in report.keys:
-        if key.image_set not in names:
-            layout.key(key, certs)
+    layout.keys([key for key in report.keys if key.image_set not in names], certs)
     for crl in report.crls:
         layout.crl(crl)
     placed = [(layout.lane_of[_action_lane(a)], a) for a in report.actions

@@ -7,6 +7,9 @@ from datetime import timedelta
 from lifecycle.reports import ReportData, render
 from lifecycle.reports.forecast import FleetIndex, forecast
 from lifecycle.reports.groups import SHOWN_PATHS, group_actions, group_forecasts
+from lifecycle.reports.model import CertRow, KeyRow, SetSummary
+from lifecycle.reports.timeline import MAX_CERTIFICATES, MAX_KEYS, build_timeline
+from lifecycle.strategies.actions import short
 from lifecycle.strategies.plan import plan
 from lifecycle.strategies.state import FleetState
 from tests.reports.test_forecast import POLICIES, ROTATED, cert, image, key
@@ -37,3 +40,19 @@ def test_identical_forecasts_and_per_image_actions_fold() -> None:
                 "md").decode()
     assert "| resign ×12 | web |" in md
     assert f"and {12 - SHOWN_PATHS} more |" in md
+
+
+def test_timeline_caps_key_and_certificate_lanes() -> None:
+    now = ROTATED
+    keys = tuple(KeyRow(f"{i:02}" * 4, "web", "active" if i == 9 else "retired",
+                        now - timedelta(days=100 - i), None, None) for i in range(10))
+    certs = tuple(CertRow(f"c{j}", keys[9].fingerprint, "web", now - timedelta(days=90 - 10 * j),
+                          now + timedelta(days=10 * j), None, None, "", j < 4) for j in range(5))
+    tl = build_timeline(ReportData(now, sets=(SetSummary("web", "resign", 1, 0, 0, (), None,
+                                                         None),), keys=keys, certificates=certs))
+    lanes = [lane.label for lane in tl.lanes]
+    assert lanes[1] == f"key {short(keys[9].fingerprint)}"  # the active key comes first
+    assert len([x for x in lanes if x.startswith("key ")]) == MAX_KEYS
+    assert lanes[-1] == f"and {10 - MAX_KEYS} more keys"
+    shown = [b.id for b in tl.bars if b.kind == "certificate"]
+    assert shown == [f"cert-c{j}" for j in range(5 - MAX_CERTIFICATES, 5)]  # the newest ones
