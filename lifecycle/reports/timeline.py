@@ -20,10 +20,11 @@ LANE = 34
 FOOTER = 26
 HEADER = 44
 LABEL_WIDTH = 300
-HISTORY = timedelta(days=365)
-"""Certificates that expired longer ago than this are left off the timeline."""
 MAX_SPAN = timedelta(days=3650)
-MAX_KEYS = 6
+LOOK_BACK = timedelta(days=180)
+"""The page opens scrolled to the left: it starts at most this long before the report time, and
+certificates that ended before that are left off (the tables still list them)."""
+MAX_KEYS = 4
 """Key lanes per image set; more keys are counted in one lane (the tables list them all)."""
 MAX_CERTIFICATES = 3
 """Certificate lanes per key: its newest generations."""
@@ -106,12 +107,12 @@ def _span(report: ReportData) -> tuple[datetime, datetime]:
         ends += [key.ends] if key.ends else []
     ends += [a.due for a in report.actions]
     ends += [s.verifiable_until for s in report.sets if s.verifiable_until]
-    start = max(min(starts), now - MAX_SPAN / 2)
+    start = max(min(starts), now - LOOK_BACK)
     return _month(start), _next_month(min(max(ends), start + MAX_SPAN))
 
 
 def _shown_certificates(report: ReportData) -> list[CertRow]:
-    cutoff = report.generated_at - HISTORY
+    cutoff = report.generated_at - LOOK_BACK
     return [c for c in report.certificates if c.not_after >= cutoff]
 
 
@@ -173,7 +174,8 @@ class _Layout:
         self.bars.append(Bar(
             f"key-{key.fingerprint}", "key", self.x(begin), y + 11,
             max(right - self.x(begin), 2), 12,
-            f"{key.state} since {day(begin)}" + (f", dropped {day(ends)}" if ends else ""),
+            (f"active since {day(begin)}" if key.state == "active" else
+             f"{key.state}, active from {day(begin)}") + (f", dropped {day(ends)}" if ends else ""),
             f"key {key.fingerprint} ({key.state}): from {day(begin)} "
             + (f"to {day(ends)}" if ends else "with no planned end"),
             f"key {key.state}", ends is None))
