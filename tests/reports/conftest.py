@@ -50,9 +50,9 @@ def tamper(path: Path) -> None:
         handle.write(b"!")
 
 
-def build(tmp_path: Path) -> ReportFleet:
+def build(tmp_path: Path, url: str = "") -> ReportFleet:
     fleet = make_fleet(tmp_path, [ImageSetPolicy("base", ("base-*.sif",), "reissue"),
-                                  ImageSetPolicy("web", ("web-*.sif",), "resign")])
+                                  ImageSetPolicy("web", ("web-*.sif",), "resign")], url)
     fleet.run()
     paths = fleet.signed_images("base", 2) + fleet.signed_images("web", 2)
     images = {p.stem: p for p in paths}

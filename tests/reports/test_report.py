@@ -7,13 +7,14 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from lifecycle.bundles import export_to_outbox
 from lifecycle.cli.main import cli
 from lifecycle.reports import ReportData, build_report, render, write_report
 from lifecycle.reports.timeline import build_timeline
-from tests.reports.conftest import NOW, REISSUED, T0, ReportFleet
+from tests.reports.conftest import NOW, REISSUED, T0, ReportFleet, build
 
 JUN3 = datetime(2027, 6, 3, tzinfo=UTC)  # re-issued 2027-03-05 for 90 days
 MAY4 = datetime(2027, 5, 4, tzinfo=UTC)  # 2/3 of those 90 days
@@ -24,7 +25,17 @@ def by_path(data: ReportData, name: str):  # type: ignore[no-untyped-def]
 
 
 def test_fleet_report_data(report_fleet: ReportFleet, report_data: ReportData) -> None:
-    data = report_data
+    check_fleet_report(report_fleet, report_data)
+
+
+@pytest.mark.postgres
+def test_fleet_report_on_postgres(tmp_path: Path, pg_url: str) -> None:
+    fleet = build(tmp_path, pg_url)
+    check_fleet_report(fleet, build_report(fleet.fleet.engine, fleet.config, NOW))
+
+
+def check_fleet_report(report_fleet: ReportFleet, data: ReportData) -> None:
+    """The fixture fleet's facts, computed by hand from its simulated dates."""
     sets = {s.name: s for s in data.sets}
     assert (sets["base"].present, sets["base"].tampered) == (2, 0)
     assert (sets["web"].present, sets["web"].tampered) == (1, 1)
