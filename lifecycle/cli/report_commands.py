@@ -9,6 +9,7 @@ import click
 
 from lifecycle.cli.common import UtcTime
 from lifecycle.cli.pki_options import config_option, open_config
+from lifecycle.errors import LogError
 from lifecycle.reports import FORMATS, build_report, render
 from lifecycle.reports.render import write_rendered
 from lifecycle.store.db import make_engine
@@ -45,6 +46,9 @@ def report(config_path: Path | None, at: datetime | None, fmt: str, out: Path | 
     config = open_config(config_path)
     log_engine = None
     if tlog_db is not None:
+        if "://" not in tlog_db and not Path(tlog_db).is_file():
+            raise LogError("no such log database", path=tlog_db,
+                           hint="give the file 'sif-lifecycle tlog init --db' created")
         log_engine = make_engine(tlog_db if "://" in tlog_db else f"sqlite:///{tlog_db}")
     data = build_report(make_engine(config.database_url), config, at or datetime.now(UTC),
                         log_engine=log_engine, outbox=outbox)

@@ -75,13 +75,22 @@ def _reason(detail: str) -> str:
     return "; ".join(map(str, reason)) if isinstance(reason, list) else str(reason)
 
 
-def _log_status(engine: Engine) -> tuple[LogStatus, set[str]] | None:
-    """The log's identity, size, newest entry and the image ids it has entries for."""
+def _log_status(engine: Engine, *, required: bool) -> tuple[LogStatus, set[str]] | None:
+    """The log's identity, size, newest entry and the image ids it has entries for.
+
+    The log signs checkpoints on demand, so its newest entry is when its tree last changed.
+    A store without a log has none to report; a log database named explicitly must hold one.
+    """
     try:
         meta = read_meta(engine)
     except LogError:
+        if required:
+            raise
         return None
     if "origin" not in meta:
+        if required:
+            raise LogError("the database has no transparency log",
+                           hint="run 'sif-lifecycle tlog init' first")
         return None
     with engine.connect() as conn:
         size, newest = conn.execute(select(func.count(), func.max(ENTRY.c.integrated_time))).one()
@@ -134,7 +143,7 @@ def build_report(engine: Engine, config: Config, now: datetime, *,
     policies = config.policies
     state = load_state(engine, now, policies.publish_directories())
     actions = plan(state, policies, now)
-    log = _log_status(log_engine or engine)
+    log = _log_status(log_engine or engine, required=log_engine is not None)
     logged = log[1] if log else set()
     with engine.connect() as conn:
         revoked = _revocations(conn)

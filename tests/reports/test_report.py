@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -147,6 +148,24 @@ def test_report_command(report_fleet: ReportFleet, report_data: ReportData,
     assert len(result.output.strip().splitlines()) == 1
     result = runner.invoke(cli, ["report", "--config", str(tmp_path / "missing.toml")])
     assert result.exit_code == 2 and "missing.toml" in result.output
+
+
+def test_report_command_log_database(report_fleet: ReportFleet, tmp_path: Path) -> None:
+    config = str(_config_file(report_fleet, tmp_path))
+    runner = CliRunner()
+    store_file = report_fleet.fleet.url.removeprefix("sqlite:///")
+    result = runner.invoke(cli, ["report", "--config", config, "--format", "json",
+                                 "--tlog-db", store_file])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["log"]["verifier_key"] == report_fleet.verifier_key
+    missing = tmp_path / "nolog.db"
+    result = runner.invoke(cli, ["report", "--config", config, "--tlog-db", str(missing)])
+    assert result.exit_code == 2 and f"{missing}: no such log database" in result.output
+    assert not missing.exists()
+    empty = tmp_path / "empty.db"
+    sqlite3.connect(empty).close()
+    result = runner.invoke(cli, ["report", "--config", config, "--tlog-db", str(empty)])
+    assert result.exit_code == 2 and "has no transparency log" in result.output
 
 
 def test_write_report_writes_three_formats(report_fleet: ReportFleet, report_data: ReportData,
