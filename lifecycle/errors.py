@@ -133,3 +133,7 @@ class LeaseLostError(StoreError):
 
 class ServiceError(LifecycleError):
     """The service cannot start: bad [serve] settings, an outdated schema or a broken work source."""
+
+
+class ReportError(LifecycleError):
+    """A report cannot be rendered or written (unknown format, unwritable output)."""

@@ -1,0 +1,207 @@
+"""The forecast: until when one image keeps verifying, three ways, and what keeps it going.
+
+Pure: the same state, policy, plan and time always give the same answer, so a report written
+for ``--at 2029-01-01`` says what the service will know then, and tests compute it by hand.
+
+- stock ``singularity verify --certificate``: validates the leaf at *now*, so the image verifies
+  until the latest ``notAfter`` among the unrevoked certificates of the keys that signed it.
+- stock ``--key``: a bare public key never expires; the image verifies with it until that key's
+  signature is dropped (the overlap after the key starts retiring), or indefinitely.
+- this tool: log evidence proves when a signature was made, so it verifies indefinitely;
+  otherwise as long as the certificate does, or indefinitely while a planned action (a re-issue,
+  a rotation and re-signing) renews it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from lifecycle.inventory.models import PRESENT, TAMPERED
+from lifecycle.pki.key_state import KeyState
+from lifecycle.strategies import actions as k
+from lifecycle.strategies.actions import Action, day, short
+from lifecycle.strategies.policy import RESIGN, ImageSetPolicy
+from lifecycle.strategies.state import CertInfo, ImageState, KeyInfo
+
+_UNTRUSTED = {KeyState.COMPROMISED.value, KeyState.REVOKED.value, KeyState.RETIRED.value}
+_KEEPS = {k.REISSUE, k.CERTIFY, k.ROTATE, k.PREPARE, k.PROVISION, k.RESIGN}
+"""Action kinds that extend how long an image verifies (drops and purges do not)."""
+
+
+@dataclass(frozen=True)
+class Horizon:
+    """How long a verification keeps succeeding: ``verifies`` now, ``until`` (None: no end)."""
+
+    verifies: bool
+    until: datetime | None
+    basis: str
+
+    @property
+    def text(self) -> str:
+        if not self.verifies:
+            return "no"
+        return "indefinitely" if self.until is None else day(self.until)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"verifies": self.verifies, "until": self.until.isoformat() if self.until else None,
+                "text": self.text, "basis": self.basis}
+
+
+@dataclass(frozen=True)
+class Forecast:
+    path: str
+    image_set: str
+    status: str
+    signers: tuple[str, ...]
+    """Fingerprints of the store keys whose signatures the image carries."""
+    certificate: Horizon
+    key: Horizon
+    tool: Horizon
+    keeps_verifiable: Action | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "image_set": self.image_set, "status": self.status,
+                "signers": list(self.signers), "certificate": self.certificate.to_dict(),
+                "key": self.key.to_dict(), "tool": self.tool.to_dict(),
+                "keeps_verifiable": self.keeps_verifiable.to_dict()
+                if self.keeps_verifiable else None}
+
+
+@dataclass(frozen=True)
+class FleetIndex:
+    """Keys, certificates and the plan indexed once, so a forecast per image costs O(signers).
+
+    A fleet of 100,000 images with 10,000 certificates and 50,000 planned actions would
+    otherwise scan every certificate and action for every image.
+    """
+
+    keys: Mapping[str, KeyInfo]
+    """By DSSE key id and by fingerprint (PGP signers are named by fingerprint)."""
+    certificates: Mapping[str, tuple[CertInfo, ...]]
+    """By key fingerprint."""
+    actions: Mapping[str, tuple[Action, ...]]
+    """Actions that keep images verifiable, by subject; set-level ones also under ``set:NAME``."""
+
+    @classmethod
+    def build(cls, keys: Iterable[KeyInfo], certs: Iterable[CertInfo],
+              plan: Iterable[Action]) -> FleetIndex:
+        by_id: dict[str, KeyInfo] = {}
+        for key in keys:
+            by_id[key.fingerprint] = key
+            if key.dsse_keyid:
+                by_id[key.dsse_keyid] = key
+        by_key: dict[str, list[CertInfo]] = {}
+        for cert in certs:
+            by_key.setdefault(cert.key_fingerprint, []).append(cert)
+        by_subject: dict[str, list[Action]] = {}
+        for action in plan:
+            if action.kind in (k.PREPARE, k.PROVISION):
+                by_subject.setdefault("set:" + action.image_set, []).append(action)
+            elif action.kind in _KEEPS or action.kind == k.ROTATE:
+                by_subject.setdefault(action.subject, []).append(action)
+        return cls(by_id, {f: tuple(c) for f, c in by_key.items()},
+                   {s: tuple(a) for s, a in by_subject.items()})
+
+    def signers(self, image: ImageState) -> list[KeyInfo]:
+        found = {self.keys[s].fingerprint: self.keys[s] for s in sorted(image.signers)
+                 if s in self.keys}
+        return sorted(found.values(), key=lambda key: (
+            key.activated_at or key.created_at, key.created_at, key.fingerprint))
+
+    def certs_of(self, keys: Iterable[KeyInfo]) -> list[CertInfo]:
+        return [c for key in keys for c in self.certificates.get(key.fingerprint, ())]
+
+    def rotation(self, fingerprint: str) -> Action | None:
+        return next((a for a in self.actions.get(fingerprint, ()) if a.kind == k.ROTATE), None)
+
+
+def _no(basis: str) -> Horizon:
+    return Horizon(False, None, basis)
+
+
+def _latest(horizons: Iterable[Horizon]) -> Horizon | None:
+    """The horizon that lasts longest (no end beats any date)."""
+    best: Horizon | None = None
+    for h in horizons:
+        if best is None or (h.until is None or (best.until is not None and h.until > best.until)):
+            best = h
+    return best
+
+
+def _certificate(signers: Sequence[KeyInfo], index: FleetIndex, now: datetime) -> Horizon:
+    mine = index.certs_of(key for key in signers if key.state not in _UNTRUSTED)
+    live = [c for c in mine if not c.revoked and c.not_before <= now < c.not_after]
+    if live:
+        best = max(live, key=lambda c: c.not_after)
+        return Horizon(True, best.not_after, f"certificate {short(best.serial)} expires "
+                       f"{day(best.not_after)}")
+    if any(c.revoked for c in mine):
+        return _no("its signers' certificates are revoked")
+    ended = max((c.not_after for c in mine if c.not_after <= now), default=None)
+    return _no(f"its certificate expired {day(ended)}" if ended else "no valid certificate")
+
+
+def _key(signers: Sequence[KeyInfo], policy: ImageSetPolicy | None, index: FleetIndex,
+         now: datetime) -> Horizon:
+    horizons = []
+    for key in signers:
+        if key.state in _UNTRUSTED:
+            continue
+        if key.state == KeyState.RETIRING.value and key.retiring_at is not None:
+            overlap = policy.overlap if policy is not None else None
+            end = key.retiring_at + overlap if overlap is not None else None
+            horizons.append(Horizon(True, end, f"key {short(key.fingerprint)} is retiring; its "
+                                    "signature is dropped after the overlap"))
+            continue
+        rotate = index.rotation(key.fingerprint)
+        if policy is not None and policy.strategy == RESIGN and rotate is not None:
+            end = rotate.not_before + policy.overlap
+            horizons.append(Horizon(True, end, f"key {short(key.fingerprint)} rotates "
+                                    f"{day(rotate.not_before)}; its signature is dropped "
+                                    f"{policy.overlap.days} days later"))
+        else:
+            horizons.append(Horizon(True, None, f"key {short(key.fingerprint)} is kept"))
+    best = _latest(horizons)
+    if best is None or (best.until is not None and best.until <= now):
+        return _no("no trusted key signed it")
+    return best
+
+
+def _keeps(image: ImageState, signers: Sequence[KeyInfo], policy: ImageSetPolicy | None,
+           index: FleetIndex) -> Action | None:
+    """The earliest planned action that renews this image's verifiability.
+
+    A new key for the set (prepare, provision) helps only where images are re-signed with it.
+    """
+    subjects = [image.path] + [key.fingerprint for key in signers] + [
+        c.serial for c in index.certs_of(signers)]
+    if policy is not None and policy.strategy == RESIGN:
+        subjects.append("set:" + policy.name)
+    relevant = [a for s in subjects for a in index.actions.get(s, ()) if a.kind in _KEEPS]
+    return min(relevant, key=Action.sort_key, default=None)
+
+
+def forecast(image: ImageState, policy: ImageSetPolicy | None, index: FleetIndex,
+             now: datetime, *, logged: bool = False) -> Forecast:
+    """One image's forecast; ``logged``: the transparency log holds entries for it."""
+    signers = index.signers(image)
+    name = policy.name if policy is not None else ""
+    ids = tuple(key.fingerprint for key in signers)
+    keeps = _keeps(image, signers, policy, index)
+    if image.status != PRESENT:
+        why = ("its content no longer matches its signatures" if image.status == TAMPERED
+               else f"it is {image.status}")
+        return Forecast(image.path, name, image.status, ids, _no(why), _no(why), _no(why), None)
+    certificate = _certificate(signers, index, now)
+    key = _key(signers, policy, index, now)
+    if logged and (certificate.verifies or key.verifies):
+        tool = Horizon(True, None, "long-term verification with transparency-log evidence")
+    elif certificate.verifies and keeps is not None:
+        tool = Horizon(True, None, f"renewed by the planned {keeps.kind} "
+                       f"(from {day(keeps.not_before)}) for as long as the service runs it")
+    else:
+        tool = certificate
+    return Forecast(image.path, name, image.status, ids, certificate, key, tool, keeps)

@@ -1,0 +1,190 @@
+"""Gather a report's data: the planner's state and plan, plus a few queries the planner skips.
+
+Everything is read in one pass at ``now``; nothing is written. The transparency log (when the
+store's database holds one, or ``log_engine`` is given) adds its status and which images it has
+evidence for; the audit log's ``bundle.export`` rows (or an outbox directory) give bundle
+freshness.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection, Engine
+
+# The outbox's reader: the same rule (newest readable bundle) as the exporter's refresh check.
+from lifecycle.bundles.exporter import EXPORT_ACTION, _newest
+from lifecycle.errors import LogError
+from lifecycle.inventory.models import (
+    REMOVED,
+    TAMPERED,
+    ImageEventRecord,
+    ImageRecord,
+)
+from lifecycle.reports.forecast import FleetIndex, Forecast, forecast
+from lifecycle.reports.model import (
+    BundleStatus,
+    CertRow,
+    CrlRow,
+    KeyRow,
+    LogStatus,
+    ReportData,
+    SetSummary,
+    TamperedRow,
+)
+from lifecycle.service.config import Config
+from lifecycle.store.models import AuditRecord, CertificateRecord, RevocationRecord
+from lifecycle.store.tlog import ENTRY, read_meta
+from lifecycle.strategies.plan import notes, plan
+from lifecycle.strategies.policy import Policies
+from lifecycle.strategies.state import FleetState, load_state
+
+EXPIRING_WITHIN = timedelta(days=90)
+
+
+def _revocations(conn: Connection) -> dict[str, tuple[datetime, str]]:
+    c, r = CertificateRecord.__table__, RevocationRecord.__table__  # type: ignore[attr-defined]
+    rows = conn.execute(select(c.c.serial, r.c.revoked_at, r.c.reason)
+                        .join(c, c.c.id == r.c.certificate_id))
+    return {serial: (at, reason) for serial, at, reason in rows}
+
+
+def _tampered(conn: Connection, policies: Policies) -> list[TamperedRow]:
+    i, e = ImageRecord.__table__, ImageEventRecord.__table__  # type: ignore[attr-defined]
+    newest = (select(func.max(e.c.id)).where(e.c.kind == TAMPERED).group_by(e.c.image_id))
+    rows = conn.execute(select(i.c.path, e.c.at, e.c.kind, e.c.detail)
+                        .join(e, e.c.image_id == i.c.id)
+                        .where(i.c.status == TAMPERED, e.c.id.in_(newest)).order_by(i.c.path))
+    out = []
+    for path, at, kind, detail in rows:
+        policy = policies.set_for(path)
+        out.append(TamperedRow(path, policy.name if policy else "", at, kind, _reason(detail)))
+    return out
+
+
+def _reason(detail: str) -> str:
+    try:
+        doc = json.loads(detail)
+    except ValueError:
+        return detail
+    reason = doc.get("reason", detail) if isinstance(doc, dict) else detail
+    return "; ".join(map(str, reason)) if isinstance(reason, list) else str(reason)
+
+
+def _log_status(engine: Engine, *, required: bool) -> tuple[LogStatus, set[str]] | None:
+    """The log's identity, size, newest entry and the image ids it has entries for.
+
+    The log signs checkpoints on demand, so its newest entry is when its tree last changed.
+    A store without a log has none to report; a log database named explicitly must hold one.
+    """
+    try:
+        meta = read_meta(engine)
+    except LogError:
+        if required:
+            raise
+        return None
+    if "origin" not in meta:
+        if required:
+            raise LogError("the database has no transparency log",
+                           hint="run 'sif-lifecycle tlog init' first")
+        return None
+    with engine.connect() as conn:
+        size, newest = conn.execute(select(func.count(), func.max(ENTRY.c.integrated_time))).one()
+        logged = {row[0] for row in conn.execute(select(ENTRY.c.image_id).distinct())}
+    if newest is not None and newest.tzinfo is None:
+        newest = newest.replace(tzinfo=UTC)  # SQLite's max() drops the zone; it is stored UTC
+    return LogStatus(meta["origin"], int(size), newest, meta.get("verifier_key", "")), logged
+
+
+def _bundle_status(conn: Connection, outbox: Path | None, now: datetime) -> BundleStatus | None:
+    """The newest export: from an outbox directory if given, else from the audit log."""
+    newest = _newest(outbox) if outbox is not None and outbox.is_dir() else None
+    if newest is not None:
+        path, manifest = newest
+        return BundleStatus(str(path), manifest.created, manifest.valid_until,
+                            manifest.valid_until <= now)
+    a = AuditRecord.__table__  # type: ignore[attr-defined]
+    row = conn.execute(select(a.c.at, a.c.subject, a.c.detail).where(
+        a.c.action == EXPORT_ACTION, a.c.at <= now).order_by(a.c.at.desc(), a.c.id.desc())
+    ).first()
+    if row is None:
+        return None
+    valid_until = datetime.fromisoformat(json.loads(row.detail)["valid_until"])
+    return BundleStatus(row.subject, row.at, valid_until, valid_until <= now)
+
+
+def _set_summaries(state: FleetState, policies: Policies, data_forecasts: Sequence[Forecast]
+                   ) -> list[SetSummary]:
+    out = []
+    keyids = {key.dsse_keyid: key.fingerprint for key in state.keys}
+    keyids |= {key.fingerprint: key.fingerprint for key in state.keys}
+    for policy in policies.image_sets:
+        images = [x for x in state.images if policies.set_for(x.path) is policy]
+        counts = {status: sum(1 for x in images if x.status == status)
+                  for status in ("present", REMOVED, TAMPERED)}
+        signers = sorted({keyids.get(s, s) for x in images if x.status != REMOVED
+                          for s in x.signers})
+        mine = [f for f in data_forecasts if f.image_set == policy.name and f.status == "present"]
+        cert_ends = [f.certificate.until for f in mine if f.certificate.until is not None]
+        tool_ends = [f.tool.until for f in mine if f.tool.until is not None]
+        out.append(SetSummary(policy.name, policy.strategy, counts["present"], counts[REMOVED],
+                              counts[TAMPERED], tuple(signers), min(cert_ends, default=None),
+                              min(tool_ends, default=None)))
+    return out
+
+
+def build_report(engine: Engine, config: Config, now: datetime, *,
+                 log_engine: Engine | None = None, outbox: Path | None = None) -> ReportData:
+    """Everything a report shows, as of ``now`` (aware UTC)."""
+    policies = config.policies
+    state = load_state(engine, now, policies.publish_directories())
+    actions = plan(state, policies, now)
+    log = _log_status(log_engine or engine, required=log_engine is not None)
+    logged = log[1] if log else set()
+    with engine.connect() as conn:
+        revoked = _revocations(conn)
+        tampered = _tampered(conn, policies)
+        bundle = _bundle_status(conn, outbox, now)
+        i = ImageRecord.__table__  # type: ignore[attr-defined]
+        sif_ids: dict[str, str] = {path: sif_id for path, sif_id in conn.execute(
+            select(i.c.path, i.c.sif_id))}
+    set_of_key = {key.fingerprint: key.image_set or "" for key in state.keys}
+    index = FleetIndex.build(state.keys, state.certificates, actions)
+    forecasts = tuple(
+        forecast(image, policies.set_for(image.path), index, now,
+                 logged=sif_ids.get(image.path, "") in logged)
+        for image in state.images if image.status != REMOVED)
+    keys = tuple(KeyRow(key.fingerprint, key.image_set or "", key.state, key.created_at,
+                        key.activated_at, _key_end(key.retiring_at, key.image_set, policies))
+                 for key in state.keys)
+    certs = []
+    for cert in state.certificates:
+        policy = policies.get(set_of_key.get(cert.key_fingerprint, ""))
+        revocation = revoked.get(cert.serial)
+        certs.append(CertRow(
+            cert.serial, cert.key_fingerprint, set_of_key.get(cert.key_fingerprint, ""),
+            cert.not_before, cert.not_after,
+            policy.renewal_opens(cert.not_before, cert.not_after) if policy else None,
+            revocation[0] if revocation else None, revocation[1] if revocation else "",
+            cert.superseded))
+    expiring = tuple(c for c in certs if c.status == "current"
+                     and c.not_after <= now + EXPIRING_WITHIN)
+    crls = tuple(CrlRow(c.role, c.number, c.this_update, c.next_update, c.next_update <= now)
+                 for c in state.crls)
+    return ReportData(
+        generated_at=now, sets=tuple(_set_summaries(state, policies, forecasts)), keys=keys,
+        certificates=tuple(certs), crls=crls, actions=tuple(actions),
+        notes=tuple(notes(policies)), forecasts=forecasts, tampered=tuple(tampered),
+        log=log[0] if log else None, bundle=bundle, expiring=expiring)
+
+
+def _key_end(retiring_at: datetime | None, image_set: str | None,
+             policies: Policies) -> datetime | None:
+    policy = policies.get(image_set or "")
+    if retiring_at is None or policy is None:
+        return None
+    return retiring_at + policy.overlap
