@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 
 from lifecycle.cli.common import read_passphrase
 from lifecycle.errors import LifecycleError, LogError
+from lifecycle.service.config import ENV_CONFIG, Config, TlogSettings, load_config
 from lifecycle.service.tlog_http import LogEndpoints
 from lifecycle.store.db import make_engine
 from lifecycle.store.migrate import open_migrated
@@ -31,25 +32,49 @@ from lifecycle.tlog import (
     check_consistency,
     open_checkpoint,
 )
-from lifecycle.tlog.client import LocalLogClient
+from lifecycle.tlog.client import HttpLogClient, LocalLogClient, LogClient
 from lifecycle.tlog.entry import format_time, parse_digest
 from lifecycle.tlog.keys import decrypt_signer, encrypt_signer
+
+
+def _config_tlog() -> TlogSettings | None:
+    """The ``[tlog]`` section of $SIF_LIFECYCLE_CONFIG, if there is one."""
+    return load_config().tlog if os.environ.get(ENV_CONFIG) else None
+
+
+def _default_db(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
+    del ctx, param
+    if value is not None:
+        return value
+    settings = _config_tlog()
+    return settings.database_url if settings is not None else "tlog.db"
+
+
+def _default_key(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path:
+    del ctx, param
+    if value is not None:
+        return value
+    settings = _config_tlog()
+    return settings.key_file if settings is not None else Path("tlog-key.json")
+
 
 db_option = click.option(
     "--db",
     envvar="SIF_LIFECYCLE_TLOG_DB",
-    default="tlog.db",
-    show_default=True,
-    help="SQLite file or SQLAlchemy URL of the log (env SIF_LIFECYCLE_TLOG_DB).",
+    default=None,
+    callback=_default_db,
+    help="SQLite file or SQLAlchemy URL of the log (env SIF_LIFECYCLE_TLOG_DB; default: the "
+         "store database when the config has a [tlog] section, else tlog.db).",
 )
 key_option = click.option(
     "--key",
     "key_path",
     envvar="SIF_LIFECYCLE_TLOG_KEY",
-    default="tlog-key.json",
-    show_default=True,
+    default=None,
+    callback=_default_key,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="The log key file, encrypted with SIF_LIFECYCLE_PASSPHRASE (env SIF_LIFECYCLE_TLOG_KEY).",
+    help="The log key file, encrypted with SIF_LIFECYCLE_PASSPHRASE (env SIF_LIFECYCLE_TLOG_KEY; "
+         "default: [tlog] key_file of the config, else tlog-key.json).",
 )
 size_option = click.option(
     "--size", type=click.IntRange(min=0), default=None, help="Tree size (default: current)."
@@ -92,6 +117,17 @@ def local_client(db: str, key_path: Path, passphrase: bytes | None = None) -> Lo
     return LocalLogClient(log, log.signer.verifier.verifier_key())
 
 
+def config_log_client(config: Config, passphrase: bytes) -> LogClient | None:
+    """The log ``[tlog]`` configures (over HTTP when it has a ``url``), or None without one:
+    what ephemeral image sets sign through."""
+    settings = config.tlog
+    if settings is None:
+        return None
+    if settings.url:
+        return HttpLogClient(settings.url)
+    return local_client(settings.database_url, settings.key_file, passphrase)
+
+
 def log_endpoints(db: str, key_path: Path, passphrase: bytes | None = None) -> LogEndpoints:
     """What ``serve`` mounts at /tlog/."""
     client = local_client(db, key_path, passphrase)
@@ -130,8 +166,19 @@ def tlog() -> None:
     """
 
 
+def _default_origin(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
+    del ctx, param
+    if value is not None:
+        return value
+    settings = _config_tlog()
+    if settings is None:
+        raise click.UsageError("--origin is required (or a [tlog] origin in the config)")
+    return settings.origin
+
+
 @tlog.command()
-@click.option("--origin", required=True, help="Unique name of the log, also its key name.")
+@click.option("--origin", default=None, callback=_default_origin,
+              help="Unique name of the log, also its key name (default: [tlog] origin).")
 @db_option
 @key_option
 def init(origin: str, db: str, key_path: Path) -> None:
@@ -142,19 +189,25 @@ def init(origin: str, db: str, key_path: Path) -> None:
       SIF_LIFECYCLE_PASSPHRASE=secret sif-lifecycle tlog init --origin example.org/log \\
         --db tlog.db --key tlog-key.json
     """
+    click.echo(create_log(db, origin, key_path,
+                          read_passphrase(None, what="the log key", confirm=True)))
+
+
+def create_log(db: str, origin: str, key_path: Path, passphrase: bytes) -> str:
+    """A new log in ``db`` with its key encrypted into ``key_path`` (0600); its verifier key."""
     if key_path.exists():
         raise LogError("a key file already exists; refusing to overwrite it", path=key_path)
     engine = open_migrated(_engine_url(db))
     if read_meta(engine):
         raise LogError(f"{db} already holds the log {read_meta(engine).get('origin')!r}")
     signer = NoteSigner.generate(origin)
-    data = encrypt_signer(signer, read_passphrase(None, what="the log key", confirm=True))
+    data = encrypt_signer(signer, passphrase)
     fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(data)
     vkey = signer.verifier.verifier_key()
     write_meta(engine, {"origin": origin, "verifier_key": vkey})
-    click.echo(vkey)
+    return vkey
 
 
 @tlog.command("verifier-key")
@@ -344,7 +397,6 @@ def check(
         --verifier-key "$(cat log.vkey)"
     """
     from lifecycle.pki.files import write_atomic
-    from lifecycle.tlog.client import HttpLogClient
     from lifecycle.verification.checkpoints import CheckpointStore
 
     if (new_path is None) != (proof_path is None):

@@ -23,6 +23,20 @@ ENV_CONFIG = "SIF_LIFECYCLE_CONFIG"
 
 
 @dataclass(frozen=True)
+class TlogSettings:
+    """``[tlog]``: the transparency log kept in the store's own database.
+
+    Ephemeral image sets sign through it; the ``tlog`` commands use it as their default log.
+    ``url`` (a log served by another instance's ``serve``) makes signing go over HTTP instead.
+    """
+
+    database_url: str
+    origin: str
+    key_file: Path
+    url: str | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     database_url: str
     key_directory: Path
@@ -30,6 +44,7 @@ class Config:
     listen_host: str = "127.0.0.1"
     listen_port: int = 8080
     policies: Policies = field(default_factory=Policies)
+    tlog: TlogSettings | None = None
 
 
 def _section(doc: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
@@ -92,4 +107,20 @@ def load_config(path: Path | None = None) -> Config:
             hours=_get(ca, "ocsp_response_lifetime_hours", int, 12, path)),
     )
     policies = parse_policies(doc.get("image_sets"), path, base)
-    return Config(url, key_dir, settings, host, port, policies)
+    return Config(url, key_dir, settings, host, port, policies, _tlog(doc, url, base, path))
+
+
+def _tlog(doc: dict[str, Any], database_url: str, base: Path, path: Path) -> TlogSettings | None:
+    if "tlog" not in doc:
+        return None
+    table = _section(doc, "tlog", path)
+    unknown = sorted(set(table) - {"origin", "key_file", "url"})
+    if unknown:
+        raise ConfigError(f"[tlog] {unknown[0]}: unknown key (known: key_file, origin, url)",
+                          path=path)
+    origin = _get(table, "origin", str, None, path)
+    if not origin or any(c.isspace() for c in origin):
+        raise ConfigError("[tlog] origin: required, a log name without spaces (e.g. "
+                          "\"example.org/sif-lifecycle/log\")", path=path)
+    key_file = base / _get(table, "key_file", str, "tlog-key.json", path)
+    return TlogSettings(database_url, origin, key_file, _get(table, "url", str, None, path))
