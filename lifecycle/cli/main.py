@@ -31,6 +31,7 @@ COMMANDS = {
     "images": "lifecycle.cli.fleet_commands:images",
     "plan": "lifecycle.cli.fleet_commands:plan_command",
     "apply": "lifecycle.cli.fleet_commands:apply_command",
+    "demo": "lifecycle.cli.demo_command:demo",
 }
 """Subcommands, imported only when used: a `verify` should not pay for the CA's imports."""
 
