@@ -30,8 +30,8 @@ IDENTITY = "ci@example.org"
 CI = ImageSetPolicy("ci", ("ci-*.sif",), "ephemeral", identity=IDENTITY)
 
 
-def _fleet_with_log(tmp_path: Path) -> tuple[Fleet, ApplyContext, str]:
-    fleet = make_fleet(tmp_path, [CI])
+def _fleet_with_log(tmp_path: Path, url: str = "") -> tuple[Fleet, ApplyContext, str]:
+    fleet = make_fleet(tmp_path, [CI], url)
     vkey = create_log(fleet.url, "test.example/log", tmp_path / "tlog-key.json", PASSPHRASE)
     log = local_client(fleet.url, tmp_path / "tlog-key.json", PASSPHRASE)
     return fleet, ApplyContext(fleet.engine, fleet.policies, fleet.ca, log), vkey
@@ -65,6 +65,17 @@ def test_new_images_are_signed_once_and_verify_offline(tmp_path: Path) -> None:
         assert "Logged signature" in ok.stdout and IDENTITY in ok.stdout
     wrong = _verify(fleet, vkey, images[0], "mallory@example.org")
     assert wrong.returncode == 1
+
+
+@pytest.mark.postgres
+def test_signed_through_a_log_in_the_same_postgres_database(tmp_path: Path, pg_url: str) -> None:
+    fleet, ctx, vkey = _fleet_with_log(tmp_path, pg_url)
+    image = fleet.image("ci-0")
+    fleet.track(image)
+    assert [r.status for r in run_due(ctx, fleet.now) if r.kind == "sign-ephemeral"] == ["done"]
+    assert fleet.state().logged[IDENTITY]
+    assert not [a for a in fleet.plan() if a.kind == "sign-ephemeral"]
+    assert _verify(fleet, vkey, image).returncode == 0
 
 
 def test_apply_is_idempotent_and_finds_signatures_made_elsewhere(tmp_path: Path) -> None:
