@@ -196,7 +196,10 @@ def apply_command(config_path: Path | None, passphrase_file: Path | None, at: da
         _print_plan(due_now(_plan(config, now), now), now, as_json, config)
         return
     ca = ca_service(config, read_passphrase(passphrase_file))
-    results = run_due(ApplyContext(ca.engine, config.policies, ca), now)
+    from lifecycle.service.transparency import config_log_client
+
+    log = config_log_client(config, ca.passphrase)
+    results = run_due(ApplyContext(ca.engine, config.policies, ca, log), now)
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in results], indent=2))
     else:

@@ -32,6 +32,7 @@ COMMANDS = {
     "plan": "lifecycle.cli.fleet_commands:plan_command",
     "apply": "lifecycle.cli.fleet_commands:apply_command",
     "report": "lifecycle.cli.report_commands:report",
+    "demo": "lifecycle.cli.demo_command:demo",
 }
 """Subcommands, imported only when used: a `verify` should not pay for the CA's imports."""
 

@@ -77,7 +77,7 @@ def serve(config_path: Path | None, passphrase_file: Path | None, listen: str | 
 
     endpoints = None
     if tlog_db is not None:
-        from lifecycle.cli.tlog_commands import log_endpoints
+        from lifecycle.service.transparency import log_endpoints
 
         endpoints = log_endpoints(tlog_db, tlog_key, passphrase)
     revocation = RevocationSource(ca) if ca is not None and not no_ca else None

@@ -188,9 +188,9 @@ def _sign_ephemeral(
     from datetime import timedelta
 
     from lifecycle.cli.pki_options import ca_service, open_config
-    from lifecycle.cli.tlog_commands import local_client
     from lifecycle.ephemeral import sign_ephemeral
     from lifecycle.pki.keys import KeyAlgorithm
+    from lifecycle.service.transparency import local_client
     from lifecycle.tlog.client import HttpLogClient, LogClient
 
     passphrase = read_passphrase(passphrase_file)

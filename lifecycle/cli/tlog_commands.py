@@ -9,93 +9,74 @@ from pathlib import Path
 from typing import Any
 
 import click
-from sqlalchemy.engine import Engine
 
 from lifecycle.cli.common import read_passphrase
 from lifecycle.errors import LifecycleError, LogError
-from lifecycle.service.tlog_http import LogEndpoints
+from lifecycle.service import transparency
+from lifecycle.service.config import ENV_CONFIG, TlogSettings, load_config
+from lifecycle.service.transparency import create_log, engine_url, log_meta
 from lifecycle.store.db import make_engine
-from lifecycle.store.migrate import open_migrated
-from lifecycle.store.tlog import (
-    SqlLogStorage,
-    read_meta,
-    write_meta,
-)
 from lifecycle.tlog import (
     ConsistencyProof,
     Log,
     LoggedEntry,
-    NoteSigner,
     NoteVerifier,
     Submission,
     check_consistency,
     open_checkpoint,
 )
-from lifecycle.tlog.client import LocalLogClient
+from lifecycle.tlog.client import HttpLogClient
 from lifecycle.tlog.entry import format_time, parse_digest
-from lifecycle.tlog.keys import decrypt_signer, encrypt_signer
+
+
+def _config_tlog() -> TlogSettings | None:
+    """The ``[tlog]`` section of $SIF_LIFECYCLE_CONFIG, if there is one."""
+    return load_config().tlog if os.environ.get(ENV_CONFIG) else None
+
+
+def _default_db(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
+    del ctx, param
+    if value is not None:
+        return value
+    settings = _config_tlog()
+    return settings.database_url if settings is not None else "tlog.db"
+
+
+def _default_key(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path:
+    del ctx, param
+    if value is not None:
+        return value
+    settings = _config_tlog()
+    return settings.key_file if settings is not None else Path("tlog-key.json")
+
 
 db_option = click.option(
     "--db",
     envvar="SIF_LIFECYCLE_TLOG_DB",
-    default="tlog.db",
-    show_default=True,
-    help="SQLite file or SQLAlchemy URL of the log (env SIF_LIFECYCLE_TLOG_DB).",
+    default=None,
+    callback=_default_db,
+    help="SQLite file or SQLAlchemy URL of the log (env SIF_LIFECYCLE_TLOG_DB; default: the "
+         "store database when the config has a [tlog] section, else tlog.db).",
 )
 key_option = click.option(
     "--key",
     "key_path",
     envvar="SIF_LIFECYCLE_TLOG_KEY",
-    default="tlog-key.json",
-    show_default=True,
+    default=None,
+    callback=_default_key,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="The log key file, encrypted with SIF_LIFECYCLE_PASSPHRASE (env SIF_LIFECYCLE_TLOG_KEY).",
+    help="The log key file, encrypted with SIF_LIFECYCLE_PASSPHRASE (env SIF_LIFECYCLE_TLOG_KEY; "
+         "default: [tlog] key_file of the config, else tlog-key.json).",
 )
 size_option = click.option(
     "--size", type=click.IntRange(min=0), default=None, help="Tree size (default: current)."
 )
 
 
-def _engine_url(db: str) -> str:
-    return db if "://" in db else f"sqlite:///{db}"
-
-
-def _meta(engine: Engine, db: str) -> dict[str, str]:
-    meta = read_meta(engine)
-    if "origin" not in meta or "verifier_key" not in meta:
-        raise LogError(f"{db} holds no log", hint="run 'sif-lifecycle tlog init' first")
-    return meta
-
-
-def open_log(db: str, key_path: Path | None = None, passphrase: bytes | None = None) -> Log:
-    """The log in ``db`` (a file or URL), with its signing key when ``key_path`` is given."""
-    engine = make_engine(_engine_url(db))
-    meta = _meta(engine, db)
-    signer = None
-    if key_path is not None:
-        try:
-            data = key_path.read_bytes()
-        except OSError as exc:
-            raise LogError(f"cannot read the log key: {exc.strerror}", path=key_path) from None
-        if passphrase is None:
-            passphrase = read_passphrase(None, what="the log key")
-        signer = decrypt_signer(data, passphrase, path=str(key_path))
-        if signer.verifier.verifier_key() != meta["verifier_key"]:
-            raise LogError("this key is not the log's key", path=key_path)
-    return Log(SqlLogStorage(engine), meta["origin"], signer)
-
-
-def local_client(db: str, key_path: Path, passphrase: bytes | None = None) -> LocalLogClient:
-    """The log in ``db`` opened with its key, for signing in this process."""
-    log = open_log(db, key_path, passphrase)
-    assert log.signer is not None
-    return LocalLogClient(log, log.signer.verifier.verifier_key())
-
-
-def log_endpoints(db: str, key_path: Path, passphrase: bytes | None = None) -> LogEndpoints:
-    """What ``serve`` mounts at /tlog/."""
-    client = local_client(db, key_path, passphrase)
-    return LogEndpoints(client.log, client.verifier_key())
+def open_log(db: str, key_path: Path | None = None) -> Log:
+    """The log in ``db``; with ``key_path``, its signing key too (the passphrase is asked for)."""
+    passphrase = read_passphrase(None, what="the log key") if key_path is not None else None
+    return transparency.open_log(db, key_path, passphrase)
 
 
 def _read(path: Path) -> bytes:
@@ -130,8 +111,19 @@ def tlog() -> None:
     """
 
 
+def _default_origin(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
+    del ctx, param
+    if value is not None:
+        return value
+    settings = _config_tlog()
+    if settings is None:
+        raise click.UsageError("--origin is required (or a [tlog] origin in the config)")
+    return settings.origin
+
+
 @tlog.command()
-@click.option("--origin", required=True, help="Unique name of the log, also its key name.")
+@click.option("--origin", default=None, callback=_default_origin,
+              help="Unique name of the log, also its key name (default: [tlog] origin).")
 @db_option
 @key_option
 def init(origin: str, db: str, key_path: Path) -> None:
@@ -142,19 +134,8 @@ def init(origin: str, db: str, key_path: Path) -> None:
       SIF_LIFECYCLE_PASSPHRASE=secret sif-lifecycle tlog init --origin example.org/log \\
         --db tlog.db --key tlog-key.json
     """
-    if key_path.exists():
-        raise LogError("a key file already exists; refusing to overwrite it", path=key_path)
-    engine = open_migrated(_engine_url(db))
-    if read_meta(engine):
-        raise LogError(f"{db} already holds the log {read_meta(engine).get('origin')!r}")
-    signer = NoteSigner.generate(origin)
-    data = encrypt_signer(signer, read_passphrase(None, what="the log key", confirm=True))
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-    vkey = signer.verifier.verifier_key()
-    write_meta(engine, {"origin": origin, "verifier_key": vkey})
-    click.echo(vkey)
+    click.echo(create_log(db, origin, key_path,
+                          read_passphrase(None, what="the log key", confirm=True)))
 
 
 @tlog.command("verifier-key")
@@ -166,7 +147,7 @@ def verifier_key(db: str) -> None:
     Example:
       sif-lifecycle tlog verifier-key --db tlog.db > log.vkey
     """
-    click.echo(_meta(make_engine(_engine_url(db)), db)["verifier_key"])
+    click.echo(log_meta(make_engine(engine_url(db)), db)["verifier_key"])
 
 
 @tlog.command()
@@ -344,7 +325,6 @@ def check(
         --verifier-key "$(cat log.vkey)"
     """
     from lifecycle.pki.files import write_atomic
-    from lifecycle.tlog.client import HttpLogClient
     from lifecycle.verification.checkpoints import CheckpointStore
 
     if (new_path is None) != (proof_path is None):
@@ -353,7 +333,7 @@ def check(
         raise click.UsageError("--log-url needs --verifier-key (pinned, never the server's) "
                                "and excludes --new")
     if vkey is None:
-        vkey = _meta(make_engine(_engine_url(db)), db)["verifier_key"]
+        vkey = log_meta(make_engine(engine_url(db)), db)["verifier_key"]
     verifier = NoteVerifier.from_verifier_key(vkey)
     store = CheckpointStore(remembered) if remembered.is_dir() else None
     old_path = store.path(verifier.name) if store is not None else remembered

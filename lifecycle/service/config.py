@@ -42,6 +42,26 @@ class ServeSettings:
     max_attempts: int = 5
     shutdown_timeout: timedelta = timedelta(seconds=30)
     work_source: str = DEFAULT_WORK_SOURCE
+    publish_interval: timedelta = timedelta(hours=1)
+    report_directory: Path | None = None
+    """Where the publish job writes report.html/.md/.json (off when unset)."""
+    bundle_outbox: Path | None = None
+    """Where the publish job exports verification bundles when their content changed (off when unset)."""
+    bundle_keep: int = 5
+
+
+@dataclass(frozen=True)
+class TlogSettings:
+    """``[tlog]``: the transparency log kept in the store's own database.
+
+    Ephemeral image sets sign through it; the ``tlog`` commands use it as their default log.
+    ``url`` (a log served by another instance's ``serve``) makes signing go over HTTP instead.
+    """
+
+    database_url: str
+    origin: str
+    key_file: Path
+    url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +73,7 @@ class Config:
     listen_port: int = 8080
     policies: Policies = field(default_factory=Policies)
     serve: ServeSettings = field(default_factory=ServeSettings)
+    tlog: TlogSettings | None = None
 
 
 def parse_duration(text: str, *, path: Path | str = "duration", key: str = "duration") -> timedelta:
@@ -67,7 +88,10 @@ def parse_duration(text: str, *, path: Path | str = "duration", key: str = "dura
     return value
 
 
-def _serve_settings(table: dict[str, Any], path: Path) -> ServeSettings:
+_PATH_SETTINGS = ("report_directory", "bundle_outbox")
+
+
+def _serve_settings(table: dict[str, Any], path: Path, base: Path) -> ServeSettings:
     defaults = ServeSettings()
     known = {*ServeSettings.__dataclass_fields__, "listen"}
     unknown = sorted(set(table) - known)
@@ -76,7 +100,11 @@ def _serve_settings(table: dict[str, Any], path: Path) -> ServeSettings:
                           path=path)
     values: dict[str, Any] = {}
     for name, default in vars(defaults).items():
-        if isinstance(default, timedelta):
+        if name in _PATH_SETTINGS:
+            text = _get(table, name, str, None, path)
+            if text:
+                values[name] = base / text
+        elif isinstance(default, timedelta):
             text = _get(table, name, str, None, path)
             if text is not None:
                 values[name] = parse_duration(text, path=path, key=name)
@@ -156,4 +184,21 @@ def load_config(path: Path | None = None) -> Config:
             hours=_get(ca, "ocsp_response_lifetime_hours", int, 12, path)),
     )
     policies = parse_policies(doc.get("image_sets"), path, base)
-    return Config(url, key_dir, settings, host, port, policies, _serve_settings(serve, path))
+    return Config(url, key_dir, settings, host, port, policies, _serve_settings(serve, path, base),
+                  _tlog(doc, url, base, path))
+
+
+def _tlog(doc: dict[str, Any], database_url: str, base: Path, path: Path) -> TlogSettings | None:
+    if "tlog" not in doc:
+        return None
+    table = _section(doc, "tlog", path)
+    unknown = sorted(set(table) - {"origin", "key_file", "url"})
+    if unknown:
+        raise ConfigError(f"[tlog] {unknown[0]}: unknown key (known: key_file, origin, url)",
+                          path=path)
+    origin = _get(table, "origin", str, None, path)
+    if not origin or any(c.isspace() for c in origin):
+        raise ConfigError("[tlog] origin: required, a log name without spaces (e.g. "
+                          "\"example.org/sif-lifecycle/log\")", path=path)
+    key_file = base / _get(table, "key_file", str, "tlog-key.json", path)
+    return TlogSettings(database_url, origin, key_file, _get(table, "url", str, None, path))

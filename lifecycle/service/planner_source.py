@@ -14,6 +14,7 @@ from typing import Any
 
 from lifecycle.errors import ServiceError
 from lifecycle.inventory.scan import scan
+from lifecycle.service.transparency import config_log_client
 from lifecycle.service.work import SourceContext, WorkSource
 from lifecycle.store.ca_service import CaService
 from lifecycle.store.key_service import KeyService
@@ -21,6 +22,7 @@ from lifecycle.strategies.actions import Action
 from lifecycle.strategies.apply import FAILED, ApplyContext, apply, refresh_crls
 from lifecycle.strategies.plan import plan
 from lifecycle.strategies.state import load_state
+from lifecycle.tlog.client import LocalLogClient
 
 
 class PlannerSource:
@@ -34,7 +36,8 @@ class PlannerSource:
             config = self.context.config
             ca = CaService(KeyService(self.context.engine, config.key_directory),
                            self.context.passphrase, config.ca)  # fmt: skip
-            ctx = ApplyContext(self.context.engine, config.policies, ca)
+            log = config_log_client(config, self.context.passphrase)  # ephemeral sets sign through it
+            ctx = ApplyContext(self.context.engine, config.policies, ca, log)
             self._local.ctx = ctx
         return ctx
 
@@ -58,6 +61,27 @@ class PlannerSource:
         if self.context.ca is None:
             return {"published": []}
         return {"published": refresh_crls(self._apply_context(), now)}
+
+
+    def publish(self, now: datetime) -> Mapping[str, Any]:
+        """The report and, when its content changed, a new bundle in the outbox (as configured)."""
+        from lifecycle.bundles import export_to_outbox
+        from lifecycle.reports import write_report
+
+        settings = self.context.config.serve
+        done: dict[str, Any] = {}
+        if settings.report_directory is not None:
+            settings.report_directory.mkdir(parents=True, exist_ok=True)
+            paths = write_report(self.context.engine, self.context.config, now, settings.report_directory,
+                                 outbox=settings.bundle_outbox)  # fmt: skip
+            done["report"] = [str(p) for p in paths]
+        if settings.bundle_outbox is not None and self.context.ca is not None:
+            client = self._apply_context().log
+            log = client.log if isinstance(client, LocalLogClient) else None
+            written = export_to_outbox(self.context.ca, settings.bundle_outbox, settings.bundle_keep,
+                                       log=log, now=now)  # fmt: skip
+            done["bundle"] = {"path": str(written.path), "new": written.written}
+        return done
 
 
 def planner_source(context: SourceContext) -> WorkSource:

@@ -76,6 +76,8 @@ class Service:
             return dict(self.source.scan(now, job_id == "full-scan"))
         if job_id == "crl":
             return dict(self.source.refresh_crls(now))
+        if job_id == "publish":
+            return dict(self.source.publish(now))
         actions = self.source.plan_actions(now)
         queued = self.queue.enqueue(actions, now)
         self.pool.wake()

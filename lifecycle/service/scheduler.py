@@ -39,7 +39,8 @@ class JobSpec:
 
 def job_specs(settings: ServeSettings) -> list[JobSpec]:
     return [JobSpec("scan", settings.scan_interval), JobSpec("full-scan", settings.full_scan_interval),
-            JobSpec("plan", settings.plan_interval), JobSpec("crl", settings.crl_interval)]
+            JobSpec("plan", settings.plan_interval), JobSpec("crl", settings.crl_interval),
+            JobSpec("publish", settings.publish_interval)]
 
 
 JobRunner = Callable[[str, datetime], Mapping[str, Any] | None]

@@ -45,6 +45,10 @@ class WorkSource(Protocol):
         """Re-publish CRLs that are due."""
         ...
 
+    def publish(self, now: datetime) -> Mapping[str, Any]:
+        """Write what people and air-gapped sites read: the report, a fresh verification bundle."""
+        ...
+
 
 @dataclass(frozen=True)
 class SourceContext:
@@ -70,7 +74,7 @@ def load_source(reference: str, context: SourceContext) -> WorkSource:
     source = factory(context)
     if not isinstance(source, WorkSource):
         raise ServiceError(f"[serve] work_source {reference!r} returned {type(source).__name__}, "
-                           "which lacks scan/plan_actions/apply/refresh_crls")
+                           "which lacks scan/plan_actions/apply/refresh_crls/publish")
     return source
 
 
@@ -104,6 +108,9 @@ class CaOnlySource:
         if self.ca is None:
             return {"published": []}
         return {"published": sorted(self.ca.publish_crls())}
+
+    def publish(self, now: datetime) -> Mapping[str, Any]:
+        return {}
 
 
 def default_source(context: SourceContext) -> WorkSource:

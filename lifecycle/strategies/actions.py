@@ -22,10 +22,11 @@ REVOKE = "revoke"
 PURGE = "purge"
 CRL_REFRESH = "crl-refresh"
 PUBLISH = "publish"
+SIGN_EPHEMERAL = "sign-ephemeral"
 
 ORDER = {kind: i for i, kind in enumerate(
-    (REVOKE, PROVISION, PREPARE, CERTIFY, REISSUE, ROTATE, CRL_REFRESH, PUBLISH, RESIGN, PURGE,
-     DROP, RETIRE))}
+    (REVOKE, PROVISION, PREPARE, CERTIFY, REISSUE, ROTATE, CRL_REFRESH, PUBLISH, RESIGN,
+     SIGN_EPHEMERAL, PURGE, DROP, RETIRE))}
 """Among actions that open at the same moment, the order that makes each one possible."""
 
 

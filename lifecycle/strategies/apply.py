@@ -21,7 +21,9 @@ from cryptography import x509
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
 
+from lifecycle.ephemeral import sign_ephemeral
 from lifecycle.errors import ActionError, LifecycleError, TamperedImageError
+from lifecycle.integrity import dsse
 from lifecycle.integrity.keys import KeySet, VerifierKey
 from lifecycle.integrity.sign import DsseSigner, SignOptions, remove_signatures, sign_image
 from lifecycle.integrity.verify import Policy, VerifyOptions, verify_image
@@ -40,6 +42,7 @@ from lifecycle.strategies.plan import due_now, plan
 from lifecycle.strategies.policy import ImageSetPolicy, Policies
 from lifecycle.strategies.publish import LIVE, publish_set
 from lifecycle.strategies.state import (
+    EPHEMERAL_EVENT,
     KeyInfo,
     Trust,
     load_set_keys,
@@ -47,6 +50,9 @@ from lifecycle.strategies.state import (
     load_trust,
     read_published,
 )
+from lifecycle.tlog.client import LocalLogClient, LogClient
+from lifecycle.tlog.note import NoteVerifier
+from lifecycle.verification.longterm import IdentityPolicy, LongTermTrust, verify_longterm
 
 DONE, SKIPPED, REFUSED, FAILED = "done", "skipped", "refused", "failed"
 SET_KEYS = SetKeyRecord.__table__  # type: ignore[attr-defined]
@@ -62,6 +68,9 @@ class ApplyContext:
     engine: Engine
     policies: Policies
     ca: CaService
+    log: LogClient | None = None
+    """The transparency log ephemeral sets sign through (``[tlog]``); a local one runs at the
+    action's ``now`` like the CA."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -94,13 +103,19 @@ class _SkipError(Exception):
 @contextmanager
 def _clock(ctx: ApplyContext, now: datetime) -> Iterator[None]:
     """Run the CA at ``now`` (the simulated clock in tests, the real one in service)."""
+    local = ctx.log.log if isinstance(ctx.log, LocalLogClient) else None
     with ctx._lock:
         saved = ctx.ca.keys.clock
+        saved_log = local.clock if local is not None else None
         ctx.ca.keys.clock = lambda: now
+        if local is not None:
+            local.clock = lambda: now
         try:
             yield
         finally:
             ctx.ca.keys.clock = saved
+            if local is not None and saved_log is not None:
+                local.clock = saved_log
 
 
 def apply(action: Action, ctx: ApplyContext, now: datetime) -> ApplyResult:
@@ -413,6 +428,61 @@ def _purge(action: Action, ctx: ApplyContext, now: datetime) -> str:
     return f"signature by compromised key {bad.dsse_keyid} replaced by {active.dsse_keyid}"
 
 
+def _logged_for(ctx: ApplyContext, log: LogClient, path: str, identity: str
+                ) -> tuple[set[str], str]:
+    """(keyids of valid logged signatures naming ``identity``, why the image's signatures do
+    not all verify or '').
+
+    Every signature must verify through its log evidence (chain at the logged time, under the
+    CA's root; inclusion under a checkpoint signed by the log's key); a signature without
+    evidence cannot be judged here, so it counts as failing: never bless what is not checked.
+    """
+    if not inspect_image(path).signatures:
+        return set(), ""
+    trust = LongTermTrust((ctx.ca.certificate(ROOT),),
+                          (NoteVerifier.from_verifier_key(log.verifier_key()),),
+                          IdentityPolicy(patterns=(".+",)), revocation_mode="soft-fail")
+    report = verify_longterm(path, trust)
+    failed = [r.error for r in report.results if not r.ok]
+    problem = "; ".join(failed) or _verify_with(path, report.keys().dsse)
+    if problem:
+        return set(), problem
+    return {r.keyid for r in report.results if r.identity == identity}, ""
+
+
+def _record_logged(ctx: ApplyContext, image_id: int, path: str, now: datetime, identity: str,
+                   keyids: set[str]) -> None:
+    """Re-inventory the image and remember its logged signatures for the planner."""
+    _reinventory(ctx, image_id, path, now)
+    with ctx.engine.begin() as conn:
+        for keyid in sorted(keyids):
+            event(conn, image_id, now, EPHEMERAL_EVENT, identity=identity, keyid=keyid)
+
+
+def _sign_ephemeral(action: Action, ctx: ApplyContext, now: datetime) -> str:
+    policy = _policy(ctx, action)
+    path = action.subject
+    image_id, _ = _present(ctx, path)
+    if ctx.log is None:
+        raise ActionError(f"image set {policy.name} signs ephemerally but no transparency log "
+                          "is configured", hint="add a [tlog] section to the config and run "
+                          "'sif-lifecycle tlog init'")
+    found, problem = _logged_for(ctx, ctx.log, path, policy.identity)
+    if problem:
+        _refuse(ctx, image_id, path, now, f"its current signatures do not verify ({problem})")
+    if found:
+        _record_logged(ctx, image_id, path, now, policy.identity, found)
+        raise _SkipError(f"the image already carries a logged signature for {policy.identity}")
+    verifier = NoteVerifier.from_verifier_key(ctx.log.verifier_key())
+    result = sign_ephemeral(path, policy.identity, ctx.ca, ctx.log, now=now,
+                            lifetime=policy.ephemeral_lifetime, algorithm=policy.key_algorithm,
+                            log_keys=(verifier,))
+    keyid = dsse.keyid(result.certificate.public_key())  # type: ignore[arg-type]
+    _record_logged(ctx, image_id, path, now, policy.identity, {keyid})
+    where = ", ".join(f"{e.checkpoint.origin} #{e.index}" for e in result.entries)
+    return f"signed as {policy.identity} by ephemeral key {keyid}; logged as {where}"
+
+
 def refresh_crls(ctx: ApplyContext, now: datetime,
                  roles: tuple[str, ...] = (ROOT, INTERMEDIATE)) -> list[int]:
     """Regenerate CRLs past half their lifetime and publish; returns the new CRL numbers."""
@@ -449,6 +519,7 @@ _HANDLERS: dict[str, Callable[[Action, ApplyContext, datetime], str]] = {
     k.PROVISION: _provision, k.PREPARE: _prepare, k.CERTIFY: _certify, k.REISSUE: _reissue,
     k.ROTATE: _rotate, k.RESIGN: _resign, k.DROP: _drop, k.RETIRE: _retire, k.REVOKE: _revoke,
     k.PURGE: _purge, k.CRL_REFRESH: _crl_refresh, k.PUBLISH: _publish,
+    k.SIGN_EPHEMERAL: _sign_ephemeral,
 }
 
 

@@ -8,7 +8,8 @@ run years of operation in seconds. Actions whose window has not opened yet are l
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import hashlib
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from lifecycle.pki.key_state import KeyState
@@ -34,7 +35,8 @@ def plan(state: FleetState, policies: Policies, now: datetime) -> list[Action]:
     out: list[Action] = []
     for policy in policies.image_sets:
         if policy.strategy == EPHEMERAL:
-            continue  # not implemented yet: see notes()
+            out += _ephemeral(policy, images.get(policy.name, ()), state.logged, now)
+            continue
         keys = [key for key in state.keys if key.image_set == policy.name]
         out += _keys(policy, keys, certs, now)
         if policy.strategy == RESIGN:
@@ -55,8 +57,30 @@ def due_now(actions: Sequence[Action], now: datetime) -> list[Action]:
 
 def notes(policies: Policies) -> list[str]:
     """Things an operator should know that are not actions."""
-    return [f"image set {p.name}: strategy 'ephemeral' is accepted but not implemented yet; "
-            "nothing is planned for it" for p in policies.image_sets if p.strategy == EPHEMERAL]
+    return [f"image set {p.name} signs ephemerally as {p.identity} (certificates of "
+            f"{int(p.ephemeral_lifetime.total_seconds() // 60)} minutes); verifiers need the "
+            f"log's key and --identity {p.identity}"
+            for p in policies.image_sets if p.strategy == EPHEMERAL]
+
+
+def _ephemeral(policy: ImageSetPolicy, images: Sequence[ImageState],
+               logged: Mapping[str, frozenset[str]], now: datetime) -> Iterator[Action]:
+    """Sign every present image that carries no ephemeral signature applied for the identity.
+
+    The key names the signers the image has now, so an image rebuilt (or stripped) later is
+    signed again. Tampered and removed images are never signed: the inventory took them out
+    of ``present``. Apply re-checks with the full long-term verification.
+    """
+    mine = logged.get(policy.identity, frozenset())
+    for image in images:
+        if image.status != "present" or image.signers & mine:
+            continue
+        signers = hashlib.sha256(",".join(sorted(image.signers)).encode()).hexdigest()[:12]
+        why = ("is not signed" if not image.signers else
+               f"carries {len(image.signers)} signature(s), none logged for {policy.identity}")
+        yield Action(f"sign-ephemeral:{image.path}:{signers}", k.SIGN_EPHEMERAL, image.path,
+                     now, now, f"{image.path} {why}; image set {policy.name} signs "
+                     f"ephemerally as {policy.identity}", policy.name)
 
 
 def _images_by_set(images: Sequence[ImageState], policies: Policies

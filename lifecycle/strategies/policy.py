@@ -14,7 +14,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from lifecycle.errors import PolicyError
+from lifecycle.errors import LifecycleError, PolicyError
 from lifecycle.inventory.globs import compile_glob
 from lifecycle.pki.keys import KeyAlgorithm
 
@@ -24,7 +24,9 @@ DEFAULT_RENEWAL = Fraction(2, 3)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _KEYS = {"name", "paths", "strategy", "key_algorithm", "certificate_lifetime_days", "renewal",
          "renew_before_days", "key_rotation_days", "overlap_days", "crl_lifetime_days",
-         "distribution_lead_days", "publish_directory", "signing_key", "common_name"}
+         "distribution_lead_days", "publish_directory", "signing_key", "common_name",
+         "identity", "certificate_lifetime_minutes"}
+EPHEMERAL_ALGORITHMS = (KeyAlgorithm.P256, KeyAlgorithm.ED25519)
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,10 @@ class ImageSetPolicy:
     signing_key: str | None = None
     """Adopt this existing store key (fingerprint prefix) instead of generating one."""
     common_name: str = ""
+    identity: str = ""
+    """Ephemeral sets: the signer identity (email or URI) their short-lived certificates name."""
+    ephemeral_lifetime: timedelta = timedelta(minutes=10)
+    """Ephemeral sets: how long each signing certificate lives."""
 
     def renewal_opens(self, not_before: datetime, not_after: datetime) -> datetime:
         """When re-issuing a certificate valid ``not_before``..``not_after`` becomes due."""
@@ -197,6 +203,7 @@ def parse_image_set(table: Any, index: int, path: Path, base: Path) -> ImageSetP
     if strategy == RESIGN and overlap >= rotation:
         raise _err(path, f"{where}.overlap_days", "must be shorter than key_rotation_days")
     publish = _str(table, "publish_directory", where, path)
+    identity, ephemeral_lifetime = _ephemeral(table, strategy, algorithm, where, path)
     return ImageSetPolicy(
         name=name, paths=tuple(str(base / p) for p in paths), strategy=strategy,
         key_algorithm=algorithm, certificate_lifetime=lifetime,
@@ -206,7 +213,37 @@ def parse_image_set(table: Any, index: int, path: Path, base: Path) -> ImageSetP
         crl_lifetime=crl_lifetime, distribution_lead=lead,
         publish_directory=base / publish if publish else None,
         signing_key=_str(table, "signing_key", where, path),
-        common_name=_str(table, "common_name", where, path) or "")
+        common_name=_str(table, "common_name", where, path) or "",
+        identity=identity, ephemeral_lifetime=ephemeral_lifetime)
+
+
+def _ephemeral(table: Mapping[str, Any], strategy: str, algorithm: KeyAlgorithm, where: str,
+               path: Path) -> tuple[str, timedelta]:
+    """The identity and certificate lifetime of an ephemeral set (checked here, not at signing:
+    a bad identity found by the service at 3 a.m. would leave images unsigned)."""
+    from lifecycle.ephemeral import identity_name
+
+    identity = _str(table, "identity", where, path)
+    minutes = table.get("certificate_lifetime_minutes", 10)
+    if strategy != EPHEMERAL:
+        for key in ("identity", "certificate_lifetime_minutes"):
+            if key in table:
+                raise _err(path, f"{where}.{key}", "only applies to strategy = \"ephemeral\"")
+        return "", timedelta(minutes=10)
+    if identity is None:
+        raise _err(path, f"{where}.identity", "required for ephemeral sets: the email or URI "
+                   "its signing certificates name (verifiers pin it with --identity)")
+    try:
+        identity_name(identity)
+    except LifecycleError as exc:
+        raise _err(path, f"{where}.identity", exc.message) from None
+    if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= 1440:
+        raise _err(path, f"{where}.certificate_lifetime_minutes", "must be a whole number of "
+                   f"minutes from 1 to 1440, not {minutes!r}")
+    if algorithm not in EPHEMERAL_ALGORITHMS:
+        raise _err(path, f"{where}.key_algorithm", "ephemeral keys are "
+                   f"{' or '.join(a.value for a in EPHEMERAL_ALGORITHMS)}, not {algorithm.value}")
+    return identity, timedelta(minutes=minutes)
 
 
 def parse_policies(tables: Any, path: Path, base: Path) -> Policies:

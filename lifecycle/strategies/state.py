@@ -19,7 +19,12 @@ from typing import Any, NamedTuple
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
-from lifecycle.inventory.models import ImageRecord, ImageSignatureRecord, SetKeyRecord
+from lifecycle.inventory.models import (
+    ImageEventRecord,
+    ImageRecord,
+    ImageSignatureRecord,
+    SetKeyRecord,
+)
 from lifecycle.store.models import (
     CertificateRecord,
     CrlRecord,
@@ -29,6 +34,8 @@ from lifecycle.store.models import (
 )
 
 MANIFEST = "manifest.json"
+EPHEMERAL_EVENT = "ephemeral-signed"
+"""The inventory event an applied (or found) ephemeral signature leaves: identity and keyid."""
 
 
 class KeyInfo(NamedTuple):
@@ -75,6 +82,8 @@ class FleetState:
     """Changes whenever keys, certificates, revocations or CRLs change."""
     published: Mapping[str, str] = field(default_factory=dict)
     """Image set -> trust revision found in its publish directory's manifest."""
+    logged: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Identity -> DSSE keyids of the ephemeral signatures applied (and verified) for it."""
 
 
 def _table(model: type) -> Any:
@@ -177,7 +186,7 @@ def load_state(engine: Engine, now: datetime,
     ``now`` is accepted for symmetry with ``plan``; the state is the store as it is.
     """
     del now
-    i, s = (_table(m) for m in (ImageRecord, ImageSignatureRecord))
+    i, s, e = (_table(m) for m in (ImageRecord, ImageSignatureRecord, ImageEventRecord))
     with engine.connect() as conn, _no_gc():
         trust = load_trust(conn)
         signers: dict[int, set[str]] = {}
@@ -188,7 +197,11 @@ def load_state(engine: Engine, now: datetime,
             ImageState(path, status, frozenset(signers[image_id]) if image_id in signers else none)
             for image_id, path, status in conn.execute(
                 select(i.c.id, i.c.path, i.c.status).order_by(i.c.path)).all())
+        logged: dict[str, set[str]] = {}
+        for (detail,) in conn.execute(select(e.c.detail).where(e.c.kind == EPHEMERAL_EVENT)):
+            doc = json.loads(detail)
+            logged.setdefault(str(doc["identity"]), set()).add(str(doc["keyid"]))
     published = {name: read_published(directory)
                  for name, directory in (publish_directories or {}).items()}
     return FleetState(trust.keys, trust.certificates, trust.crls, images, trust.revision,
-                      published)
+                      published, {name: frozenset(ids) for name, ids in logged.items()})

@@ -83,6 +83,10 @@ class SigningWork:
         log_event(self.directory, "job", "crl")
         return {}
 
+    def publish(self, now: datetime) -> Mapping[str, Any]:
+        log_event(self.directory, "job", "publish")
+        return {}
+
 
 def source(context: SourceContext) -> SigningWork:
     return SigningWork(Path(os.environ["SIF_TEST_WORK"]))

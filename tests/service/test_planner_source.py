@@ -24,11 +24,13 @@ def processes() -> Iterator[list[ServeProcess]]:
     stop_all(started)
 
 
-def test_serve_plans_and_applies_a_reissue_set_once(tmp_path: Path, processes: list[ServeProcess]) -> None:
+def test_serve_plans_and_applies_a_reissue_set_once_and_publishes(
+        tmp_path: Path, processes: list[ServeProcess]) -> None:
     assert DEFAULT_WORK_SOURCE == "lifecycle.service.planner_source:planner_source"
     url = sqlite_url(tmp_path / "lifecycle.db")
     config = write_config(tmp_path / "serve.toml", url, work_source=DEFAULT_WORK_SOURCE,
-                          poll_interval="200ms")  # fmt: skip
+                          poll_interval="200ms", publish_interval="2s", report_directory="reports",
+                          bundle_outbox="outbox")  # fmt: skip
     with config.open("a") as out:
         out.write('\n[[image_sets]]\nname = "base"\npaths = ["images/*.sif"]\nstrategy = "reissue"\n'
                   'key_algorithm = "p256"\ncertificate_lifetime_days = 90\n'
@@ -50,6 +52,11 @@ def test_serve_plans_and_applies_a_reissue_set_once(tmp_path: Path, processes: l
         assert time.monotonic() < deadline, f"{queue.counts()}\n{proc.log_path.read_text()[-3000:]}"
         time.sleep(0.2)
     assert queue.counts()[FAILED] == 0
+    report, outbox = tmp_path / "reports" / "report.html", tmp_path / "outbox"
+    while not report.is_file() or not list(outbox.glob("*.tar.gz")):
+        assert time.monotonic() < deadline, f"no report or bundle:\n{proc.log_path.read_text()[-3000:]}"
+        time.sleep(0.2)
+    assert "base" in (tmp_path / "reports" / "report.md").read_text()
     published = {p.name for p in (tmp_path / "publish" / "base").iterdir()}
     assert any(name.endswith(".crt") or name.endswith(".pem") for name in published), published
     after = CliRunner().invoke(cli, ["plan", "--json", "--config", str(config)], env=env)

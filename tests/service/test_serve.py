@@ -172,14 +172,14 @@ def stored_next_runs(url: str) -> dict[str, float]:
 
 
 CA_ONLY_SOURCE = "lifecycle.service.work:default_source"
-JOBS = ["crl", "full-scan", "plan", "scan"]
+JOBS = ["crl", "full-scan", "plan", "publish", "scan"]
 
 
 @pytest.mark.slow
 def test_jobs_missed_during_an_outage_run_once_at_restart(tmp_path: Path,
                                                           processes: list[ServeProcess]) -> None:
     url, _ = sqlite_setup(tmp_path)
-    every_second = {f"{job}_interval": "1s" for job in ("scan", "full_scan", "plan", "crl")}
+    every_second = {f"{job}_interval": "1s" for job in ("scan", "full_scan", "plan", "crl", "publish")}
     config = write_config(tmp_path / "serve.toml", url, poll_interval="200ms", **every_second)
     first = launch(processes, config, tmp_path, tmp_path / "first.log")
     first.wait_for(lambda: Counter(r["job"] for r in job_runs(url)) >= Counter(dict.fromkeys(JOBS, 2)),
@@ -190,7 +190,7 @@ def test_jobs_missed_during_an_outage_run_once_at_restart(tmp_path: Path,
 
     # same intervals: the stored schedule is kept and the missed runs are folded into one
     second = launch(processes, config, tmp_path, tmp_path / "second.log")
-    second.wait_for(lambda: len({e["job"] for e in second.events("job.submitted")}) == 4, 30,
+    second.wait_for(lambda: len({e["job"] for e in second.events("job.submitted")}) == len(JOBS), 30,
                     "a run of every job")
     assert {e["job"]: (e["how"], e["overdue"]) for e in second.events("job.ensured")} == dict.fromkeys(
         JOBS, ("kept", True))
@@ -207,7 +207,7 @@ def test_jobs_missed_during_an_outage_run_once_at_restart(tmp_path: Path,
     write_config(tmp_path / "serve.toml", url, poll_interval="200ms", **hourly)
     runs_before = Counter(r["job"] for r in job_runs(url))
     third = launch(processes, config, tmp_path, tmp_path / "third.log")
-    third.wait_for(lambda: len({e["job"] for e in third.events("service.job")}) == 4, 30,
+    third.wait_for(lambda: len({e["job"] for e in third.events("service.job")}) == len(JOBS), 30,
                    "a run of every job")
     time.sleep(2)
     assert third.terminate()[0] == 0

@@ -152,10 +152,37 @@ def test_plan_is_deterministic_sorted_and_pure() -> None:
         plan(state, Policies((WEB,)), datetime(2027, 1, 1))
 
 
-def test_ephemeral_is_accepted_with_a_note_and_plans_nothing() -> None:
-    policies = Policies((ImageSetPolicy("fast", ("/x/*",), "ephemeral"),))
-    assert plan(FleetState(), policies, JAN1) == []
-    assert "not implemented yet" in notes(policies)[0]
+CI = ImageSetPolicy("fast", ("/x/*",), "ephemeral", identity="ci@example.org")
+
+
+def test_ephemeral_signs_unsigned_and_unlogged_images_only() -> None:
+    images = (ImageState("/x/new.sif", "present", frozenset()),
+              ImageState("/x/done.sif", "present", frozenset({"SHA256:e1", "SHA256:dev"})),
+              ImageState("/x/foreign.sif", "present", frozenset({"SHA256:dev"})),
+              ImageState("/x/other-identity.sif", "present", frozenset({"SHA256:e2"})),
+              ImageState("/x/bad.sif", "tampered", frozenset()),
+              ImageState("/x/gone.sif", "removed", frozenset()))
+    state = FleetState(images=images, logged={"ci@example.org": frozenset({"SHA256:e1"}),
+                                              "mallory@example.org": frozenset({"SHA256:e2"})})
+    actions = plan(state, Policies((CI,)), JAN1)
+    signing = [a for a in actions if a.kind == "sign-ephemeral"]
+    assert sorted(a.subject for a in signing) == ["/x/foreign.sif", "/x/new.sif",
+                                                   "/x/other-identity.sif"]
+    assert all(a.due == a.not_before == JAN1 and a.image_set == "fast" for a in signing)
+    by_subject = {a.subject: a for a in signing}
+    assert "is not signed" in by_subject["/x/new.sif"].reason
+    assert "none logged for ci@example.org" in by_subject["/x/foreign.sif"].reason
+    assert not any(a.kind in ("provision", "certify", "reissue") for a in actions)  # no keys
+    assert "signs ephemerally as ci@example.org" in notes(Policies((CI,)))[0]
+
+
+def test_ephemeral_key_changes_when_the_image_is_rebuilt() -> None:
+    def key_for(signers: frozenset[str]) -> str:
+        state = FleetState(images=(ImageState("/x/a.sif", "present", signers),))
+        return plan(state, Policies((CI,)), JAN1)[0].key
+
+    assert key_for(frozenset()) != key_for(frozenset({"SHA256:dev"}))
+    assert key_for(frozenset()) == key_for(frozenset())
 
 
 def test_action_round_trips_through_json() -> None:

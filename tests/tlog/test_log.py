@@ -235,8 +235,9 @@ def test_property_remembered_checkpoints_stay_consistent_and_forks_are_caught(
 ) -> None:
     """Checkpoints of one growing log always connect; a log that changed an old entry never."""
     signer = NoteSigner.generate(ORIGIN)
-    honest = Log(MemoryLogStorage(), ORIGIN, signer)
-    forked = Log(MemoryLogStorage(), ORIGIN, signer)
+    fixed = Clock()  # both logs stamp the same integrated time: only ``forked_at`` differs
+    honest = Log(MemoryLogStorage(), ORIGIN, signer, clock=fixed)
+    forked = Log(MemoryLogStorage(), ORIGIN, signer, clock=fixed)
     remembered = []
     for count in batches:
         start = honest.size

@@ -1,0 +1,93 @@
+"""Opening the transparency log the configuration names: for the service, the CLI and the demo.
+
+These are the ways in: a log in a database (local, with or without its signing key), the log
+``[tlog]`` configures (local or over HTTP), the HTTP endpoints ``serve`` mounts, and a new log.
+Passphrases are passed in; asking for them is the caller's business.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from lifecycle.errors import LogError
+from lifecycle.service.config import Config
+from lifecycle.service.tlog_http import LogEndpoints
+from lifecycle.store.db import make_engine
+from lifecycle.store.migrate import open_migrated
+from lifecycle.store.tlog import SqlLogStorage, read_meta, write_meta
+from lifecycle.tlog import Log, NoteSigner
+from lifecycle.tlog.client import HttpLogClient, LocalLogClient, LogClient
+from lifecycle.tlog.keys import decrypt_signer, encrypt_signer
+
+
+def engine_url(db: str) -> str:
+    return db if "://" in db else f"sqlite:///{db}"
+
+
+def log_meta(engine: Engine, db: str) -> dict[str, str]:
+    meta = read_meta(engine)
+    if "origin" not in meta or "verifier_key" not in meta:
+        raise LogError(f"{db} holds no log", hint="run 'sif-lifecycle tlog init' first")
+    return meta
+
+
+def open_log(db: str, key_path: Path | None = None, passphrase: bytes | None = None) -> Log:
+    """The log in ``db`` (a file or URL), with its signing key when ``key_path`` is given."""
+    engine = make_engine(engine_url(db))
+    meta = log_meta(engine, db)
+    signer = None
+    if key_path is not None:
+        try:
+            data = key_path.read_bytes()
+        except OSError as exc:
+            raise LogError(f"cannot read the log key: {exc.strerror}", path=key_path) from None
+        if passphrase is None:
+            raise LogError("the log key needs its passphrase", path=key_path)
+        signer = decrypt_signer(data, passphrase, path=str(key_path))
+        if signer.verifier.verifier_key() != meta["verifier_key"]:
+            raise LogError("this key is not the log's key", path=key_path)
+    return Log(SqlLogStorage(engine), meta["origin"], signer)
+
+
+def local_client(db: str, key_path: Path, passphrase: bytes | None = None) -> LocalLogClient:
+    """The log in ``db`` opened with its key, for signing in this process."""
+    log = open_log(db, key_path, passphrase)
+    assert log.signer is not None
+    return LocalLogClient(log, log.signer.verifier.verifier_key())
+
+
+def config_log_client(config: Config, passphrase: bytes) -> LogClient | None:
+    """The log ``[tlog]`` configures (over HTTP when it has a ``url``), or None without one:
+    what ephemeral image sets sign through."""
+    settings = config.tlog
+    if settings is None:
+        return None
+    if settings.url:
+        return HttpLogClient(settings.url)
+    return local_client(settings.database_url, settings.key_file, passphrase)
+
+
+def log_endpoints(db: str, key_path: Path, passphrase: bytes | None = None) -> LogEndpoints:
+    """What ``serve`` mounts at /tlog/."""
+    client = local_client(db, key_path, passphrase)
+    return LogEndpoints(client.log, client.verifier_key())
+
+
+def create_log(db: str, origin: str, key_path: Path, passphrase: bytes) -> str:
+    """A new log in ``db`` with its key encrypted into ``key_path`` (0600); its verifier key."""
+    if key_path.exists():
+        raise LogError("a key file already exists; refusing to overwrite it", path=key_path)
+    engine = open_migrated(engine_url(db))
+    if read_meta(engine):
+        raise LogError(f"{db} already holds the log {read_meta(engine).get('origin')!r}")
+    signer = NoteSigner.generate(origin)
+    data = encrypt_signer(signer, passphrase)
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    vkey = signer.verifier.verifier_key()
+    write_meta(engine, {"origin": origin, "verifier_key": vkey})
+    return vkey

@@ -1,0 +1,111 @@
+"""``lifecycle.demo`` in-process: three simulated years of all three strategies, then the bundle
+verifies every image offline, ephemeral ones through the log years after their certificates
+expired. The fresh-clone run of ``scripts/demo`` is tests/test_quickstart.py."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from lifecycle.demo import MARKER, DemoError, DemoResult, next_steps, prepare_workspace, run_demo
+from lifecycle.strategies.actions import day
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoResult, list[str]]:
+    lines: list[str] = []
+    return run_demo(tmp_path_factory.mktemp("demo") / "ws", lines.append), lines
+
+
+def test_three_years_of_every_strategy(demo: tuple[DemoResult, list[str]]) -> None:
+    result, lines = demo
+    assert result.ok, [r for _, _, r in result.history if not r.ok]
+    assert (result.ended - result.started).days == 3 * 365
+    done = Counter((a.image_set, a.kind) for _, a, r in result.history if r.status == "done")
+    assert done[("apps", "rotate")] == 3 and done[("apps", "drop")] == 1 + 2
+    assert done[("apps", "retire")] == 2 and done[("apps", "resign")] == 1 + 2 + 2
+    assert done[("base", "reissue")] >= 17 and done[("base", "rotate")] == 0
+    assert done[("ci", "sign-ephemeral")] == 2  # ci-tool at the start, ci-nightly in year 2
+    keys = Counter(a.key for _, a, r in result.history if r.status == "done")
+    assert max(keys.values()) == 1  # nothing done twice
+    assert all(a.not_before <= at <= a.due for at, a, r in result.history if r.status == "done")
+    logged = [line for line in lines if "sign-ephemeral" in line]
+    assert logged and all(line.strip()[:10] in {day(at) for at, _, _ in result.history}
+                          for line in logged)
+
+
+def test_every_image_verifies_offline_against_the_bundle(
+        demo: tuple[DemoResult, list[str]]) -> None:
+    result, _ = demo
+    names = sorted(p.name for paths in result.images.values() for p in paths)
+    assert names == sorted(["base-os.sif", "base-hpc.sif", "app-web.sif", "app-solver.sif",
+                            "ci-tool.sif", "ci-nightly.sif"])
+    assert sorted(v.image.name for v in result.verified) == names
+    assert all(v.ok and v.command[:4] == ["sif-lifecycle", "verify", "--bundle",
+                                          "bundle.tar.gz"] for v in result.verified)
+    ci_tool = next(v for v in result.verified if v.image.name == "ci-tool.sif")
+    assert "--log-key" in ci_tool.command and "--identity" in ci_tool.command
+    assert f"logged {day(result.started)}" in ci_tool.output  # three years ago, still valid
+    report = result.report
+    assert report is not None and report.name == "report.html" and report.stat().st_size > 0
+    listing = (result.workspace / "report.json").read_text()
+    assert all(name in listing for name in names)
+    assert result.bundle is not None and result.bundle.is_file()
+    assert (result.workspace / "passphrase.txt").stat().st_mode & 0o777 == 0o600
+    steps = "\n".join(next_steps(result))
+    assert str(result.workspace) in steps and "verify --bundle" in steps
+
+
+def test_a_tampered_image_fails_the_printed_command(demo: tuple[DemoResult, list[str]],
+                                                   tmp_path: Path) -> None:
+    result, _ = demo
+    verified = next(v for v in result.verified if v.image.name == "ci-nightly.sif")
+    copy = tmp_path / "images" / "ci" / "ci-nightly.sif"
+    copy.parent.mkdir(parents=True)
+    for name in ("bundle.tar.gz", "bundle"):
+        os.symlink(result.workspace / name, tmp_path / name)
+
+    def verify() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "lifecycle.cli.main", *verified.command[1:]], cwd=tmp_path,
+            capture_output=True, text=True, check=False,
+            env={**os.environ, "PYTHONPATH": str(REPO),
+                 "SIF_LIFECYCLE_TRUST_STORE": str(tmp_path / "trust")})
+
+    data = bytearray(verified.image.read_bytes())
+    copy.write_bytes(bytes(data))
+    assert verify().returncode == 0
+    data[-100] ^= 0xFF  # inside the last data object
+    copy.write_bytes(bytes(data))
+    done = verify()
+    assert done.returncode == 1, done.stdout + done.stderr
+
+
+def test_the_workspace_is_recreated_but_nothing_else_is_touched(tmp_path: Path) -> None:
+    ours = tmp_path / "ours"
+    prepare_workspace(ours)
+    (ours / "leftover").write_text("x")
+    prepare_workspace(ours)
+    assert sorted(p.name for p in ours.iterdir()) == [MARKER]
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "thesis.tex").write_text("precious")
+    with pytest.raises(DemoError, match="not a demo workspace"):
+        prepare_workspace(theirs)
+    done = subprocess.run([sys.executable, "-m", "lifecycle.cli.main", "demo", "--workspace",
+                           str(theirs)], capture_output=True, text=True, check=False,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 2 and str(theirs) in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert (theirs / "thesis.tex").read_text() == "precious"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    prepare_workspace(empty)  # an empty directory is fine
+    assert (empty / MARKER).exists()
