@@ -161,7 +161,10 @@ def make_handler(source: RevocationSource | None, log_endpoints: LogEndpoints | 
                 self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
 
         def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1  # not a number: answered below as a bad length
             path = self.path.split("?", 1)[0]
             if path.startswith("/tlog/") and log_endpoints is not None:
                 if not 0 < length <= MAX_SUBMISSION:

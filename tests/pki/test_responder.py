@@ -98,3 +98,16 @@ def test_crl_is_republished_after_half_its_lifetime(store_ca: StoreCa) -> None:
     assert number(fresh) == number(first) + 1
     assert x509.load_der_x509_crl(fresh).next_update_utc == (
         now[0] + timedelta(days=2)).replace(microsecond=0)
+
+
+def test_non_numeric_content_length_is_a_bad_request_not_a_crash(server: RunningServer) -> None:
+    import socket
+    from urllib.parse import urlsplit
+
+    address = urlsplit(server.url)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as conn:
+        conn.sendall(b"POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
+        answer = conn.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 413")
+    with urllib.request.urlopen(server.url + "/ca/root.crt", timeout=10) as response:
+        assert response.status == 200  # the server is still serving
