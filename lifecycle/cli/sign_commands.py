@@ -83,12 +83,14 @@ def _ephemeral_options(f: click.decorators.FC) -> click.decorators.FC:
                           "certified for minutes by the ephemeral CA and recorded in the log."),
         click.option("--identity", help="Signer identity put in the certificate: email or URI."),
         click.option("--log-url", help="Transparency log served by 'sif-lifecycle serve' "
-                                       "(default: the local log in --log-db)."),
-        click.option("--log-db", envvar="SIF_LIFECYCLE_TLOG_DB", default="tlog.db",
-                     show_default=True, help="Local log database (env SIF_LIFECYCLE_TLOG_DB)."),
-        click.option("--log-key-file", envvar="SIF_LIFECYCLE_TLOG_KEY", default="tlog-key.json",
-                     show_default=True, type=click.Path(dir_okay=False, path_type=Path),
-                     help="Local log's key file (env SIF_LIFECYCLE_TLOG_KEY)."),
+                                       "(default: the config's [tlog], else the local --log-db)."),
+        click.option("--log-db", envvar="SIF_LIFECYCLE_TLOG_DB", default=None,
+                     help="Local log database (env SIF_LIFECYCLE_TLOG_DB; default: the config's "
+                          "[tlog] log, else tlog.db)."),
+        click.option("--log-key-file", envvar="SIF_LIFECYCLE_TLOG_KEY", default=None,
+                     type=click.Path(dir_okay=False, path_type=Path),
+                     help="Local log's key file (env SIF_LIFECYCLE_TLOG_KEY; default: the config's "
+                          "[tlog] key_file, else tlog-key.json)."),
         click.option("--log-key", "log_keys", multiple=True,
                      help="Pinned verifier key of the log (string or file); the evidence "
                           "the log returns must verify with it."),
@@ -125,7 +127,7 @@ def sign(
     keys: tuple[Path, ...], groups: tuple[int, ...], object_ids: tuple[int, ...],
     passphrase_file: Path | None, deterministic: bool, separate_object: bool,
     extension_file: Path | None, ephemeral: bool, identity: str | None, log_url: str | None,
-    log_db: str, log_key_file: Path, log_keys: tuple[str, ...], lifetime: int,
+    log_db: str | None, log_key_file: Path | None, log_keys: tuple[str, ...], lifetime: int,
     key_algorithm: str, config_path: Path | None, image: Path,
 ) -> None:  # fmt: skip
     """Sign the object groups of IMAGE (all groups by default).
@@ -182,7 +184,7 @@ def _log_verifiers(values: tuple[str, ...]) -> list[Any]:
 
 def _sign_ephemeral(
     image: Path, identity: str, options: SignOptions, passphrase_file: Path | None,
-    config_path: Path | None, log_url: str | None, log_db: str, log_key_file: Path,
+    config_path: Path | None, log_url: str | None, log_db: str | None, log_key_file: Path | None,
     log_keys: tuple[str, ...], lifetime: int, key_algorithm: str,
 ) -> None:  # fmt: skip
     from datetime import timedelta
@@ -190,13 +192,15 @@ def _sign_ephemeral(
     from lifecycle.cli.pki_options import ca_service, open_config
     from lifecycle.ephemeral import sign_ephemeral
     from lifecycle.pki.keys import KeyAlgorithm
-    from lifecycle.service.transparency import local_client
+    from lifecycle.service.transparency import config_log_client, local_client
     from lifecycle.tlog.client import HttpLogClient, LogClient
 
     passphrase = read_passphrase(passphrase_file)
-    ca = ca_service(open_config(config_path), passphrase)
-    log: LogClient = (HttpLogClient(log_url) if log_url
-                      else local_client(log_db, log_key_file, passphrase))
+    config = open_config(config_path)
+    ca = ca_service(config, passphrase)
+    configured = config_log_client(config, passphrase) if log_db is None and log_key_file is None else None
+    log: LogClient = (HttpLogClient(log_url) if log_url else configured
+                      or local_client(log_db or "tlog.db", log_key_file or Path("tlog-key.json"), passphrase))
     with ProgressBar(_image_size(image), "hashing") as bar:
         result = sign_ephemeral(
             str(image), identity, ca, log, lifetime=timedelta(minutes=lifetime),

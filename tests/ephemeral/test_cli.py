@@ -85,3 +85,27 @@ def test_sign_ephemeral_and_verify_offline(cli: object, tmp_path: Path) -> None:
     assert missing.returncode == 1 and "--identity" in missing.stderr
     usage = run("verify", "--identity", "x@example.org", "image.sif")  # type: ignore[operator]
     assert usage.returncode == 2 and "--log-key" in usage.stderr
+
+
+def test_sign_ephemeral_uses_the_configured_log(tmp_path: Path) -> None:
+    """With a [tlog] section and no --log-db, signing appends to the store's own log."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIF_LIFECYCLE_TLOG")}
+    env.update(PYTHONPATH=str(REPO), SIF_LIFECYCLE_PASSPHRASE=PASSPHRASE.decode(),
+               SIF_LIFECYCLE_CONFIG="lifecycle.toml")
+    (tmp_path / "lifecycle.toml").write_text(
+        '[database]\npath = "lifecycle.db"\n[tlog]\norigin = "example.org/configured"\n'
+        'key_file = "configured-key.json"\n')
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "lifecycle.cli.main", *args], cwd=tmp_path,
+                              env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+
+    for args in (("db", "upgrade"), ("ca", "init", "--ephemeral"), ("tlog", "init")):
+        assert run(*args).returncode == 0, args
+    create_image(tmp_path / "image.sif", [partition_spec(b"hsqs" + bytes(64)), json_spec({})])
+    signed = run("sign", "--ephemeral", "--identity", "builder@example.org", "image.sif")
+    assert signed.returncode == 0, signed.stderr
+    assert "logged as example.org/configured #0" in signed.stdout
+    assert not (tmp_path / "tlog.db").exists()
+    entry = run("tlog", "get", "0")
+    assert entry.returncode == 0 and "example.org/configured" not in entry.stderr
