@@ -327,13 +327,35 @@ def _rotate(action: Action, ctx: ApplyContext, now: datetime) -> str:
     return f"key {fingerprint} active; key {current.fingerprint} retiring"
 
 
-def _resign(action: Action, ctx: ApplyContext, now: datetime) -> str:
+@dataclass(frozen=True)
+class _ImageWork:
+    """What every per-image action of a set starts from: the image, its set's keys, the key named
+    by the action's key (its last part) and the set's active key."""
+
+    policy: ImageSetPolicy
+    path: str
+    image_id: int
+    first_digests: dict[str, str]
+    trust: Trust
+    named_fingerprint: str
+    named: KeyInfo | None
+    active: KeyInfo | None
+
+
+def _image_work(action: Action, ctx: ApplyContext) -> _ImageWork:
     policy = _policy(ctx, action)
-    path = action.subject
-    image_id, _ = _present(ctx, path)
+    image_id, first_digests = _present(ctx, action.subject)
     trust = _keys_of(ctx, policy.name)
-    active = _active(trust, policy.name)
-    key_fpr = action.key.rsplit(":", 1)[1]
+    fingerprint = action.key.rsplit(":", 1)[1]
+    named = next((x for x in trust.keys if x.fingerprint == fingerprint), None)
+    return _ImageWork(policy, action.subject, image_id, first_digests, trust, fingerprint, named,
+                      _active(trust, policy.name))
+
+
+def _resign(action: Action, ctx: ApplyContext, now: datetime) -> str:
+    work = _image_work(action, ctx)
+    policy, path, image_id, trust, active = work.policy, work.path, work.image_id, work.trust, work.active
+    key_fpr = work.named_fingerprint
     if active is None or active.fingerprint != key_fpr:
         raise _SkipError(f"key {short(key_fpr)} is no longer the active key")
     if _in_every_envelope(inspect_image(path), active.dsse_keyid):
@@ -350,13 +372,9 @@ def _resign(action: Action, ctx: ApplyContext, now: datetime) -> str:
 
 
 def _drop(action: Action, ctx: ApplyContext, now: datetime) -> str:
-    policy = _policy(ctx, action)
-    path = action.subject
-    image_id, _ = _present(ctx, path)
-    trust = _keys_of(ctx, policy.name)
-    key_fpr = action.key.rsplit(":", 1)[1]
-    old = next((x for x in trust.keys if x.fingerprint == key_fpr), None)
-    active = _active(trust, policy.name)
+    work = _image_work(action, ctx)
+    path, image_id, key_fpr, old, active = (work.path, work.image_id, work.named_fingerprint,
+                                            work.named, work.active)
     if old is None or active is None:
         raise ActionError("the keys this action names are gone from the store")
     signers = {s for sig in inspect_image(path).signatures for s in sig.signers}
@@ -399,13 +417,9 @@ def _revoke(action: Action, ctx: ApplyContext, now: datetime) -> str:
 
 
 def _purge(action: Action, ctx: ApplyContext, now: datetime) -> str:
-    policy = _policy(ctx, action)
-    path = action.subject
-    image_id, first_digests = _present(ctx, path)
-    trust = _keys_of(ctx, policy.name)
-    key_fpr = action.key.rsplit(":", 1)[1]
-    bad = next((x for x in trust.keys if x.fingerprint == key_fpr), None)
-    active = _active(trust, policy.name)
+    work = _image_work(action, ctx)
+    policy, path, image_id, first_digests = work.policy, work.path, work.image_id, work.first_digests
+    key_fpr, bad, active = work.named_fingerprint, work.named, work.active
     if bad is None:
         raise ActionError(f"key {key_fpr} is not in the store")
     if active is None:
