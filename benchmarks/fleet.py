@@ -30,6 +30,7 @@ from sqlalchemy.engine import Engine
 
 from lifecycle.integrity.keys import load_signing_key, no_passphrase
 from lifecycle.integrity.sign import DsseSigner, SignOptions, sign_image
+from lifecycle.inventory.fleet import load_state
 from lifecycle.inventory.models import ImageRecord, ImageSignatureRecord, SetKeyRecord
 from lifecycle.inventory.scan import scan
 from lifecycle.pki import keys as pki_keys
@@ -39,7 +40,6 @@ from lifecycle.store.migrate import open_migrated
 from lifecycle.store.models import CertificateRecord, KeyRecord, KeyTransitionRecord
 from lifecycle.strategies.plan import plan
 from lifecycle.strategies.policy import ImageSetPolicy, Policies
-from lifecycle.strategies.state import load_state
 
 PG_URL = os.environ.get("SIF_LIFECYCLE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 NOW = datetime(2028, 6, 1, tzinfo=UTC)

@@ -27,6 +27,7 @@ from lifecycle.bundles import export
 from lifecycle.bundles.archive import read_bundle
 from lifecycle.errors import LifecycleError
 from lifecycle.integrity.sign import DsseSigner, SignOptions, sign_image
+from lifecycle.inventory.fleet import load_state
 from lifecycle.inventory.scan import scan
 from lifecycle.pki.keys import KeyAlgorithm
 from lifecycle.reports import write_report
@@ -37,11 +38,11 @@ from lifecycle.store import migrate
 from lifecycle.store.ca_service import CaService
 from lifecycle.store.db import make_engine
 from lifecycle.store.key_service import KeyService
-from lifecycle.strategies.actions import Action, day
-from lifecycle.strategies.apply import ApplyContext, ApplyResult, run_due
+from lifecycle.strategies.apply import ApplyContext, ApplyResult
+from lifecycle.strategies.due import run_due
+from lifecycle.strategies.model import Action, day
 from lifecycle.strategies.plan import plan
 from lifecycle.strategies.policy import EPHEMERAL
-from lifecycle.strategies.state import load_state
 
 MARKER = ".sif-lifecycle-demo"
 YEARS = 3

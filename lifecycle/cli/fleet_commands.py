@@ -12,14 +12,15 @@ from sqlalchemy import select
 from lifecycle.cli.common import UtcTime, passphrase_file_option, read_passphrase
 from lifecycle.cli.pki_options import ca_service, config_option, open_config
 from lifecycle.errors import LifecycleError
+from lifecycle.inventory.fleet import load_state
 from lifecycle.inventory.models import ImageRecord, ImageSignatureRecord
 from lifecycle.inventory.scan import ScanReport, scan
 from lifecycle.service.config import Config
 from lifecycle.store.db import make_engine
-from lifecycle.strategies.actions import Action
-from lifecycle.strategies.apply import ApplyContext, run_due
+from lifecycle.strategies.apply import ApplyContext
+from lifecycle.strategies.due import run_due
+from lifecycle.strategies.model import Action
 from lifecycle.strategies.plan import due_now, notes, plan
-from lifecycle.strategies.state import load_state
 
 _AT = click.option("--at", "at", type=UtcTime(), default=None,
                    help="Act as if it were this time (ISO 8601, UTC by default); default now.")

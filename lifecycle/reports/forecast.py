@@ -21,10 +21,9 @@ from typing import Any
 
 from lifecycle.inventory.models import PRESENT, TAMPERED
 from lifecycle.pki.key_state import KeyState
-from lifecycle.strategies import actions as k
-from lifecycle.strategies.actions import Action, day, short
+from lifecycle.strategies import model as k
+from lifecycle.strategies.model import Action, CertInfo, ImageState, KeyInfo, day, short
 from lifecycle.strategies.policy import RESIGN, ImageSetPolicy
-from lifecycle.strategies.state import CertInfo, ImageState, KeyInfo
 
 _UNTRUSTED = {KeyState.COMPROMISED.value, KeyState.REVOKED.value, KeyState.RETIRED.value}
 _KEEPS = {k.REISSUE, k.CERTIFY, k.ROTATE, k.PREPARE, k.PROVISION, k.RESIGN}

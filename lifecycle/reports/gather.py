@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 # The outbox's reader: the same rule (newest readable bundle) as the exporter's refresh check.
 from lifecycle.bundles.exporter import EXPORT_ACTION, _newest
 from lifecycle.errors import LogError
+from lifecycle.inventory.fleet import load_state
 from lifecycle.inventory.models import (
     REMOVED,
     TAMPERED,
@@ -39,9 +40,9 @@ from lifecycle.reports.model import (
 from lifecycle.service.config import Config
 from lifecycle.store.models import AuditRecord, CertificateRecord, RevocationRecord
 from lifecycle.store.tlog import ENTRY, read_meta
+from lifecycle.strategies.model import FleetState
 from lifecycle.strategies.plan import notes, plan
 from lifecycle.strategies.policy import Policies
-from lifecycle.strategies.state import FleetState, load_state
 
 EXPIRING_WITHIN = timedelta(days=90)
 

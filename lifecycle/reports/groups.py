@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lifecycle.reports.forecast import Forecast
-from lifecycle.strategies import actions as k
-from lifecycle.strategies.actions import Action, day
+from lifecycle.strategies import model as k
+from lifecycle.strategies.model import Action, day
 
 SHOWN_PATHS = 5
 """Paths listed per group; the rest are counted."""

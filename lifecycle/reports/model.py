@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from lifecycle.reports.forecast import Forecast
-from lifecycle.strategies.actions import Action
+from lifecycle.strategies.model import Action
 
 
 def _iso(value: Any) -> Any:

@@ -19,7 +19,7 @@ from lifecycle.pki.files import write_atomic
 from lifecycle.reports.groups import group_actions, group_forecasts
 from lifecycle.reports.model import ReportData
 from lifecycle.reports.timeline import LABEL_WIDTH, build_timeline
-from lifecycle.strategies.actions import short
+from lifecycle.strategies.model import short
 
 FORMATS = ("html", "md", "json")
 

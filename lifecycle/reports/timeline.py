@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from lifecycle.reports.model import CertRow, CrlRow, KeyRow, ReportData, SetSummary
-from lifecycle.strategies import actions as k
-from lifecycle.strategies.actions import Action, day, short
+from lifecycle.strategies import model as k
+from lifecycle.strategies.model import Action, day, short
 
 PX_PER_DAY = 2.0
 LANE = 34

@@ -13,15 +13,16 @@ from datetime import datetime
 from typing import Any
 
 from lifecycle.errors import ServiceError
+from lifecycle.inventory.fleet import load_state
 from lifecycle.inventory.scan import scan
 from lifecycle.service.transparency import config_log_client
 from lifecycle.service.work import SourceContext, WorkSource
 from lifecycle.store.ca_service import CaService
 from lifecycle.store.key_service import KeyService
-from lifecycle.strategies.actions import Action
-from lifecycle.strategies.apply import FAILED, ApplyContext, apply, refresh_crls
+from lifecycle.strategies.apply import FAILED, ApplyContext, apply
+from lifecycle.strategies.handlers.publishing import refresh_crls
+from lifecycle.strategies.model import Action
 from lifecycle.strategies.plan import plan
-from lifecycle.strategies.state import load_state
 from lifecycle.tlog.client import LocalLogClient
 
 

@@ -13,10 +13,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from lifecycle.pki.key_state import KeyState
-from lifecycle.strategies import actions as k
-from lifecycle.strategies.actions import Action, day, short
+from lifecycle.strategies import model as k
+from lifecycle.strategies.model import Action, CertInfo, FleetState, ImageState, KeyInfo, day, short
 from lifecycle.strategies.policy import EPHEMERAL, RESIGN, ImageSetPolicy, Policies
-from lifecycle.strategies.state import CertInfo, FleetState, ImageState, KeyInfo
 
 TIDY_WINDOW = timedelta(days=7)
 """How long after the overlap ends dropping old signatures and retiring the key may take."""

@@ -9,9 +9,8 @@ from lifecycle.reports.forecast import FleetIndex, forecast
 from lifecycle.reports.groups import SHOWN_PATHS, group_actions, group_forecasts
 from lifecycle.reports.model import CertRow, KeyRow, SetSummary
 from lifecycle.reports.timeline import MAX_CERTIFICATES, MAX_KEYS, build_timeline
-from lifecycle.strategies.actions import short
+from lifecycle.strategies.model import FleetState, short
 from lifecycle.strategies.plan import plan
-from lifecycle.strategies.state import FleetState
 from tests.reports.test_forecast import POLICIES, ROTATED, cert, image, key
 
 

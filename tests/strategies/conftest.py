@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from lifecycle.integrity.sign import DsseSigner, SignOptions, sign_image
+from lifecycle.inventory.fleet import load_state
 from lifecycle.inventory.scan import IMAGES, scan
 from lifecycle.pki import keys
 from lifecycle.sif import create_image, json_spec, partition_spec
@@ -19,11 +20,11 @@ from lifecycle.store import migrate
 from lifecycle.store.ca_service import CaService, CaSettings
 from lifecycle.store.db import make_engine, sqlite_url
 from lifecycle.store.key_service import KeyService
-from lifecycle.strategies.actions import Action
-from lifecycle.strategies.apply import ApplyContext, ApplyResult, run_due
+from lifecycle.strategies.apply import ApplyContext, ApplyResult
+from lifecycle.strategies.due import run_due
+from lifecycle.strategies.model import Action, FleetState
 from lifecycle.strategies.plan import plan
 from lifecycle.strategies.policy import ImageSetPolicy, Policies
-from lifecycle.strategies.state import FleetState, load_state
 from tests.pki.conftest import PASSPHRASE, URLS
 
 T0 = datetime(2027, 1, 1, tzinfo=UTC)

@@ -18,7 +18,8 @@ from lifecycle.pki.keys import KeyAlgorithm
 from lifecycle.service.config import load_config
 from lifecycle.service.transparency import create_log, local_client
 from lifecycle.store.ca_service import ROOT
-from lifecycle.strategies.apply import SKIPPED, ApplyContext, apply, run_due
+from lifecycle.strategies.apply import SKIPPED, ApplyContext, apply
+from lifecycle.strategies.due import run_due
 from lifecycle.strategies.plan import plan
 from lifecycle.strategies.policy import ImageSetPolicy
 from lifecycle.tlog.client import LocalLogClient

@@ -1,7 +1,9 @@
-"""The fleet as the planner sees it: compact tuples loaded in a handful of bulk queries.
+"""Load the fleet the planner sees (:mod:`lifecycle.strategies.model`) in a handful of bulk queries.
 
 Planning a fleet of 100,000 images must take well under two seconds, so nothing here is an ORM
-object: each query selects only the columns ``plan`` reads, and rows become named tuples.
+object: each query selects only the columns ``plan`` reads, and rows become named tuples. It
+lives in the inventory because it joins the inventory's tables (images, set keys) with the
+store's (keys, certificates, CRLs).
 """
 
 from __future__ import annotations
@@ -11,10 +13,9 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
@@ -32,58 +33,11 @@ from lifecycle.store.models import (
     KeyTransitionRecord,
     RevocationRecord,
 )
+from lifecycle.strategies.model import CertInfo, CrlInfo, FleetState, ImageState, KeyInfo, Trust
 
 MANIFEST = "manifest.json"
 EPHEMERAL_EVENT = "ephemeral-signed"
 """The inventory event an applied (or found) ephemeral signature leaves: identity and keyid."""
-
-
-class KeyInfo(NamedTuple):
-    fingerprint: str
-    dsse_keyid: str
-    state: str
-    created_at: datetime
-    activated_at: datetime | None
-    retiring_at: datetime | None
-    image_set: str | None
-
-
-class CertInfo(NamedTuple):
-    serial: str
-    key_fingerprint: str
-    not_before: datetime
-    not_after: datetime
-    revoked: bool
-    superseded: bool
-    """A later certificate re-issues this one."""
-
-
-class CrlInfo(NamedTuple):
-    role: str
-    number: int
-    this_update: datetime
-    next_update: datetime
-
-
-class ImageState(NamedTuple):
-    path: str
-    status: str
-    signers: frozenset[str]
-
-
-@dataclass(frozen=True)
-class FleetState:
-    keys: tuple[KeyInfo, ...] = ()
-    certificates: tuple[CertInfo, ...] = ()
-    """Code-signing (leaf) certificates only."""
-    crls: tuple[CrlInfo, ...] = ()
-    images: tuple[ImageState, ...] = ()
-    trust_revision: str = ""
-    """Changes whenever keys, certificates, revocations or CRLs change."""
-    published: Mapping[str, str] = field(default_factory=dict)
-    """Image set -> trust revision found in its publish directory's manifest."""
-    logged: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    """Identity -> DSSE keyids of the ephemeral signatures applied (and verified) for it."""
 
 
 def _table(model: type) -> Any:
@@ -99,16 +53,6 @@ def read_published(directory: Path | None) -> str:
     except (OSError, ValueError):
         return ""
     return str(doc.get("revision", "")) if isinstance(doc, dict) else ""
-
-
-@dataclass(frozen=True)
-class Trust:
-    """Keys, certificates and CRLs: what publishing and planning both need, without images."""
-
-    keys: tuple[KeyInfo, ...]
-    certificates: tuple[CertInfo, ...]
-    crls: tuple[CrlInfo, ...]
-    revision: str
 
 
 def _key_rows(conn: Connection, image_set: str | None

@@ -1,0 +1,104 @@
+"""What every apply handler shares: the context, the result, and the store look-ups they start from."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.engine import Engine
+
+from lifecycle.errors import ActionError
+from lifecycle.inventory.fleet import load_set_keys, load_trust
+from lifecycle.pki.key_state import KeyState
+from lifecycle.store.ca_service import CaService
+from lifecycle.strategies.model import Action, KeyInfo, Trust
+from lifecycle.strategies.policy import ImageSetPolicy, Policies
+from lifecycle.strategies.publish import publish_set
+from lifecycle.tlog.client import LogClient
+
+DONE, SKIPPED, REFUSED, FAILED = "done", "skipped", "refused", "failed"
+
+
+@dataclass
+class ApplyContext:
+    """What applying needs: the store, the policies and the CA (which holds the passphrase).
+
+    One context per worker thread: applying sets the CA's clock to the action's ``now``.
+    """
+
+    engine: Engine
+    policies: Policies
+    ca: CaService
+    log: LogClient | None = None
+    """The transparency log ephemeral sets sign through (``[tlog]``); a local one runs at the
+    action's ``now`` like the CA."""
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def passphrase(self) -> bytes:
+        return self.ca.passphrase
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    key: str
+    kind: str
+    subject: str
+    status: str
+    """``done``, ``skipped`` (already done or no longer needed), ``refused`` or ``failed``."""
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status in (DONE, SKIPPED)
+
+    def to_dict(self) -> dict[str, str]:
+        return {"key": self.key, "kind": self.kind, "subject": self.subject,
+                "status": self.status, "detail": self.detail}
+
+
+class NothingToDoError(Exception):
+    """The effect is already there (or no longer wanted): nothing to do."""
+
+
+def policy_of(ctx: ApplyContext, action: Action) -> ImageSetPolicy:
+    policy = ctx.policies.get(action.image_set)
+    if policy is None:
+        raise ActionError(f"image set {action.image_set!r} is not in the configuration")
+    return policy
+
+
+def load_trust_of(ctx: ApplyContext) -> Trust:
+    with ctx.engine.connect() as conn:
+        return load_trust(conn)
+
+
+def set_keys_of(ctx: ApplyContext, name: str) -> Trust:
+    """Only the set's keys (no certificates): cheap enough for one per-image action each."""
+    with ctx.engine.connect() as conn:
+        return Trust(load_set_keys(conn, name), (), (), "")
+
+
+def keys_in(trust: Trust, name: str, *states: str) -> list[KeyInfo]:
+    return [key for key in trust.keys if key.image_set == name and key.state in states]
+
+
+def active_key(trust: Trust, name: str) -> KeyInfo | None:
+    return max(keys_in(trust, name, KeyState.ACTIVE.value),
+               key=lambda x: (x.activated_at or x.created_at, x.fingerprint), default=None)
+
+
+def has_valid_certificate(trust: Trust, fingerprint: str, now: datetime) -> bool:
+    return any(c.key_fingerprint == fingerprint and not c.revoked and c.not_after > now
+               for c in trust.certificates)
+
+
+def publish_all(ctx: ApplyContext, now: datetime) -> None:
+    for policy in ctx.policies.image_sets:
+        publish_set(policy, ctx.ca, now)
+
+
+Handler = Callable[[Action, ApplyContext, datetime], str]
+"""Does one kind of action; returns what it did, raises :class:`NothingToDoError` to skip."""

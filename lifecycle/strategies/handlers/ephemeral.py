@@ -1,0 +1,53 @@
+"""The ephemeral handler: sign an image with a fresh key whose signature the log records."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from lifecycle.ephemeral import sign_ephemeral
+from lifecycle.errors import ActionError
+from lifecycle.integrity import dsse
+from lifecycle.inventory.fleet import EPHEMERAL_EVENT
+from lifecycle.inventory.scan import event
+from lifecycle.strategies import model as k
+from lifecycle.strategies.context import ApplyContext, Handler, NothingToDoError, policy_of
+from lifecycle.strategies.handlers.checks import _logged_for
+from lifecycle.strategies.handlers.images import present_image, refuse, reinventory
+from lifecycle.strategies.model import Action
+from lifecycle.tlog.note import NoteVerifier
+
+
+def _record_logged(ctx: ApplyContext, image_id: int, path: str, now: datetime, identity: str,
+                   keyids: set[str]) -> None:
+    """Re-inventory the image and remember its logged signatures for the planner."""
+    reinventory(ctx, image_id, path, now)
+    with ctx.engine.begin() as conn:
+        for keyid in sorted(keyids):
+            event(conn, image_id, now, EPHEMERAL_EVENT, identity=identity, keyid=keyid)
+
+
+def _sign_ephemeral(action: Action, ctx: ApplyContext, now: datetime) -> str:
+    policy = policy_of(ctx, action)
+    path = action.subject
+    image_id, _ = present_image(ctx, path)
+    if ctx.log is None:
+        raise ActionError(f"image set {policy.name} signs ephemerally but no transparency log "
+                          "is configured", hint="add a [tlog] section to the config and run "
+                          "'sif-lifecycle tlog init'")
+    found, problem = _logged_for(ctx, ctx.log, path, policy.identity)
+    if problem:
+        refuse(ctx, image_id, path, now, f"its current signatures do not verify ({problem})")
+    if found:
+        _record_logged(ctx, image_id, path, now, policy.identity, found)
+        raise NothingToDoError(f"the image already carries a logged signature for {policy.identity}")
+    verifier = NoteVerifier.from_verifier_key(ctx.log.verifier_key())
+    result = sign_ephemeral(path, policy.identity, ctx.ca, ctx.log, now=now,
+                            lifetime=policy.ephemeral_lifetime, algorithm=policy.key_algorithm,
+                            log_keys=(verifier,))
+    keyid = dsse.keyid(result.certificate.public_key())  # type: ignore[arg-type]
+    _record_logged(ctx, image_id, path, now, policy.identity, {keyid})
+    where = ", ".join(f"{e.checkpoint.origin} #{e.index}" for e in result.entries)
+    return f"signed as {policy.identity} by ephemeral key {keyid}; logged as {where}"
+
+
+HANDLERS: dict[str, Handler] = {k.SIGN_EPHEMERAL: _sign_ephemeral}

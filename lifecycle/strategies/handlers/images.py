@@ -1,0 +1,178 @@
+"""Handlers that change images: re-sign with the active key, drop a retired key's signature, purge
+a compromised key's signature. Each reads the image once, checks, then writes crash-safely."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from lifecycle.errors import ActionError, TamperedImageError
+from lifecycle.integrity.keys import VerifierKey
+from lifecycle.integrity.sign import DsseSigner, SignOptions, remove_signatures, sign_image
+from lifecycle.inventory.inspect import ImageInfo, inspect_image
+from lifecycle.inventory.models import PRESENT, TAMPERED
+from lifecycle.inventory.scan import IMAGES, event, record_image
+from lifecycle.pki import keys as pki_keys
+from lifecycle.strategies import model as k
+from lifecycle.strategies.context import (
+    ApplyContext,
+    Handler,
+    NothingToDoError,
+    active_key,
+    keys_in,
+    policy_of,
+    set_keys_of,
+)
+from lifecycle.strategies.handlers.checks import _verify_with
+from lifecycle.strategies.model import Action, KeyInfo, Trust, short
+from lifecycle.strategies.policy import ImageSetPolicy
+from lifecycle.strategies.publish import LIVE
+
+
+def _verifier(ctx: ApplyContext, key: KeyInfo) -> VerifierKey:
+    public = pki_keys.load_public_key(ctx.ca.keys.public_bytes(key.fingerprint, ctx.passphrase),
+                                      path=f"key {key.fingerprint}")
+    return VerifierKey(f"key {short(key.fingerprint)}", public)
+
+
+def _signer(ctx: ApplyContext, key: KeyInfo) -> DsseSigner:
+    return DsseSigner((ctx.ca.keys.private_key(ctx.ca.keys.get(key.fingerprint),
+                                               ctx.passphrase),))
+
+
+def _image_row(ctx: ApplyContext, path: str) -> tuple[int, str, dict[str, str]]:
+    with ctx.engine.connect() as conn:
+        row = conn.execute(select(IMAGES.c.id, IMAGES.c.status, IMAGES.c.digests)
+                           .where(IMAGES.c.path == path)).first()
+    if row is None:
+        raise ActionError("image is not in the inventory", path=path,
+                          hint="run 'sif-lifecycle track' or 'scan' first")
+    return row[0], row[1], json.loads(row[2])
+
+
+def refuse(ctx: ApplyContext, image_id: int, path: str, now: datetime, reason: str) -> None:
+    """Mark the image tampered, leave an event for the alert, and stop the action."""
+    with ctx.engine.begin() as conn:
+        conn.execute(update(IMAGES).where(IMAGES.c.id == image_id).values(status=TAMPERED))
+        event(conn, image_id, now, "tampered", reason=reason)
+        event(conn, image_id, now, "refused", reason=reason)
+    raise TamperedImageError(f"refused: {reason}; the image is marked tampered", path=path,
+                             hint="inspect it; re-track it once it is restored")
+
+
+def reinventory(ctx: ApplyContext, image_id: int, path: str, now: datetime) -> None:
+    info = inspect_image(path)
+    with ctx.engine.begin() as conn:
+        record_image(conn, info, Path(path).stat(), now, (image_id, PRESENT))
+
+
+def _in_every_envelope(info: ImageInfo, keyid: str) -> bool:
+    """Signed by ``keyid`` in every DSSE envelope (a crash can leave an old envelope beside
+    the merged one until the retry replaces both)."""
+    envelopes = [s for s in info.signatures if s.format == "dsse"]
+    return bool(envelopes) and all(keyid in s.signers for s in envelopes)
+
+
+def present_image(ctx: ApplyContext, path: str) -> tuple[int, dict[str, str]]:
+    image_id, status, digests = _image_row(ctx, path)
+    if status != PRESENT:
+        raise NothingToDoError(f"image is {status}; it is not changed automatically")
+    if not Path(path).is_file():
+        raise ActionError("image file is missing", path=path, hint="run 'sif-lifecycle scan'")
+    return image_id, digests
+
+
+@dataclass(frozen=True)
+class _ImageWork:
+    """What every per-image action of a set starts from: the image, its set's keys, the key named
+    by the action's key (its last part) and the set's active key."""
+
+    policy: ImageSetPolicy
+    path: str
+    image_id: int
+    first_digests: dict[str, str]
+    trust: Trust
+    named_fingerprint: str
+    named: KeyInfo | None
+    active: KeyInfo | None
+
+
+def _image_work(action: Action, ctx: ApplyContext) -> _ImageWork:
+    policy = policy_of(ctx, action)
+    image_id, first_digests = present_image(ctx, action.subject)
+    trust = set_keys_of(ctx, policy.name)
+    fingerprint = action.key.rsplit(":", 1)[1]
+    named = next((x for x in trust.keys if x.fingerprint == fingerprint), None)
+    return _ImageWork(policy, action.subject, image_id, first_digests, trust, fingerprint, named,
+                      active_key(trust, policy.name))
+
+
+def _resign(action: Action, ctx: ApplyContext, now: datetime) -> str:
+    work = _image_work(action, ctx)
+    policy, path, image_id, trust, active = work.policy, work.path, work.image_id, work.trust, work.active
+    key_fpr = work.named_fingerprint
+    if active is None or active.fingerprint != key_fpr:
+        raise NothingToDoError(f"key {short(key_fpr)} is no longer the active key")
+    if _in_every_envelope(inspect_image(path), active.dsse_keyid):
+        reinventory(ctx, image_id, path, now)
+        raise NothingToDoError("the image already carries the active key's signature")
+    trusted = [_verifier(ctx, key) for key in keys_in(trust, policy.name, *LIVE)]
+    problem = _verify_with(path, trusted)
+    if problem:
+        refuse(ctx, image_id, path, now, f"its current signatures do not verify with the "
+                f"trusted keys of {policy.name} ({problem})")
+    sign_image(path, _signer(ctx, active), SignOptions())
+    reinventory(ctx, image_id, path, now)
+    return f"signed by {active.dsse_keyid} (merged into the group's envelope)"
+
+
+def _drop(action: Action, ctx: ApplyContext, now: datetime) -> str:
+    work = _image_work(action, ctx)
+    path, image_id, key_fpr, old, active = (work.path, work.image_id, work.named_fingerprint,
+                                            work.named, work.active)
+    if old is None or active is None:
+        raise ActionError("the keys this action names are gone from the store")
+    signers = {s for sig in inspect_image(path).signatures for s in sig.signers}
+    if old.dsse_keyid not in signers:
+        reinventory(ctx, image_id, path, now)
+        raise NothingToDoError(f"the image no longer carries {short(key_fpr)}'s signature")
+    problem = _verify_with(path, [_verifier(ctx, active)])
+    if problem:
+        raise ActionError(f"the active key's signature does not verify ({problem}); keeping "
+                          f"{short(key_fpr)}'s signature", path=path)
+    removed = remove_signatures(path, {old.dsse_keyid})
+    reinventory(ctx, image_id, path, now)
+    return f"dropped {old.dsse_keyid} from {len(removed)} envelope(s)"
+
+
+def _purge(action: Action, ctx: ApplyContext, now: datetime) -> str:
+    work = _image_work(action, ctx)
+    policy, path, image_id, first_digests = work.policy, work.path, work.image_id, work.first_digests
+    key_fpr, bad, active = work.named_fingerprint, work.named, work.active
+    if bad is None:
+        raise ActionError(f"key {key_fpr} is not in the store")
+    if active is None:
+        raise ActionError(f"image set {policy.name} has no active key yet",
+                          hint="the provision action runs first; apply again")
+    info = inspect_image(path)
+    signers = {s for sig in info.signatures for s in sig.signers}
+    if bad.dsse_keyid not in signers:
+        reinventory(ctx, image_id, path, now)
+        raise NothingToDoError("the image no longer carries the compromised key's signature")
+    if not _in_every_envelope(info, active.dsse_keyid):
+        changed = sorted(i for i, d in first_digests.items() if info.digests.get(int(i)) != d)
+        if changed or len(info.digests) != len(first_digests) or not info.intact:
+            refuse(ctx, image_id, path, now, "its content differs from the digests recorded "
+                    f"when it was first seen (objects {changed or 'added/removed'}); a "
+                    "compromised key may have signed it")
+        sign_image(path, _signer(ctx, active), SignOptions())
+    remove_signatures(path, {bad.dsse_keyid})
+    reinventory(ctx, image_id, path, now)
+    return f"signature by compromised key {bad.dsse_keyid} replaced by {active.dsse_keyid}"
+
+
+HANDLERS: dict[str, Handler] = {k.RESIGN: _resign, k.DROP: _drop, k.PURGE: _purge}
