@@ -29,6 +29,7 @@ from lifecycle.errors import LifecycleError
 from lifecycle.integrity.sign import DsseSigner, SignOptions, sign_image
 from lifecycle.inventory.fleet import load_state
 from lifecycle.inventory.scan import scan
+from lifecycle.pki.key_state import KeyState
 from lifecycle.pki.keys import KeyAlgorithm
 from lifecycle.reports import write_report
 from lifecycle.service.config import Config, load_config
@@ -40,7 +41,7 @@ from lifecycle.store.db import make_engine
 from lifecycle.store.key_service import KeyService
 from lifecycle.strategies.apply import ApplyContext, ApplyResult
 from lifecycle.strategies.due import run_due
-from lifecycle.strategies.model import Action, day
+from lifecycle.strategies.model import Action, ActionKind, ApplyStatus, day
 from lifecycle.strategies.plan import plan
 from lifecycle.strategies.policy import EPHEMERAL
 
@@ -227,7 +228,7 @@ class Demo:
         assert policy is not None
         if policy.strategy != EPHEMERAL:
             active = next(k for k in load_state(self.ca.engine, self.clock.now).keys
-                          if k.image_set == image_set and k.state == "active")
+                          if k.image_set == image_set and k.state == KeyState.ACTIVE)
             private = self.ca.keys.private_key(self.ca.keys.get(active.fingerprint),
                                                self.passphrase)
             sign_image(str(path), DsseSigner((private,)), SignOptions())
@@ -247,7 +248,7 @@ class Demo:
         self.result.history.append((self.clock.now, action, result))
         if action.kind in ("crl-refresh", "publish") and result.ok:
             return  # routine: counted per year, not listed
-        status = "" if result.status == "done" else f"[{result.status}: {result.detail}] "
+        status = "" if result.status == ApplyStatus.DONE else f"[{result.status}: {result.detail}] "
         reason = action.reason.replace(f"{self.workspace}/", "")
         self.log_line(self.clock.now, action.kind, status + reason)
 
@@ -278,10 +279,10 @@ class Demo:
     def _year_summary(self, year_end: datetime) -> None:
         since = year_end - timedelta(days=365)
         routine = Counter(a.kind for at, a, r in self.result.history
-                          if since <= at < year_end and r.status == "done"
-                          and a.kind in ("crl-refresh", "publish"))
-        self.out(f"  -- year to {day(year_end)}: also {routine['crl-refresh']} CRL refreshes "
-                 f"and {routine['publish']} publications (routine, not listed)")
+                          if since <= at < year_end and r.status == ApplyStatus.DONE
+                          and a.kind in (ActionKind.CRL_REFRESH, ActionKind.PUBLISH))
+        self.out(f"  -- year to {day(year_end)}: also {routine[ActionKind.CRL_REFRESH]} CRL "
+                 f"refreshes and {routine[ActionKind.PUBLISH]} publications (routine, not listed)")
 
     # -- the end: report, bundle, offline verification -------------------------------------
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
-from sqlalchemy import select
 
 from lifecycle.cli.common import UtcTime, passphrase_file_option, read_passphrase
 from lifecycle.cli.pki_options import ca_service, config_option, open_config
 from lifecycle.errors import LifecycleError
-from lifecycle.inventory.fleet import load_state
-from lifecycle.inventory.models import ImageRecord, ImageSignatureRecord
+from lifecycle.inventory.fleet import list_images, load_state
 from lifecycle.inventory.scan import ScanReport, scan
 from lifecycle.service.config import Config
 from lifecycle.store.db import make_engine
@@ -107,22 +106,14 @@ def images(config_path: Path | None, as_json: bool) -> None:
       sif-lifecycle images --json
     """
     config = open_config(config_path)
-    table = ImageRecord.__table__  # type: ignore[attr-defined]
-    sigs = ImageSignatureRecord.__table__  # type: ignore[attr-defined]
-    with make_engine(config.database_url).connect() as conn:
-        signers: dict[int, list[str]] = {}
-        for image_id, signer in conn.execute(select(sigs.c.image_id, sigs.c.signer)
-                                             .order_by(sigs.c.id)):
-            signers.setdefault(image_id, []).append(signer)
-        rows = list(conn.execute(select(table.c.id, table.c.path, table.c.status,
-                                        table.c.sif_id, table.c.last_verified)
-                                 .order_by(table.c.path)))
-    out = []
-    for image_id, path, status, sif_id, verified in rows:
-        policy = config.policies.set_for(path)
-        out.append({"path": path, "status": status, "image_set": policy.name if policy else None,
-                    "sif_id": sif_id, "signers": signers.get(image_id, []),
-                    "last_verified": verified.isoformat() if verified else None})
+    out: list[dict[str, Any]] = []
+    for image in list_images(make_engine(config.database_url)):
+        policy = config.policies.set_for(image.path)
+        out.append({"path": image.path, "status": image.status.value,
+                    "image_set": policy.name if policy else None, "sif_id": image.sif_id,
+                    "signers": list(image.signers),
+                    "last_verified": image.last_verified.isoformat()
+                    if image.last_verified else None})
     if as_json:
         click.echo(json.dumps(out, indent=2))
         return

@@ -15,9 +15,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection, Engine
 
 from lifecycle.inventory.models import (
@@ -26,6 +26,9 @@ from lifecycle.inventory.models import (
     ImageSignatureRecord,
     SetKeyRecord,
 )
+from lifecycle.inventory.status import ImageEvent, ImageStatus
+from lifecycle.pki.key_state import KeyState
+from lifecycle.pki.roles import CaRole
 from lifecycle.store.models import (
     CertificateRecord,
     CrlRecord,
@@ -33,15 +36,10 @@ from lifecycle.store.models import (
     KeyTransitionRecord,
     RevocationRecord,
 )
+from lifecycle.store.queries import table
 from lifecycle.strategies.model import CertInfo, CrlInfo, FleetState, ImageState, KeyInfo, Trust
 
 MANIFEST = "manifest.json"
-EPHEMERAL_EVENT = "ephemeral-signed"
-"""The inventory event an applied (or found) ephemeral signature leaves: identity and keyid."""
-
-
-def _table(model: type) -> Any:
-    return model.__table__  # type: ignore[attr-defined]
 
 
 def read_published(directory: Path | None) -> str:
@@ -58,7 +56,7 @@ def read_published(directory: Path | None) -> str:
 def _key_rows(conn: Connection, image_set: str | None
               ) -> tuple[list[tuple[int, KeyInfo]], dict[int, str]]:
     """(database id, KeyInfo) of signing keys (of one set only, when given)."""
-    k, t, sk = (_table(m) for m in (KeyRecord, KeyTransitionRecord, SetKeyRecord))
+    k, t, sk = (table(m) for m in (KeyRecord, KeyTransitionRecord, SetKeyRecord))
     links = select(sk.c.image_set, sk.c.key_id).order_by(sk.c.id)
     transitions = select(t.c.key_id, t.c.to_state, func.max(t.c.at))
     keys = select(k.c.id, k.c.fingerprint, k.c.dsse_keyid, k.c.state, k.c.created_at).where(
@@ -72,8 +70,9 @@ def _key_rows(conn: Connection, image_set: str | None
     since: dict[tuple[int, str], datetime] = {
         (key_id, state): at for key_id, state, at in conn.execute(
             transitions.group_by(t.c.key_id, t.c.to_state))}
-    rows = [(key_id, KeyInfo(fpr, kid, state, created, since.get((key_id, "active")),
-                             since.get((key_id, "retiring")), sets.get(key_id)))
+    rows = [(key_id, KeyInfo(fpr, kid, KeyState(state), created,
+                             since.get((key_id, KeyState.ACTIVE)),
+                             since.get((key_id, KeyState.RETIRING)), sets.get(key_id)))
             for key_id, fpr, kid, state, created in conn.execute(keys.order_by(k.c.id))]
     return rows, {key_id: key.fingerprint for key_id, key in rows}
 
@@ -84,12 +83,12 @@ def load_set_keys(conn: Connection, image_set: str) -> tuple[KeyInfo, ...]:
 
 
 def load_trust(conn: Connection) -> Trust:
-    c, r, cr = (_table(m) for m in (CertificateRecord, RevocationRecord, CrlRecord))
+    c, r, cr = (table(m) for m in (CertificateRecord, RevocationRecord, CrlRecord))
     key_rows, fingerprints = _key_rows(conn, None)
     revoked = {row[0] for row in conn.execute(select(r.c.certificate_id))}
     cert_rows = list(conn.execute(
         select(c.c.id, c.c.serial, c.c.key_id, c.c.not_before, c.c.not_after, c.c.reissue_of_id)
-        .where(c.c.role == "leaf").order_by(c.c.id)))
+        .where(c.c.role == CaRole.LEAF).order_by(c.c.id)))
     latest_crls = list(conn.execute(
         select(c.c.role, cr.c.number, cr.c.this_update, cr.c.next_update)
         .join(c, c.c.id == cr.c.issuer_id)
@@ -100,11 +99,12 @@ def load_trust(conn: Connection) -> Trust:
     certificates = tuple(
         CertInfo(serial, fingerprints[key_id], nb, na, cert_id in revoked, cert_id in superseded)
         for cert_id, serial, key_id, nb, na, _ in cert_rows if key_id in fingerprints)
-    crls = tuple(CrlInfo(role, number, this, nxt) for role, number, this, nxt in latest_crls)
+    crls = tuple(CrlInfo(CaRole(role), number, this, nxt)
+                 for role, number, this, nxt in latest_crls)
     revision = hashlib.sha256(repr((
-        [(x.fingerprint, x.state, x.image_set) for x in keys],
+        [(x.fingerprint, x.state.value, x.image_set) for x in keys],
         [(x.serial, x.revoked) for x in certificates],
-        [(x.role, x.number) for x in crls])).encode()).hexdigest()[:16]
+        [(x.role.value, x.number) for x in crls])).encode()).hexdigest()[:16]
     return Trust(keys, certificates, crls, revision)
 
 
@@ -130,22 +130,82 @@ def load_state(engine: Engine, now: datetime,
     ``now`` is accepted for symmetry with ``plan``; the state is the store as it is.
     """
     del now
-    i, s, e = (_table(m) for m in (ImageRecord, ImageSignatureRecord, ImageEventRecord))
+    i, s, e = (table(m) for m in (ImageRecord, ImageSignatureRecord, ImageEventRecord))
     with engine.connect() as conn, _no_gc():
         trust = load_trust(conn)
         signers: dict[int, set[str]] = {}
         for image_id, signer in conn.execute(select(s.c.image_id, s.c.signer)).all():
             signers.setdefault(image_id, set()).add(signer)
         none: frozenset[str] = frozenset()
+        statuses = {status.value: status for status in ImageStatus}  # a dict is 5x the enum call
         images = tuple(
-            ImageState(path, status, frozenset(signers[image_id]) if image_id in signers else none)
+            ImageState(path, statuses[status],
+                       frozenset(signers[image_id]) if image_id in signers else none)
             for image_id, path, status in conn.execute(
                 select(i.c.id, i.c.path, i.c.status).order_by(i.c.path)).all())
         logged: dict[str, set[str]] = {}
-        for (detail,) in conn.execute(select(e.c.detail).where(e.c.kind == EPHEMERAL_EVENT)):
+        for (detail,) in conn.execute(select(e.c.detail).where(e.c.kind == ImageEvent.EPHEMERAL_SIGNED)):
             doc = json.loads(detail)
             logged.setdefault(str(doc["identity"]), set()).add(str(doc["keyid"]))
     published = {name: read_published(directory)
                  for name, directory in (publish_directories or {}).items()}
     return FleetState(trust.keys, trust.certificates, trust.crls, images, trust.revision,
                       published, {name: frozenset(ids) for name, ids in logged.items()})
+
+
+def link_key(engine: Engine, image_set: str, key_id: int, now: datetime) -> None:
+    """Make store key ``key_id`` one of ``image_set``'s keys (a set has many over its life)."""
+    with engine.begin() as conn:
+        conn.execute(insert(table(SetKeyRecord)).values(image_set=image_set, key_id=key_id,
+                                                         added_at=now))
+
+
+class ListedImage(NamedTuple):
+    path: str
+    status: ImageStatus
+    sif_id: str
+    signers: tuple[str, ...]
+    last_verified: datetime | None
+
+
+def list_images(engine: Engine) -> list[ListedImage]:
+    """Every tracked image by path, with its signers in the order they were recorded."""
+    i, s = table(ImageRecord), table(ImageSignatureRecord)
+    with engine.connect() as conn:
+        signers: dict[int, list[str]] = {}
+        for image_id, signer in conn.execute(select(s.c.image_id, s.c.signer).order_by(s.c.id)):
+            signers.setdefault(image_id, []).append(signer)
+        rows = list(conn.execute(select(i.c.id, i.c.path, i.c.status, i.c.sif_id,
+                                        i.c.last_verified).order_by(i.c.path)))
+    return [ListedImage(path, ImageStatus(status), sif_id, tuple(signers.get(image_id, ())),
+                        verified)
+            for image_id, path, status, sif_id, verified in rows]
+
+
+class TamperedImage(NamedTuple):
+    path: str
+    at: datetime
+    kind: ImageEvent
+    detail: str
+    """The event's JSON detail (its ``reason`` says why)."""
+
+
+def tampered_images(engine: Engine) -> list[TamperedImage]:
+    """Every image now ``tampered``, with the newest event that made it so."""
+    i, e = table(ImageRecord), table(ImageEventRecord)
+    newest = (select(func.max(e.c.id)).where(e.c.kind == ImageEvent.TAMPERED)
+              .group_by(e.c.image_id))
+    with engine.connect() as conn:
+        rows = conn.execute(select(i.c.path, e.c.at, e.c.kind, e.c.detail)
+                            .join(e, e.c.image_id == i.c.id)
+                            .where(i.c.status == ImageStatus.TAMPERED, e.c.id.in_(newest))
+                            .order_by(i.c.path))
+        return [TamperedImage(path, at, ImageEvent(kind), detail)
+                for path, at, kind, detail in rows]
+
+
+def sif_ids(engine: Engine) -> dict[str, str]:
+    """Path -> SIF id of every tracked image (the id the log's entries name)."""
+    i = table(ImageRecord)
+    with engine.connect() as conn:
+        return {path: sif_id for path, sif_id in conn.execute(select(i.c.path, i.c.sif_id))}

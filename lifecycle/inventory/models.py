@@ -13,8 +13,6 @@ from sqlmodel import Field, SQLModel
 
 from lifecycle.store.db import UTCDateTime
 
-PRESENT, REMOVED, TAMPERED = "present", "removed", "tampered"
-
 
 class ImageRecord(SQLModel, table=True):
     __tablename__ = "images"
@@ -26,7 +24,7 @@ class ImageRecord(SQLModel, table=True):
     inode: int = Field(sa_column=Column(BigInteger, nullable=False))
     sif_id: str = Field(max_length=36)
     groups: str = Field(max_length=255)  # comma-separated group IDs
-    status: str = Field(max_length=16, index=True)
+    status: str = Field(max_length=16, index=True)  # an ImageStatus
     digests: str = Field(sa_column=Column(Text, nullable=False))
     first_seen: datetime = Field(sa_type=UTCDateTime)
     last_seen: datetime = Field(sa_type=UTCDateTime)
@@ -52,7 +50,7 @@ class ImageEventRecord(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     image_id: int | None = Field(default=None, foreign_key="images.id", index=True)
     at: datetime = Field(sa_type=UTCDateTime, index=True)
-    kind: str = Field(max_length=32)
+    kind: str = Field(max_length=32)  # an ImageEvent
     detail: str = Field(sa_column=Column(Text, nullable=False, default=""))
 
 

@@ -19,14 +19,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from lifecycle.inventory.models import PRESENT, TAMPERED
+from lifecycle.inventory.status import ImageStatus
 from lifecycle.pki.key_state import KeyState
-from lifecycle.strategies import model as k
-from lifecycle.strategies.model import Action, CertInfo, ImageState, KeyInfo, day, short
+from lifecycle.strategies.model import Action, ActionKind, CertInfo, ImageState, KeyInfo, day, short
 from lifecycle.strategies.policy import RESIGN, ImageSetPolicy
 
-_UNTRUSTED = {KeyState.COMPROMISED.value, KeyState.REVOKED.value, KeyState.RETIRED.value}
-_KEEPS = {k.REISSUE, k.CERTIFY, k.ROTATE, k.PREPARE, k.PROVISION, k.RESIGN}
+_UNTRUSTED = {KeyState.COMPROMISED, KeyState.REVOKED, KeyState.RETIRED}
+_KEEPS = {ActionKind.REISSUE, ActionKind.CERTIFY, ActionKind.ROTATE, ActionKind.PREPARE,
+          ActionKind.PROVISION, ActionKind.RESIGN}
 """Action kinds that extend how long an image verifies (drops and purges do not)."""
 
 
@@ -53,7 +53,7 @@ class Horizon:
 class Forecast:
     path: str
     image_set: str
-    status: str
+    status: ImageStatus
     signers: tuple[str, ...]
     """Fingerprints of the store keys whose signatures the image carries."""
     certificate: Horizon
@@ -97,9 +97,9 @@ class FleetIndex:
             by_key.setdefault(cert.key_fingerprint, []).append(cert)
         by_subject: dict[str, list[Action]] = {}
         for action in plan:
-            if action.kind in (k.PREPARE, k.PROVISION):
+            if action.kind in (ActionKind.PREPARE, ActionKind.PROVISION):
                 by_subject.setdefault("set:" + action.image_set, []).append(action)
-            elif action.kind in _KEEPS or action.kind == k.ROTATE:
+            elif action.kind in _KEEPS or action.kind == ActionKind.ROTATE:
                 by_subject.setdefault(action.subject, []).append(action)
         return cls(by_id, {f: tuple(c) for f, c in by_key.items()},
                    {s: tuple(a) for s, a in by_subject.items()})
@@ -114,7 +114,7 @@ class FleetIndex:
         return [c for key in keys for c in self.certificates.get(key.fingerprint, ())]
 
     def rotation(self, fingerprint: str) -> Action | None:
-        return next((a for a in self.actions.get(fingerprint, ()) if a.kind == k.ROTATE), None)
+        return next((a for a in self.actions.get(fingerprint, ()) if a.kind == ActionKind.ROTATE), None)
 
 
 def _no(basis: str) -> Horizon:
@@ -190,9 +190,9 @@ def forecast(image: ImageState, policy: ImageSetPolicy | None, index: FleetIndex
     name = policy.name if policy is not None else ""
     ids = tuple(key.fingerprint for key in signers)
     keeps = _keeps(image, signers, policy, index)
-    if image.status != PRESENT:
-        why = ("its content no longer matches its signatures" if image.status == TAMPERED
-               else f"it is {image.status}")
+    if image.status != ImageStatus.PRESENT:
+        why = ("its content no longer matches its signatures"
+               if image.status == ImageStatus.TAMPERED else f"it is {image.status}")
         return Forecast(image.path, name, image.status, ids, _no(why), _no(why), _no(why), None)
     certificate = _certificate(signers, index, now)
     key = _key(signers, policy, index, now)

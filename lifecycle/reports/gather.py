@@ -10,22 +10,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import func, select
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 # The outbox's reader: the same rule (newest readable bundle) as the exporter's refresh check.
 from lifecycle.bundles.exporter import EXPORT_ACTION, _newest
 from lifecycle.errors import LogError
-from lifecycle.inventory.fleet import load_state
-from lifecycle.inventory.models import (
-    REMOVED,
-    TAMPERED,
-    ImageEventRecord,
-    ImageRecord,
-)
+from lifecycle.inventory.fleet import load_state, sif_ids, tampered_images
+from lifecycle.inventory.status import ImageStatus
 from lifecycle.reports.forecast import FleetIndex, Forecast, forecast
 from lifecycle.reports.model import (
     BundleStatus,
@@ -38,8 +32,8 @@ from lifecycle.reports.model import (
     TamperedRow,
 )
 from lifecycle.service.config import Config
-from lifecycle.store.models import AuditRecord, CertificateRecord, RevocationRecord
-from lifecycle.store.tlog import ENTRY, read_meta
+from lifecycle.store.queries import latest_audit, revocations_by_serial
+from lifecycle.store.tlog import log_summary, read_meta
 from lifecycle.strategies.model import FleetState
 from lifecycle.strategies.plan import notes, plan
 from lifecycle.strategies.policy import Policies
@@ -47,23 +41,12 @@ from lifecycle.strategies.policy import Policies
 EXPIRING_WITHIN = timedelta(days=90)
 
 
-def _revocations(conn: Connection) -> dict[str, tuple[datetime, str]]:
-    c, r = CertificateRecord.__table__, RevocationRecord.__table__  # type: ignore[attr-defined]
-    rows = conn.execute(select(c.c.serial, r.c.revoked_at, r.c.reason)
-                        .join(c, c.c.id == r.c.certificate_id))
-    return {serial: (at, reason) for serial, at, reason in rows}
-
-
-def _tampered(conn: Connection, policies: Policies) -> list[TamperedRow]:
-    i, e = ImageRecord.__table__, ImageEventRecord.__table__  # type: ignore[attr-defined]
-    newest = (select(func.max(e.c.id)).where(e.c.kind == TAMPERED).group_by(e.c.image_id))
-    rows = conn.execute(select(i.c.path, e.c.at, e.c.kind, e.c.detail)
-                        .join(e, e.c.image_id == i.c.id)
-                        .where(i.c.status == TAMPERED, e.c.id.in_(newest)).order_by(i.c.path))
+def _tampered(engine: Engine, policies: Policies) -> list[TamperedRow]:
     out = []
-    for path, at, kind, detail in rows:
-        policy = policies.set_for(path)
-        out.append(TamperedRow(path, policy.name if policy else "", at, kind, _reason(detail)))
+    for row in tampered_images(engine):
+        policy = policies.set_for(row.path)
+        out.append(TamperedRow(row.path, policy.name if policy else "", row.at, row.kind,
+                               _reason(row.detail)))
     return out
 
 
@@ -93,25 +76,18 @@ def _log_status(engine: Engine, *, required: bool) -> tuple[LogStatus, set[str]]
             raise LogError("the database has no transparency log",
                            hint="run 'sif-lifecycle tlog init' first")
         return None
-    with engine.connect() as conn:
-        size, newest = conn.execute(select(func.count(), func.max(ENTRY.c.integrated_time))).one()
-        logged = {row[0] for row in conn.execute(select(ENTRY.c.image_id).distinct())}
-    if newest is not None and newest.tzinfo is None:
-        newest = newest.replace(tzinfo=UTC)  # SQLite's max() drops the zone; it is stored UTC
-    return LogStatus(meta["origin"], int(size), newest, meta.get("verifier_key", "")), logged
+    size, newest, logged = log_summary(engine)
+    return LogStatus(meta["origin"], size, newest, meta.get("verifier_key", "")), logged
 
 
-def _bundle_status(conn: Connection, outbox: Path | None, now: datetime) -> BundleStatus | None:
+def _bundle_status(engine: Engine, outbox: Path | None, now: datetime) -> BundleStatus | None:
     """The newest export: from an outbox directory if given, else from the audit log."""
     newest = _newest(outbox) if outbox is not None and outbox.is_dir() else None
     if newest is not None:
         path, manifest = newest
         return BundleStatus(str(path), manifest.created, manifest.valid_until,
                             manifest.valid_until <= now)
-    a = AuditRecord.__table__  # type: ignore[attr-defined]
-    row = conn.execute(select(a.c.at, a.c.subject, a.c.detail).where(
-        a.c.action == EXPORT_ACTION, a.c.at <= now).order_by(a.c.at.desc(), a.c.id.desc())
-    ).first()
+    row = latest_audit(engine, EXPORT_ACTION, now)
     if row is None:
         return None
     valid_until = datetime.fromisoformat(json.loads(row.detail)["valid_until"])
@@ -126,15 +102,15 @@ def _set_summaries(state: FleetState, policies: Policies, data_forecasts: Sequen
     for policy in policies.image_sets:
         images = [x for x in state.images if policies.set_for(x.path) is policy]
         counts = {status: sum(1 for x in images if x.status == status)
-                  for status in ("present", REMOVED, TAMPERED)}
-        signers = sorted({keyids.get(s, s) for x in images if x.status != REMOVED
+                  for status in ImageStatus}
+        signers = sorted({keyids.get(s, s) for x in images if x.status != ImageStatus.REMOVED
                           for s in x.signers})
-        mine = [f for f in data_forecasts if f.image_set == policy.name and f.status == "present"]
+        mine = [f for f in data_forecasts if f.image_set == policy.name and f.status == ImageStatus.PRESENT]
         cert_ends = [f.certificate.until for f in mine if f.certificate.until is not None]
         tool_ends = [f.tool.until for f in mine if f.tool.until is not None]
-        out.append(SetSummary(policy.name, policy.strategy, counts["present"], counts[REMOVED],
-                              counts[TAMPERED], tuple(signers), min(cert_ends, default=None),
-                              min(tool_ends, default=None)))
+        out.append(SetSummary(policy.name, policy.strategy, counts[ImageStatus.PRESENT],
+                              counts[ImageStatus.REMOVED], counts[ImageStatus.TAMPERED], tuple(signers),
+                              min(cert_ends, default=None), min(tool_ends, default=None)))
     return out
 
 
@@ -146,19 +122,16 @@ def build_report(engine: Engine, config: Config, now: datetime, *,
     actions = plan(state, policies, now)
     log = _log_status(log_engine or engine, required=log_engine is not None)
     logged = log[1] if log else set()
-    with engine.connect() as conn:
-        revoked = _revocations(conn)
-        tampered = _tampered(conn, policies)
-        bundle = _bundle_status(conn, outbox, now)
-        i = ImageRecord.__table__  # type: ignore[attr-defined]
-        sif_ids: dict[str, str] = {path: sif_id for path, sif_id in conn.execute(
-            select(i.c.path, i.c.sif_id))}
+    revoked = revocations_by_serial(engine)
+    tampered = _tampered(engine, policies)
+    bundle = _bundle_status(engine, outbox, now)
+    ids = sif_ids(engine)
     set_of_key = {key.fingerprint: key.image_set or "" for key in state.keys}
     index = FleetIndex.build(state.keys, state.certificates, actions)
     forecasts = tuple(
         forecast(image, policies.set_for(image.path), index, now,
-                 logged=sif_ids.get(image.path, "") in logged)
-        for image in state.images if image.status != REMOVED)
+                 logged=ids.get(image.path, "") in logged)
+        for image in state.images if image.status != ImageStatus.REMOVED)
     keys = tuple(KeyRow(key.fingerprint, key.image_set or "", key.state, key.created_at,
                         key.activated_at, _key_end(key.retiring_at, key.image_set, policies))
                  for key in state.keys)

@@ -8,12 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lifecycle.reports.forecast import Forecast
-from lifecycle.strategies import model as k
-from lifecycle.strategies.model import Action, day
+from lifecycle.strategies.model import Action, ActionKind, day
 
 SHOWN_PATHS = 5
 """Paths listed per group; the rest are counted."""
-_PER_IMAGE = {k.RESIGN, k.DROP, k.PURGE}
+_PER_IMAGE = {ActionKind.RESIGN, ActionKind.DROP, ActionKind.PURGE}
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from lifecycle.pki.key_state import KeyState
 from lifecycle.reports.forecast import Forecast
 from lifecycle.strategies.model import Action
 
@@ -27,7 +28,7 @@ def _iso(value: Any) -> Any:
 class KeyRow:
     fingerprint: str
     image_set: str
-    state: str
+    state: KeyState
     created_at: datetime
     activated_at: datetime | None
     ends: datetime | None

@@ -11,9 +11,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from lifecycle.pki.key_state import KeyState
 from lifecycle.reports.model import CertRow, CrlRow, KeyRow, ReportData, SetSummary
-from lifecycle.strategies import model as k
-from lifecycle.strategies.model import Action, day, short
+from lifecycle.strategies.model import Action, ActionKind, day, short
 
 PX_PER_DAY = 2.0
 LANE = 34
@@ -28,7 +28,7 @@ MAX_KEYS = 4
 """Key lanes per image set; more keys are counted in one lane (the tables list them all)."""
 MAX_CERTIFICATES = 3
 """Certificate lanes per key: its newest generations."""
-_KEY_RANK = {"active": 0, "pending": 1, "retiring": 2}
+_KEY_RANK = {KeyState.ACTIVE: 0, KeyState.PENDING: 1, KeyState.RETIRING: 2}
 
 
 @dataclass(frozen=True)
@@ -174,7 +174,7 @@ class _Layout:
         self.bars.append(Bar(
             f"key-{key.fingerprint}", "key", self.x(begin), y + 11,
             max(right - self.x(begin), 2), 12,
-            (f"active since {day(begin)}" if key.state == "active" else
+            (f"active since {day(begin)}" if key.state == KeyState.ACTIVE else
              f"{key.state}, active from {day(begin)}") + (f", dropped {day(ends)}" if ends else ""),
             f"key {key.fingerprint} ({key.state}): from {day(begin)} "
             + (f"to {day(ends)}" if ends else "with no planned end"),
@@ -253,10 +253,10 @@ def build_timeline(report: ReportData) -> Timeline:
 
 def _action_lane(action: Action) -> str:
     """Which lane an action's marker goes in: its certificate, key, CRL or image set."""
-    if action.kind in (k.REISSUE, k.REVOKE):
+    if action.kind in (ActionKind.REISSUE, ActionKind.REVOKE):
         return action.subject
-    if action.kind in (k.ROTATE, k.CERTIFY, k.RETIRE):
+    if action.kind in (ActionKind.ROTATE, ActionKind.CERTIFY, ActionKind.RETIRE):
         return action.subject
-    if action.kind == k.CRL_REFRESH:
+    if action.kind == ActionKind.CRL_REFRESH:
         return "crl:" + action.subject
     return "set:" + action.image_set

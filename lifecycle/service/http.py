@@ -44,7 +44,7 @@ class RevocationSource:
         self._revision = ca.revision()
         self._checked = time.monotonic()
         self._crls: dict[str, tuple[bytes, float]] = {}
-        self._certs = {role: ca.certificate(role).public_bytes(serialization.Encoding.DER)
+        self._certs: dict[str, bytes] = {role: ca.certificate(role).public_bytes(serialization.Encoding.DER)
                        for role in (ROOT, INTERMEDIATE)}
 
     def _refresh(self) -> None:

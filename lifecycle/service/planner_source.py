@@ -1,8 +1,8 @@
 """The work source that runs the lifecycle planner: what ``serve`` does by default.
 
 The service shares work through its queue; this adapter gives it the inventory scan, the pure
-planner and the idempotent ``apply`` of :mod:`lifecycle.strategies`. Applying moves the CA's clock
-to the action's time, so each worker thread gets a context of its own.
+planner and the idempotent ``apply`` of :mod:`lifecycle.strategies`. Each worker thread gets a
+context of its own (its own CA and key service objects, so no state is shared between threads).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from lifecycle.service.transparency import config_log_client
 from lifecycle.service.work import SourceContext, WorkSource
 from lifecycle.store.ca_service import CaService
 from lifecycle.store.key_service import KeyService
-from lifecycle.strategies.apply import FAILED, ApplyContext, apply
+from lifecycle.strategies.apply import ApplyContext, ApplyStatus, apply
 from lifecycle.strategies.handlers.publishing import refresh_crls
 from lifecycle.strategies.model import Action
 from lifecycle.strategies.plan import plan
@@ -54,7 +54,7 @@ class PlannerSource:
     def apply(self, action: Mapping[str, Any], now: datetime) -> Mapping[str, Any]:
         """Done, skipped and refused are final; a failure raises so the queue retries it."""
         result = apply(Action.from_dict(dict(action)), self._apply_context(), now)
-        if result.status == FAILED:
+        if result.status == ApplyStatus.FAILED:
             raise ServiceError(f"{result.kind} {result.subject}: {result.detail}")
         return result.to_dict()
 

@@ -21,6 +21,7 @@ from lifecycle.pki import ca, crl, keys
 from lifecycle.pki.certs import certificate_pem, load_certificate
 from lifecycle.pki.key_state import KeyState
 from lifecycle.pki.ocsp import CertStatus, OcspSigner
+from lifecycle.pki.roles import CaRole
 from lifecycle.store import audit
 from lifecycle.store.db import session_scope
 from lifecycle.store.key_service import KeyService
@@ -32,12 +33,10 @@ from lifecycle.store.models import (
     serial_hex,
 )
 
-ROOT, INTERMEDIATE, LEAF, OCSP = "root", "intermediate", "leaf", "ocsp"
-EPHEMERAL, EPHEMERAL_LEAF = "ephemeral", "ephemeral-leaf"
-"""The dedicated CA under the root that only issues minutes-long certificates for in-memory
-keys, and those certificates: kept apart so that its compromise or policy never touches the
-long-lived signers of the intermediate."""
-_UNUSABLE = {KeyState.REVOKED.value, KeyState.COMPROMISED.value, KeyState.RETIRED.value}
+ROOT, INTERMEDIATE, LEAF, OCSP = CaRole.ROOT, CaRole.INTERMEDIATE, CaRole.LEAF, CaRole.OCSP
+EPHEMERAL, EPHEMERAL_LEAF = CaRole.EPHEMERAL, CaRole.EPHEMERAL_LEAF
+"""Short names for the roles (see :class:`CaRole`), as the CLI and bundles import them."""
+_UNUSABLE = frozenset({KeyState.REVOKED, KeyState.COMPROMISED, KeyState.RETIRED})
 
 
 @dataclass(frozen=True)
@@ -110,7 +109,7 @@ class CaService:
             key_row = session.get_one(KeyRecord, row.key_id)
         return _cert(row), self.keys.private_key(key_row, self.passphrase), row.id or 0
 
-    def _record(self, session: Session, cert: x509.Certificate, role: str, *,
+    def _record(self, session: Session, cert: x509.Certificate, role: str, now: datetime, *,
                 issuer_id: int | None, key_id: int | None,
                 reissue_of_id: int | None = None) -> CertificateRecord:
         row = CertificateRecord(
@@ -118,15 +117,15 @@ class CaService:
             subject=cert.subject.rfc4514_string(), issuer_id=issuer_id, key_id=key_id,
             reissue_of_id=reissue_of_id, not_before=cert.not_valid_before_utc,
             not_after=cert.not_valid_after_utc, pem=certificate_pem(cert).decode(),
-            created_at=self.clock())
+            created_at=now)
         session.add(row)
         session.flush()
-        audit.record(session, self.clock(), f"cert.{role}", row.serial, name=row.subject,
+        audit.record(session, now, f"cert.{role}", row.serial, name=row.subject,
                      not_after=row.not_after, reissue_of=reissue_of_id)
         return row
 
-    def _activate(self, key_row: KeyRecord, reason: str) -> None:
-        self.keys.transition(key_row.fingerprint, KeyState.ACTIVE, reason)
+    def _activate(self, key_row: KeyRecord, reason: str, now: datetime) -> None:
+        self.keys.transition(key_row.fingerprint, KeyState.ACTIVE, reason, at=now)
 
     # -- operations ------------------------------------------------------------------------
 
@@ -141,9 +140,10 @@ class CaService:
                                        hint="use a new database to start another CA")
         now = self.clock()
         org = self.settings.organization
-        root_key_row = self.keys.generate(root_algorithm, self.passphrase, purpose="ca-root")
+        root_key_row = self.keys.generate(root_algorithm, self.passphrase, purpose="ca-root",
+                                          now=now)
         inter_key_row = self.keys.generate(intermediate_algorithm, self.passphrase,
-                                           purpose="ca-intermediate")
+                                           purpose="ca-intermediate", now=now)
         root_key = self.keys.private_key(root_key_row, self.passphrase)
         inter_key = self.keys.private_key(inter_key_row, self.passphrase)
         root = ca.build_root(root_key, ca.name(f"{common_name} Root CA", org), not_before=now,
@@ -152,26 +152,28 @@ class CaService:
             root, root_key, inter_key.public_key(), ca.name(f"{common_name} Signing CA", org),
             not_before=now, lifetime=intermediate_lifetime, urls=self.settings.urls)
         with session_scope(self.engine) as session:
-            root_row = self._record(session, root, ROOT, issuer_id=None, key_id=root_key_row.id)
-            self._record(session, inter, INTERMEDIATE, issuer_id=root_row.id,
+            root_row = self._record(session, root, ROOT, now, issuer_id=None,
+                                    key_id=root_key_row.id)
+            self._record(session, inter, INTERMEDIATE, now, issuer_id=root_row.id,
                          key_id=inter_key_row.id)
-        self._activate(root_key_row, "CA root created")
-        self._activate(inter_key_row, "CA intermediate created")
-        self.rotate_ocsp_signer()
-        self.publish_crls(force=True)
+        self._activate(root_key_row, "CA root created", now)
+        self._activate(inter_key_row, "CA intermediate created", now)
+        self.rotate_ocsp_signer(now=now)
+        self.publish_crls(force=True, now=now)
         return root, inter
 
     def init_ephemeral(self, *, algorithm: keys.KeyAlgorithm = keys.KeyAlgorithm.P256,
                        lifetime: timedelta = timedelta(days=3650),
-                       common_name: str = "sif-lifecycle") -> x509.Certificate:
+                       common_name: str = "sif-lifecycle",
+                       now: datetime | None = None) -> x509.Certificate:
         """Create the ephemeral signing CA under the root (its lifetime capped by the root's)."""
         with session_scope(self.engine) as session:
             if session.exec(select(CertificateRecord).where(
                     CertificateRecord.role == EPHEMERAL)).first() is not None:
                 raise CertificateError("the ephemeral signing CA already exists")
         root, root_key, root_id = self._signer(ROOT)
-        now = self.clock()
-        key_row = self.keys.generate(algorithm, self.passphrase, purpose="ca-ephemeral")
+        now = now or self.clock()
+        key_row = self.keys.generate(algorithm, self.passphrase, purpose="ca-ephemeral", now=now)
         key = self.keys.private_key(key_row, self.passphrase)
         cert = ca.build_intermediate(
             root, root_key, key.public_key(),
@@ -179,9 +181,9 @@ class CaService:
             not_before=now, lifetime=min(lifetime, root.not_valid_after_utc - now),
             urls=self.settings.urls)
         with session_scope(self.engine) as session:
-            self._record(session, cert, EPHEMERAL, issuer_id=root_id, key_id=key_row.id)
-        self._activate(key_row, "ephemeral signing CA created")
-        self.publish_crl(EPHEMERAL, force=True)
+            self._record(session, cert, EPHEMERAL, now, issuer_id=root_id, key_id=key_row.id)
+        self._activate(key_row, "ephemeral signing CA created", now)
+        self.publish_crl(EPHEMERAL, force=True, now=now)
         return cert
 
     def has_role(self, role: str) -> bool:
@@ -201,32 +203,38 @@ class CaService:
             raise KeyNotFoundError("the CA has no ephemeral signing CA",
                                    hint="run 'sif-lifecycle ca init --ephemeral' first")
         issuer, issuer_key, issuer_id = self._signer(EPHEMERAL)
+        now = now or self.clock()
         cert = ca.issue_code_signing(
             issuer, issuer_key, public_key,
             ca.name(str(identity.value), self.settings.organization),
-            not_before=now or self.clock(), lifetime=lifetime, urls=ca.CaUrls(),
+            not_before=now, lifetime=lifetime, urls=ca.CaUrls(),
             identities=[identity])
         with session_scope(self.engine) as session:
-            row = self._record(session, cert, EPHEMERAL_LEAF, issuer_id=issuer_id, key_id=None)
+            row = self._record(session, cert, EPHEMERAL_LEAF, now, issuer_id=issuer_id,
+                               key_id=None)
         return Issued(cert, row)
 
-    def rotate_ocsp_signer(self) -> x509.Certificate:
+    def rotate_ocsp_signer(self, now: datetime | None = None) -> x509.Certificate:
         """A fresh delegated OCSP key and certificate, issued by the intermediate."""
+        now = now or self.clock()
         inter, inter_key, inter_id = self._signer(INTERMEDIATE)
-        key_row = self.keys.generate(keys.KeyAlgorithm.P256, self.passphrase, purpose="ocsp")
+        key_row = self.keys.generate(keys.KeyAlgorithm.P256, self.passphrase, purpose="ocsp",
+                                     now=now)
         key = self.keys.private_key(key_row, self.passphrase)
-        now = self.clock()
         lifetime = min(self.settings.ocsp_signer_lifetime, inter.not_valid_after_utc - now)
         cert = ca.issue_ocsp_signer(
             inter, inter_key, key.public_key(), ca.name("sif-lifecycle OCSP responder",
                                                         self.settings.organization),
             not_before=now, lifetime=lifetime)
         with session_scope(self.engine) as session:
-            self._record(session, cert, OCSP, issuer_id=inter_id, key_id=key_row.id)
-        self._activate(key_row, "OCSP responder certificate issued")
+            self._record(session, cert, OCSP, now, issuer_id=inter_id, key_id=key_row.id)
+        self._activate(key_row, "OCSP responder certificate issued", now)
         return cert
 
-    def issue(self, key_ident: str, common_name: str, lifetime: timedelta) -> Issued:
+    def issue(self, key_ident: str, common_name: str, lifetime: timedelta, *,
+              now: datetime | None = None) -> Issued:
+        """A code-signing certificate for a store key, valid from ``now`` (default: the clock)."""
+        now = now or self.clock()
         key_row = self.keys.get(key_ident)
         if key_row.kind != "pem" or key_row.purpose != "signing":
             raise CertificateError(f"key {key_row.fingerprint} is not a PEM signing key",
@@ -239,13 +247,15 @@ class CaService:
         inter, inter_key, inter_id = self._signer(INTERMEDIATE)
         cert = ca.issue_code_signing(
             inter, inter_key, public, ca.name(common_name, self.settings.organization),
-            not_before=self.clock(), lifetime=lifetime, urls=self.settings.urls)
+            not_before=now, lifetime=lifetime, urls=self.settings.urls)
         with session_scope(self.engine) as session:
-            row = self._record(session, cert, LEAF, issuer_id=inter_id, key_id=key_row.id)
+            row = self._record(session, cert, LEAF, now, issuer_id=inter_id, key_id=key_row.id)
         return Issued(cert, row)
 
-    def reissue(self, serial: str, lifetime: timedelta) -> Issued:
+    def reissue(self, serial: str, lifetime: timedelta, *,
+                now: datetime | None = None) -> Issued:
         """New certificate, same key and subject: old signatures verify with either."""
+        now = now or self.clock()
         old_row = self.find(serial)
         if old_row.role != LEAF:
             raise CertificateError(f"certificate {old_row.serial} is a {old_row.role} "
@@ -254,10 +264,10 @@ class CaService:
             raise CertificateError(f"certificate {old_row.serial} is revoked",
                                    hint="issue a certificate for a new key instead")
         inter, inter_key, inter_id = self._signer(INTERMEDIATE)
-        cert = ca.reissue(inter, inter_key, _cert(old_row), not_before=self.clock(),
+        cert = ca.reissue(inter, inter_key, _cert(old_row), not_before=now,
                           lifetime=lifetime, urls=self.settings.urls)
         with session_scope(self.engine) as session:
-            row = self._record(session, cert, LEAF, issuer_id=inter_id, key_id=old_row.key_id,
+            row = self._record(session, cert, LEAF, now, issuer_id=inter_id, key_id=old_row.key_id,
                                reissue_of_id=old_row.id)
         return Issued(cert, row)
 
@@ -267,14 +277,15 @@ class CaService:
                 RevocationRecord.certificate_id == row.id)).first()
 
     def revoke(self, serial: str, reason: x509.ReasonFlags, *,
-               invalidity_date: datetime | None = None) -> RevocationRecord:
+               invalidity_date: datetime | None = None,
+               now: datetime | None = None) -> RevocationRecord:
         row = self.find(serial)
         if row.issuer_id is None:
             raise CertificateError("the root certificate cannot be revoked by its own CRL",
                                    hint="distrust the root instead")
         if self.revocation(row) is not None:
             raise CertificateError(f"certificate {row.serial} is already revoked")
-        now = self.clock()
+        now = now or self.clock()
         if invalidity_date is not None and invalidity_date > now:
             raise CertificateError("the invalidity date is in the future",
                                    hint="give the time the key was (suspected) compromised")
@@ -287,7 +298,7 @@ class CaService:
                          invalidity_date=invalidity_date)
         with session_scope(self.engine) as session:
             issuer_role = session.get_one(CertificateRecord, row.issuer_id).role
-        self.publish_crl(issuer_role, force=True)
+        self.publish_crl(issuer_role, force=True, now=now)
         serial_int = int(row.serial, 16)
         for listener in self.listeners:
             listener(serial_int)
@@ -303,9 +314,11 @@ class CaService:
         return [crl.RevokedEntry(int(serial, 16), r.revoked_at, x509.ReasonFlags(r.reason),
                                  r.invalidity_date) for r, serial in rows]
 
-    def publish_crl(self, role: str, *, force: bool = False) -> bytes:
-        """The current DER CRL of ``role``'s CA; a new one once half its lifetime has passed."""
-        now = self.clock()
+    def publish_crl(self, role: str, *, force: bool = False,
+                    now: datetime | None = None) -> bytes:
+        """The current DER CRL of ``role``'s CA at ``now`` (default: the clock); a new one once
+        half its lifetime has passed."""
+        now = now or self.clock()
         with session_scope(self.engine) as session:
             issuer_row = self._role(session, role)
             latest = session.exec(select(CrlRecord).where(CrlRecord.issuer_id == issuer_row.id)
@@ -329,8 +342,10 @@ class CaService:
                          entries=len(entries))
         return der
 
-    def publish_crls(self, *, force: bool = False) -> dict[str, bytes]:
-        return {role: self.publish_crl(role, force=force) for role in (ROOT, INTERMEDIATE)}
+    def publish_crls(self, *, force: bool = False,
+                     now: datetime | None = None) -> dict[str, bytes]:
+        return {role: self.publish_crl(role, force=force, now=now)
+                for role in (ROOT, INTERMEDIATE)}
 
     def status(self, serial: int) -> CertStatus | None:
         """What OCSP says about ``serial``: None if the intermediate never issued it."""

@@ -34,11 +34,11 @@ class KeyService:
         self.files = KeyDirectory(directory)
         self.clock = clock
 
-    def _add(self, stored: StoredKey, purpose: str) -> KeyRecord:
+    def _add(self, stored: StoredKey, purpose: str, now: datetime | None = None) -> KeyRecord:
         """Insert the row for a file just written; remove the file if the transaction fails."""
         try:
             with session_scope(self.engine) as session:
-                now = self.clock()
+                now = now or self.clock()
                 row = KeyRecord(
                     fingerprint=stored.fingerprint, dsse_keyid=stored.dsse_keyid,
                     kind=stored.kind, algorithm=stored.algorithm, purpose=purpose,
@@ -63,9 +63,10 @@ class KeyService:
                 raise KeyMaterialError(f"key {fingerprint} is already in the store")
 
     def generate(self, algorithm: keys.KeyAlgorithm, passphrase: bytes, *,
-                 purpose: str = "signing") -> KeyRecord:
+                 purpose: str = "signing", now: datetime | None = None) -> KeyRecord:
+        """A new PEM key, created at ``now`` (default: the service's clock)."""
         key = keys.generate_private_key(algorithm)
-        return self._add(self.files.save_pem(key, passphrase), purpose)
+        return self._add(self.files.save_pem(key, passphrase), purpose, now)
 
     def generate_pgp(self, algorithm: pgp.PgpAlgorithm, user_id: str, passphrase: bytes, *,
                      expires: datetime | None = None) -> KeyRecord:

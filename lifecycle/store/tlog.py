@@ -11,7 +11,7 @@ log turns into a retry.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import ClassVar
 
 from sqlalchemy import (
@@ -164,3 +164,13 @@ class SqlLogStorage:
             if "locked" in str(exc) or "busy" in str(exc):
                 raise LogConflictError("another writer holds the database") from None
             raise
+
+
+def log_summary(engine: Engine) -> tuple[int, datetime | None, set[str]]:
+    """(entries, newest integrated time, image ids with an entry) of the log in ``engine``."""
+    with engine.connect() as conn:
+        size, newest = conn.execute(select(func.count(), func.max(ENTRY.c.integrated_time))).one()
+        logged = {row[0] for row in conn.execute(select(ENTRY.c.image_id).distinct())}
+    if newest is not None and newest.tzinfo is None:
+        newest = newest.replace(tzinfo=UTC)  # SQLite's max() drops the zone; it is stored UTC
+    return int(size), newest, logged

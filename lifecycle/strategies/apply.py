@@ -9,73 +9,47 @@ not verify with the set's trusted keys: it is refused, marked ``tampered`` and a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 
 from lifecycle.errors import ActionError, LifecycleError, TamperedImageError
 from lifecycle.store import audit
 from lifecycle.store.db import session_scope
 from lifecycle.strategies.context import (
-    DONE,
-    FAILED,
-    REFUSED,
-    SKIPPED,
     ApplyContext,
     ApplyResult,
     Handler,
     NothingToDoError,
 )
 from lifecycle.strategies.handlers import ephemeral, images, keys, publishing
-from lifecycle.strategies.model import Action
-from lifecycle.tlog.client import LocalLogClient
+from lifecycle.strategies.model import Action, ActionKind, ApplyStatus
 
-__all__ = ["DONE", "FAILED", "REFUSED", "SKIPPED", "ApplyContext", "ApplyResult", "apply"]
+__all__ = ["ApplyContext", "ApplyResult", "ApplyStatus", "apply"]
 
-_HANDLERS: dict[str, Handler] = {**keys.HANDLERS, **images.HANDLERS, **ephemeral.HANDLERS,
+_HANDLERS: dict[ActionKind, Handler] = {**keys.HANDLERS, **images.HANDLERS, **ephemeral.HANDLERS,
                                  **publishing.HANDLERS}
-
-
-@contextmanager
-def _clock(ctx: ApplyContext, now: datetime) -> Iterator[None]:
-    """Run the CA at ``now`` (the simulated clock in tests, the real one in service)."""
-    local = ctx.log.log if isinstance(ctx.log, LocalLogClient) else None
-    with ctx._lock:
-        saved = ctx.ca.keys.clock
-        saved_log = local.clock if local is not None else None
-        ctx.ca.keys.clock = lambda: now
-        if local is not None:
-            local.clock = lambda: now
-        try:
-            yield
-        finally:
-            ctx.ca.keys.clock = saved
-            if local is not None and saved_log is not None:
-                local.clock = saved_log
 
 
 def apply(action: Action, ctx: ApplyContext, now: datetime) -> ApplyResult:
     """Do ``action`` if it is still needed; always leaves an audit record of what happened."""
     handler = _HANDLERS.get(action.kind)
-    status, detail = DONE, ""
-    with _clock(ctx, now):
-        try:
-            if handler is None:
-                raise ActionError(f"unknown action kind {action.kind!r}")
-            if not action.ready(now):
-                raise ActionError(f"not before {action.not_before.isoformat()}",
-                                  hint="its window has not opened yet")
-            detail = handler(action, ctx, now)
-        except NothingToDoError as skip:
-            status, detail = SKIPPED, str(skip)
-        except TamperedImageError as exc:
-            status, detail = REFUSED, str(exc)
-        except LifecycleError as exc:
-            status, detail = FAILED, str(exc)
-        with session_scope(ctx.engine) as session:
-            audit.record(session, now, f"action.{action.kind}", action.subject[-255:],
-                         key=action.key, result=status, detail=detail,
-                         image_set=action.image_set, reason=action.reason)
+    status, detail = ApplyStatus.DONE, ""
+    try:
+        if handler is None:
+            raise ActionError(f"unknown action kind {action.kind!r}")
+        if not action.ready(now):
+            raise ActionError(f"not before {action.not_before.isoformat()}",
+                              hint="its window has not opened yet")
+        detail = handler(action, ctx, now)
+    except NothingToDoError as skip:
+        status, detail = ApplyStatus.SKIPPED, str(skip)
+    except TamperedImageError as exc:
+        status, detail = ApplyStatus.REFUSED, str(exc)
+    except LifecycleError as exc:
+        status, detail = ApplyStatus.FAILED, str(exc)
+    with session_scope(ctx.engine) as session:
+        audit.record(session, now, f"action.{action.kind}", action.subject[-255:],
+                     key=action.key, result=status.value, detail=detail,
+                     image_set=action.image_set, reason=action.reason)
     return ApplyResult(action.key, action.kind, action.subject, status, detail)
 
 

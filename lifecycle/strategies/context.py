@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.engine import Engine
@@ -13,28 +12,26 @@ from lifecycle.errors import ActionError
 from lifecycle.inventory.fleet import load_set_keys, load_trust
 from lifecycle.pki.key_state import KeyState
 from lifecycle.store.ca_service import CaService
-from lifecycle.strategies.model import Action, KeyInfo, Trust
+from lifecycle.strategies.model import Action, ActionKind, ApplyStatus, KeyInfo, Trust
 from lifecycle.strategies.policy import ImageSetPolicy, Policies
 from lifecycle.strategies.publish import publish_set
-from lifecycle.tlog.client import LogClient
-
-DONE, SKIPPED, REFUSED, FAILED = "done", "skipped", "refused", "failed"
+from lifecycle.tlog.client import LocalLogClient, LogClient
 
 
 @dataclass
 class ApplyContext:
     """What applying needs: the store, the policies and the CA (which holds the passphrase).
 
-    One context per worker thread: applying sets the CA's clock to the action's ``now``.
+    Applying passes the action's ``now`` to the CA, the key service and a local log, so one
+    context may serve several threads and a simulated clock never leaks into another action.
     """
 
     engine: Engine
     policies: Policies
     ca: CaService
     log: LogClient | None = None
-    """The transparency log ephemeral sets sign through (``[tlog]``); a local one runs at the
-    action's ``now`` like the CA."""
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    """The transparency log ephemeral sets sign through (``[tlog]``); a local one integrates
+    entries at the action's ``now`` like the CA (see :func:`log_at`)."""
 
     @property
     def passphrase(self) -> bytes:
@@ -44,19 +41,18 @@ class ApplyContext:
 @dataclass(frozen=True)
 class ApplyResult:
     key: str
-    kind: str
+    kind: ActionKind
     subject: str
-    status: str
-    """``done``, ``skipped`` (already done or no longer needed), ``refused`` or ``failed``."""
+    status: ApplyStatus
     detail: str = ""
 
     @property
     def ok(self) -> bool:
-        return self.status in (DONE, SKIPPED)
+        return self.status in (ApplyStatus.DONE, ApplyStatus.SKIPPED)
 
     def to_dict(self) -> dict[str, str]:
-        return {"key": self.key, "kind": self.kind, "subject": self.subject,
-                "status": self.status, "detail": self.detail}
+        return {"key": self.key, "kind": self.kind.value, "subject": self.subject,
+                "status": self.status.value, "detail": self.detail}
 
 
 class NothingToDoError(Exception):
@@ -81,18 +77,24 @@ def set_keys_of(ctx: ApplyContext, name: str) -> Trust:
         return Trust(load_set_keys(conn, name), (), (), "")
 
 
-def keys_in(trust: Trust, name: str, *states: str) -> list[KeyInfo]:
+def keys_in(trust: Trust, name: str, *states: KeyState) -> list[KeyInfo]:
     return [key for key in trust.keys if key.image_set == name and key.state in states]
 
 
 def active_key(trust: Trust, name: str) -> KeyInfo | None:
-    return max(keys_in(trust, name, KeyState.ACTIVE.value),
+    return max(keys_in(trust, name, KeyState.ACTIVE),
                key=lambda x: (x.activated_at or x.created_at, x.fingerprint), default=None)
 
 
 def has_valid_certificate(trust: Trust, fingerprint: str, now: datetime) -> bool:
     return any(c.key_fingerprint == fingerprint and not c.revoked and c.not_after > now
                for c in trust.certificates)
+
+
+def log_at(ctx: ApplyContext, now: datetime) -> LogClient | None:
+    """The context's log, integrating entries at ``now`` when it runs in this process (a remote
+    log keeps its own clock)."""
+    return ctx.log.at(now) if isinstance(ctx.log, LocalLogClient) else ctx.log
 
 
 def publish_all(ctx: ApplyContext, now: datetime) -> None:

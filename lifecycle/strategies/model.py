@@ -10,16 +10,21 @@ so a queue can refuse duplicates and an audit reader can tell that nothing was d
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
+
+from lifecycle.inventory.status import ImageStatus
+from lifecycle.pki.key_state import KeyState
+from lifecycle.pki.roles import CaRole
 
 
 class KeyInfo(NamedTuple):
     fingerprint: str
     dsse_keyid: str
-    state: str
+    state: KeyState
     created_at: datetime
     activated_at: datetime | None
     retiring_at: datetime | None
@@ -37,7 +42,7 @@ class CertInfo(NamedTuple):
 
 
 class CrlInfo(NamedTuple):
-    role: str
+    role: CaRole
     number: int
     this_update: datetime
     next_update: datetime
@@ -45,7 +50,7 @@ class CrlInfo(NamedTuple):
 
 class ImageState(NamedTuple):
     path: str
-    status: str
+    status: ImageStatus
     signers: frozenset[str]
 
 
@@ -75,30 +80,68 @@ class Trust:
 
 
 
-PROVISION = "provision"
-PREPARE = "prepare"
-CERTIFY = "certify"
-REISSUE = "reissue"
-ROTATE = "rotate"
-RESIGN = "resign"
-DROP = "drop"
-RETIRE = "retire"
-REVOKE = "revoke"
-PURGE = "purge"
-CRL_REFRESH = "crl-refresh"
-PUBLISH = "publish"
-SIGN_EPHEMERAL = "sign-ephemeral"
+LIVE = frozenset({KeyState.PENDING, KeyState.ACTIVE, KeyState.RETIRING})
+"""The states of a key that signs, or will or still may: its certificate is kept current and it is
+published."""
+
+
+class ActionKind(enum.StrEnum):
+    PROVISION = "provision"
+    PREPARE = "prepare"
+    CERTIFY = "certify"
+    REISSUE = "reissue"
+    ROTATE = "rotate"
+    RESIGN = "resign"
+    DROP = "drop"
+    RETIRE = "retire"
+    REVOKE = "revoke"
+    PURGE = "purge"
+    CRL_REFRESH = "crl-refresh"
+    PUBLISH = "publish"
+    SIGN_EPHEMERAL = "sign-ephemeral"
+
+
+class ApplyStatus(enum.StrEnum):
+    """How applying an action ended (the audit's ``result``)."""
+
+    DONE = "done"
+    SKIPPED = "skipped"
+    """Already done, or no longer needed."""
+    REFUSED = "refused"
+    """A re-sign met an image whose signatures do not verify: it is marked tampered."""
+    FAILED = "failed"
+    """Could not be done now; the queue retries it."""
+
 
 ORDER = {kind: i for i, kind in enumerate(
-    (REVOKE, PROVISION, PREPARE, CERTIFY, REISSUE, ROTATE, CRL_REFRESH, PUBLISH, RESIGN,
-     SIGN_EPHEMERAL, PURGE, DROP, RETIRE))}
+    (ActionKind.REVOKE, ActionKind.PROVISION, ActionKind.PREPARE, ActionKind.CERTIFY,
+     ActionKind.REISSUE, ActionKind.ROTATE, ActionKind.CRL_REFRESH, ActionKind.PUBLISH,
+     ActionKind.RESIGN, ActionKind.SIGN_EPHEMERAL, ActionKind.PURGE, ActionKind.DROP,
+     ActionKind.RETIRE))}
 """Among actions that open at the same moment, the order that makes each one possible."""
+
+_KEY_FIELDS: dict[ActionKind, tuple[str, ...]] = {
+    ActionKind.PROVISION: ("subject",),
+    ActionKind.PREPARE: ("subject", "fingerprint"),
+    ActionKind.CERTIFY: ("subject", "revision"),
+    ActionKind.REISSUE: ("subject",),
+    ActionKind.ROTATE: ("image_set", "fingerprint"),
+    ActionKind.RESIGN: ("subject", "fingerprint"),
+    ActionKind.DROP: ("subject", "fingerprint"),
+    ActionKind.RETIRE: ("subject",),
+    ActionKind.REVOKE: ("subject",),
+    ActionKind.PURGE: ("subject", "fingerprint"),
+    ActionKind.CRL_REFRESH: ("subject", "revision"),
+    ActionKind.PUBLISH: ("subject", "revision"),
+    ActionKind.SIGN_EPHEMERAL: ("subject", "revision"),
+}
+"""The fields each kind's idempotency key is made of, after the kind (the format the work queue
+has always stored: ``resign:<path>:<fingerprint>``). Only the first may contain a colon."""
 
 
 @dataclass(frozen=True)
 class Action:
-    key: str
-    kind: str
+    kind: ActionKind
     subject: str
     """An image path, a key fingerprint, a certificate serial, an image set or a CA role."""
     due: datetime
@@ -107,6 +150,19 @@ class Action:
     """When it may be done, at the earliest (aware UTC)."""
     reason: str
     image_set: str = ""
+    fingerprint: str = ""
+    """The signing key the action concerns (the active key to re-sign with, the retiring or
+    compromised key whose signature goes, the key to rotate away from), '' when none."""
+    revision: str = ""
+    """What the intended effect is relative to, so a new one gets a new key: the trust revision
+    to publish, the CRL number to refresh, the number of certificates a key had, the digest of
+    an image's signers."""
+
+    @property
+    def key(self) -> str:
+        """The idempotency key: the same intended effect always gets the same one."""
+        return ":".join((self.kind.value, *(str(getattr(self, name))
+                                            for name in _KEY_FIELDS[self.kind])))
 
     def sort_key(self) -> tuple[datetime, int, str]:
         return (self.not_before, ORDER.get(self.kind, len(ORDER)), self.key)
@@ -115,17 +171,34 @@ class Action:
         return self.not_before <= now
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["due"] = self.due.astimezone(UTC).isoformat()
-        out["not_before"] = self.not_before.astimezone(UTC).isoformat()
-        return out
+        return {"key": self.key, "kind": self.kind.value, "subject": self.subject,
+                "due": self.due.astimezone(UTC).isoformat(),
+                "not_before": self.not_before.astimezone(UTC).isoformat(),
+                "reason": self.reason, "image_set": self.image_set,
+                "fingerprint": self.fingerprint, "revision": self.revision}
 
     @classmethod
-    def from_dict(cls, doc: dict[str, Any]) -> Action:
-        return cls(key=doc["key"], kind=doc["kind"], subject=doc["subject"],
-                   due=datetime.fromisoformat(doc["due"]).astimezone(UTC),
-                   not_before=datetime.fromisoformat(doc["not_before"]).astimezone(UTC),
-                   reason=doc["reason"], image_set=doc.get("image_set", ""))
+    def from_dict(cls, doc: Mapping[str, Any]) -> Action:
+        """Read what :meth:`to_dict` wrote, or an older row that stored only the key.
+
+        Raises ``ValueError`` when the kind is unknown or the key does not match the fields.
+        """
+        kind = ActionKind(doc["kind"])
+        named = {"fingerprint": str(doc.get("fingerprint", "")),
+                 "revision": str(doc.get("revision", ""))}
+        stored = str(doc["key"])
+        if "fingerprint" not in doc and "revision" not in doc:  # written before they had fields
+            names = _KEY_FIELDS[kind]
+            parts = stored.removeprefix(f"{kind.value}:").rsplit(":", len(names) - 1)
+            named |= {name: part for name, part in zip(names, parts, strict=False)
+                      if name in named}
+        action = cls(kind=kind, subject=str(doc["subject"]),
+                     due=datetime.fromisoformat(doc["due"]).astimezone(UTC),
+                     not_before=datetime.fromisoformat(doc["not_before"]).astimezone(UTC),
+                     reason=str(doc["reason"]), image_set=str(doc.get("image_set", "")), **named)
+        if action.key != stored:
+            raise ValueError(f"action key {stored!r} does not match its fields ({action.key!r})")
+        return action
 
 
 def short(identifier: str) -> str:

@@ -12,15 +12,24 @@ import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 
+from lifecycle.inventory.status import ImageStatus
 from lifecycle.pki.key_state import KeyState
-from lifecycle.strategies import model as k
-from lifecycle.strategies.model import Action, CertInfo, FleetState, ImageState, KeyInfo, day, short
+from lifecycle.strategies.model import (
+    LIVE,
+    Action,
+    ActionKind,
+    CertInfo,
+    FleetState,
+    ImageState,
+    KeyInfo,
+    day,
+    short,
+)
 from lifecycle.strategies.policy import EPHEMERAL, RESIGN, ImageSetPolicy, Policies
 
 TIDY_WINDOW = timedelta(days=7)
 """How long after the overlap ends dropping old signatures and retiring the key may take."""
 
-_LIVE = {KeyState.PENDING.value, KeyState.ACTIVE.value, KeyState.RETIRING.value}
 
 
 def plan(state: FleetState, policies: Policies, now: datetime) -> list[Action]:
@@ -42,10 +51,10 @@ def plan(state: FleetState, policies: Policies, now: datetime) -> list[Action]:
             out += _images(policy, keys, images.get(policy.name, ()), now)
         if policy.name in state.published and state.published[policy.name] != \
                 state.trust_revision:
-            out.append(Action(f"publish:{policy.name}:{state.trust_revision}", k.PUBLISH,
-                              policy.name, now, now, f"the trust material of {policy.name} "
-                              f"changed (revision {state.trust_revision}) and is not yet "
-                              "published", policy.name))
+            out.append(Action(ActionKind.PUBLISH, policy.name, now, now,
+                              f"the trust material of {policy.name} changed (revision "
+                              f"{state.trust_revision}) and is not yet published",
+                              policy.name, revision=state.trust_revision))
     out += _crls(state, policies, now)
     return sorted(out, key=Action.sort_key)
 
@@ -72,14 +81,14 @@ def _ephemeral(policy: ImageSetPolicy, images: Sequence[ImageState],
     """
     mine = logged.get(policy.identity, frozenset())
     for image in images:
-        if image.status != "present" or image.signers & mine:
+        if image.status != ImageStatus.PRESENT or image.signers & mine:
             continue
         signers = hashlib.sha256(",".join(sorted(image.signers)).encode()).hexdigest()[:12]
         why = ("is not signed" if not image.signers else
                f"carries {len(image.signers)} signature(s), none logged for {policy.identity}")
-        yield Action(f"sign-ephemeral:{image.path}:{signers}", k.SIGN_EPHEMERAL, image.path,
-                     now, now, f"{image.path} {why}; image set {policy.name} signs "
-                     f"ephemerally as {policy.identity}", policy.name)
+        yield Action(ActionKind.SIGN_EPHEMERAL, image.path, now, now,
+                     f"{image.path} {why}; image set {policy.name} signs ephemerally as "
+                     f"{policy.identity}", policy.name, revision=signers)
 
 
 def _images_by_set(images: Sequence[ImageState], policies: Policies
@@ -101,25 +110,27 @@ def _current(certs: Sequence[CertInfo], now: datetime) -> CertInfo | None:
 def _keys(policy: ImageSetPolicy, keys: Sequence[KeyInfo], certs: dict[str, list[CertInfo]],
           now: datetime) -> Iterator[Action]:
     name = policy.name
-    active = [key for key in keys if key.state == KeyState.ACTIVE.value]
-    pending = [key for key in keys if key.state == KeyState.PENDING.value]
+    active = [key for key in keys if key.state == KeyState.ACTIVE]
+    pending = [key for key in keys if key.state == KeyState.PENDING]
     if not active:
-        yield Action(f"provision:{name}", k.PROVISION, name, now, now,
+        yield Action(ActionKind.PROVISION, name, now, now,
                      f"image set {name} has no active signing key", name)
     for key in keys:
-        if key.state == KeyState.COMPROMISED.value:
+        if key.state == KeyState.COMPROMISED:
             for bad in certs.get(key.fingerprint, ()):
                 if not bad.revoked and bad.not_after > now:
-                    yield Action(f"revoke:{bad.serial}", k.REVOKE, bad.serial, now, now,
+                    yield Action(ActionKind.REVOKE, bad.serial, now, now,
                                  f"key {short(key.fingerprint)} is compromised; its certificate "
-                                 f"{short(bad.serial)} must be revoked", name)
-        if key.state not in _LIVE:
+                                 f"{short(bad.serial)} must be revoked", name,
+                                 fingerprint=key.fingerprint)
+        if key.state not in LIVE:
             continue
         cert = _current(certs.get(key.fingerprint, ()), now)
         if cert is None:
-            yield Action(f"certify:{key.fingerprint}:{len(certs.get(key.fingerprint, ()))}",
-                         k.CERTIFY, key.fingerprint, now, now,
-                         f"key {short(key.fingerprint)} has no valid certificate", name)
+            yield Action(ActionKind.CERTIFY, key.fingerprint, now, now,
+                         f"key {short(key.fingerprint)} has no valid certificate", name,
+                         fingerprint=key.fingerprint,
+                         revision=str(len(certs.get(key.fingerprint, ()))))
             continue
         end = _retire_at(policy, key)
         if end is not None and end <= cert.not_after:
@@ -128,27 +139,28 @@ def _keys(policy: ImageSetPolicy, keys: Sequence[KeyInfo], certs: dict[str, list
         due = cert.not_after - policy.distribution_lead
         lead = (f"; it must be published {policy.distribution_lead.days} days ahead"
                 if policy.distribution_lead else "")
-        yield Action(f"reissue:{cert.serial}", k.REISSUE, cert.serial, due, opens,
+        yield Action(ActionKind.REISSUE, cert.serial, due, opens,
                      f"certificate {short(cert.serial)} expires {day(cert.not_after)}; "
-                     f"renewal window opened {day(opens)}{lead}", name)
+                     f"renewal window opened {day(opens)}{lead}", name,
+                     fingerprint=key.fingerprint)
     if policy.strategy == RESIGN and active:
         current = max(active, key=lambda x: (x.activated_at or x.created_at, x.fingerprint))
         since = current.activated_at or current.created_at
         rotate_at = since + policy.key_rotation
         if policy.distribution_lead and not pending:
             prepare_at = rotate_at - policy.distribution_lead
-            yield Action(f"prepare:{name}:{current.fingerprint}", k.PREPARE, name, rotate_at,
-                         prepare_at, f"key {short(current.fingerprint)} rotates {day(rotate_at)}; "
-                         f"its successor must be published {policy.distribution_lead.days} days "
-                         "ahead", name)
-        yield Action(f"rotate:{name}:{current.fingerprint}", k.ROTATE, current.fingerprint,
-                     rotate_at, rotate_at, f"key {short(current.fingerprint)} has been active "
-                     f"since {day(since)}; rotation every {policy.key_rotation.days} days",
-                     name)
+            yield Action(ActionKind.PREPARE, name, rotate_at, prepare_at,
+                         f"key {short(current.fingerprint)} rotates {day(rotate_at)}; its "
+                         f"successor must be published {policy.distribution_lead.days} days "
+                         "ahead", name, fingerprint=current.fingerprint)
+        yield Action(ActionKind.ROTATE, current.fingerprint, rotate_at, rotate_at,
+                     f"key {short(current.fingerprint)} has been active since {day(since)}; "
+                     f"rotation every {policy.key_rotation.days} days", name,
+                     fingerprint=current.fingerprint)
 
 
 def _retire_at(policy: ImageSetPolicy, key: KeyInfo) -> datetime | None:
-    if key.state != KeyState.RETIRING.value or key.retiring_at is None:
+    if key.state != KeyState.RETIRING or key.retiring_at is None:
         return None
     return key.retiring_at + policy.overlap
 
@@ -156,28 +168,27 @@ def _retire_at(policy: ImageSetPolicy, key: KeyInfo) -> datetime | None:
 def _images(policy: ImageSetPolicy, keys: Sequence[KeyInfo], images: Sequence[ImageState],
             now: datetime) -> Iterator[Action]:
     name = policy.name
-    active = [key for key in keys if key.state == KeyState.ACTIVE.value]
-    retiring = [key for key in keys if key.state == KeyState.RETIRING.value]
-    compromised = [key for key in keys if key.state == KeyState.COMPROMISED.value]
+    active = [key for key in keys if key.state == KeyState.ACTIVE]
+    retiring = [key for key in keys if key.state == KeyState.RETIRING]
+    compromised = [key for key in keys if key.state == KeyState.COMPROMISED]
     current = max(active, key=lambda x: (x.activated_at or x.created_at, x.fingerprint),
                   default=None)
-    present = [image for image in images if image.status == "present" and image.signers]
+    present = [image for image in images if image.status == ImageStatus.PRESENT and image.signers]
     if current is not None:
         since = current.activated_at or current.created_at
         due = since + policy.overlap
         why = (f" lacks a signature by the active key {short(current.fingerprint)} (active since "
                f"{day(since)}; old signatures are dropped from {day(due)})")
-        suffix = f":{current.fingerprint}"
         for image in present:
             if current.dsse_keyid not in image.signers:
-                yield Action("resign:" + image.path + suffix, k.RESIGN, image.path, due, since,
-                             image.path + why, name)
+                yield Action(ActionKind.RESIGN, image.path, due, since, image.path + why, name,
+                             current.fingerprint)
     for key in compromised:
         for image in present:
             if key.dsse_keyid in image.signers:
-                yield Action(f"purge:{image.path}:{key.fingerprint}", k.PURGE, image.path, now,
-                             now, f"{image.path} carries a signature by the compromised key "
-                             f"{short(key.fingerprint)}", name)
+                yield Action(ActionKind.PURGE, image.path, now, now,
+                             f"{image.path} carries a signature by the compromised key "
+                             f"{short(key.fingerprint)}", name, key.fingerprint)
     for key in retiring:
         drop_at = _retire_at(policy, key)
         assert drop_at is not None
@@ -185,17 +196,15 @@ def _images(policy: ImageSetPolicy, keys: Sequence[KeyInfo], images: Sequence[Im
         for image in carrying:
             if current is None or current.dsse_keyid not in image.signers:
                 continue  # never drop the last valid signature: re-signing comes first
-            yield Action(f"drop:{image.path}:{key.fingerprint}", k.DROP, image.path,
-                         drop_at + TIDY_WINDOW, drop_at,
+            yield Action(ActionKind.DROP, image.path, drop_at + TIDY_WINDOW, drop_at,
                          f"the overlap of retiring key {short(key.fingerprint)} ends "
                          f"{day(drop_at)}; {image.path} is also signed by "
-                         f"{short(current.fingerprint)}", name)
+                         f"{short(current.fingerprint)}", name, key.fingerprint)
         if not carrying:
-            yield Action(f"retire:{key.fingerprint}", k.RETIRE, key.fingerprint,
-                         drop_at + TIDY_WINDOW, drop_at,
+            yield Action(ActionKind.RETIRE, key.fingerprint, drop_at + TIDY_WINDOW, drop_at,
                          f"key {short(key.fingerprint)} has been retiring since "
                          f"{day(key.retiring_at or drop_at)} and no tracked image carries its "
-                         "signature any more", name)
+                         "signature any more", name, key.fingerprint)
 
 
 def _crls(state: FleetState, policies: Policies, now: datetime) -> Iterator[Action]:
@@ -204,7 +213,6 @@ def _crls(state: FleetState, policies: Policies, now: datetime) -> Iterator[Acti
     lead = policies.distribution_lead
     for crl in state.crls:
         half = crl.this_update + (crl.next_update - crl.this_update) / 2
-        yield Action(f"crl-refresh:{crl.role}:{crl.number}", k.CRL_REFRESH, crl.role,
-                     max(half, crl.next_update - lead), half,
+        yield Action(ActionKind.CRL_REFRESH, crl.role, max(half, crl.next_update - lead), half,
                      f"the {crl.role} CRL #{crl.number} expires {day(crl.next_update)}; "
-                     f"refresh opened {day(half)}")
+                     f"refresh opened {day(half)}", revision=str(crl.number))

@@ -13,16 +13,13 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import select
-
 from lifecycle.inventory.fleet import MANIFEST, load_trust
 from lifecycle.pki.certs import certificate_pem
 from lifecycle.pki.files import write_atomic
 from lifecycle.store.ca_service import INTERMEDIATE, ROOT, CaService
-from lifecycle.store.models import CertificateRecord, CrlRecord
+from lifecycle.store.queries import certificate_pems, latest_crl
+from lifecycle.strategies.model import LIVE
 from lifecycle.strategies.policy import ImageSetPolicy
-
-LIVE = ("pending", "active", "retiring")
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -40,18 +37,10 @@ def publish_set(policy: ImageSetPolicy, ca: CaService, now: datetime) -> Path | 
     directory = policy.publish_directory
     if directory is None:
         return None
-    engine = ca.engine
-    certs = CertificateRecord.__table__  # type: ignore[attr-defined]
-    crls = CrlRecord.__table__  # type: ignore[attr-defined]
-    with engine.connect() as conn:
+    with ca.engine.connect() as conn:
         trust = load_trust(conn)
-        pems: dict[str, str] = dict(conn.execute(select(certs.c.serial, certs.c.pem)).all())
-        latest = {}
-        for role in (ROOT, INTERMEDIATE):
-            issuer = conn.execute(select(certs.c.id).where(certs.c.role == role)
-                                  .order_by(certs.c.id.desc())).scalar()
-            latest[role] = conn.execute(select(crls.c.der).where(crls.c.issuer_id == issuer)
-                                        .order_by(crls.c.number.desc())).scalar()
+    pems = certificate_pems(ca.engine)
+    latest = {role: latest_crl(ca.engine, role) for role in (ROOT, INTERMEDIATE)}
     root, inter = ca.certificate(ROOT), ca.certificate(INTERMEDIATE)
     _write(directory / "root.pem", certificate_pem(root))
     _write(directory / "intermediate.pem", certificate_pem(inter))
@@ -71,7 +60,7 @@ def publish_set(policy: ImageSetPolicy, ca: CaService, now: datetime) -> Path | 
             _write(directory / "certificates" / f"{key.fingerprint}.pem",
                    pems[current.serial].encode())
         entries.append({"fingerprint": key.fingerprint, "dsse_keyid": key.dsse_keyid,
-                        "state": key.state,
+                        "state": key.state.value,
                         "certificate": current.serial if current is not None else None,
                         "not_after": current.not_after.isoformat() if current else None})
     wanted = {k.fingerprint for k in keys}

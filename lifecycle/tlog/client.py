@@ -28,6 +28,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Protocol
 
 from lifecycle.errors import LogError
@@ -84,15 +85,21 @@ def submission_from_json(doc: Any) -> Submission:
 class LocalLogClient:
     """The log in this process's database (needs the log key to sign evidence)."""
 
-    def __init__(self, log: Log, verifier_key: str) -> None:
+    def __init__(self, log: Log, verifier_key: str, now: datetime | None = None) -> None:
         self.log = log
         self._verifier_key = verifier_key
+        self.now = now
+        """When entries are integrated (None: the log's clock)."""
+
+    def at(self, now: datetime) -> LocalLogClient:
+        """The same log, integrating entries at ``now`` (a planned action's time)."""
+        return LocalLogClient(self.log, self._verifier_key, now)
 
     def verifier_key(self) -> str:
         return self._verifier_key
 
     def submit(self, submission: Submission) -> Evidence:
-        logged = self.log.append(submission)
+        logged = self.log.append(submission, self.now)
         return self.log.evidence(logged.index)
 
     def checkpoint(self) -> bytes:

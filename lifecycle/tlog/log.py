@@ -94,18 +94,20 @@ class Log:
 
     # -- writing
 
-    def append(self, submission: Submission) -> LoggedEntry:
-        return self.append_many([submission])[0]
+    def append(self, submission: Submission, now: datetime | None = None) -> LoggedEntry:
+        return self.append_many([submission], now)[0]
 
-    def append_many(self, submissions: Sequence[Submission]) -> list[LoggedEntry]:
-        """Append in one transaction, all at the same integrated time; durable on return."""
+    def append_many(self, submissions: Sequence[Submission],
+                    now: datetime | None = None) -> list[LoggedEntry]:
+        """Append in one transaction, all at the same integrated time (``now``, default the
+        log's clock); durable on return."""
         if not submissions:
             return []
         with self._lock:
             for _ in range(APPEND_RETRIES):
                 frontier = self._current_frontier()
                 staged = frontier.copy()
-                when = self.clock()
+                when = now or self.clock()
                 records: list[LeafRecord] = []
                 hashes: list[tuple[int, bytes]] = []
                 done: list[LoggedEntry] = []

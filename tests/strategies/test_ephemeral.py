@@ -18,7 +18,7 @@ from lifecycle.pki.keys import KeyAlgorithm
 from lifecycle.service.config import load_config
 from lifecycle.service.transparency import create_log, local_client
 from lifecycle.store.ca_service import ROOT
-from lifecycle.strategies.apply import SKIPPED, ApplyContext, apply
+from lifecycle.strategies.apply import ApplyContext, ApplyStatus, apply
 from lifecycle.strategies.due import run_due
 from lifecycle.strategies.plan import plan
 from lifecycle.strategies.policy import ImageSetPolicy
@@ -89,7 +89,7 @@ def test_apply_is_idempotent_and_finds_signatures_made_elsewhere(tmp_path: Path)
                 if a.kind == "sign-ephemeral"]
     assert apply(action, ctx, fleet.now).status == "done"
     again = apply(action, ctx, fleet.now)
-    assert again.status == SKIPPED and "already carries" in again.detail
+    assert again.status == ApplyStatus.SKIPPED and "already carries" in again.detail
     # Signed by a CI job with the same identity, outside the service: found, not re-signed.
     other = fleet.image("ci-1")
     assert isinstance(ctx.log, LocalLogClient)
@@ -99,7 +99,7 @@ def test_apply_is_idempotent_and_finds_signatures_made_elsewhere(tmp_path: Path)
     before = other.read_bytes()
     results = run_due(ctx, fleet.now)
     assert [(r.subject, r.status) for r in results if r.kind == "sign-ephemeral"] == [
-        (str(other), SKIPPED)]
+        (str(other), ApplyStatus.SKIPPED)]
     assert other.read_bytes() == before
     assert not [a for a in plan(fleet.state(), fleet.policies, fleet.now)
                 if a.kind == "sign-ephemeral"]

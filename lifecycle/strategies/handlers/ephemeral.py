@@ -7,13 +7,12 @@ from datetime import datetime
 from lifecycle.ephemeral import sign_ephemeral
 from lifecycle.errors import ActionError
 from lifecycle.integrity import dsse
-from lifecycle.inventory.fleet import EPHEMERAL_EVENT
-from lifecycle.inventory.scan import event
-from lifecycle.strategies import model as k
-from lifecycle.strategies.context import ApplyContext, Handler, NothingToDoError, policy_of
+from lifecycle.inventory.scan import record_ephemeral
+from lifecycle.store.ca_service import EPHEMERAL
+from lifecycle.strategies.context import ApplyContext, Handler, NothingToDoError, log_at, policy_of
 from lifecycle.strategies.handlers.checks import _logged_for
 from lifecycle.strategies.handlers.images import present_image, refuse, reinventory
-from lifecycle.strategies.model import Action
+from lifecycle.strategies.model import Action, ActionKind
 from lifecycle.tlog.note import NoteVerifier
 
 
@@ -21,27 +20,29 @@ def _record_logged(ctx: ApplyContext, image_id: int, path: str, now: datetime, i
                    keyids: set[str]) -> None:
     """Re-inventory the image and remember its logged signatures for the planner."""
     reinventory(ctx, image_id, path, now)
-    with ctx.engine.begin() as conn:
-        for keyid in sorted(keyids):
-            event(conn, image_id, now, EPHEMERAL_EVENT, identity=identity, keyid=keyid)
+    record_ephemeral(ctx.engine, image_id, now, identity, keyids)
 
 
 def _sign_ephemeral(action: Action, ctx: ApplyContext, now: datetime) -> str:
     policy = policy_of(ctx, action)
     path = action.subject
     image_id, _ = present_image(ctx, path)
-    if ctx.log is None:
+    log = log_at(ctx, now)
+    if log is None:
         raise ActionError(f"image set {policy.name} signs ephemerally but no transparency log "
                           "is configured", hint="add a [tlog] section to the config and run "
                           "'sif-lifecycle tlog init'")
-    found, problem = _logged_for(ctx, ctx.log, path, policy.identity)
+    found, problem = _logged_for(ctx, log, path, policy.identity)
     if problem:
         refuse(ctx, image_id, path, now, f"its current signatures do not verify ({problem})")
     if found:
         _record_logged(ctx, image_id, path, now, policy.identity, found)
-        raise NothingToDoError(f"the image already carries a logged signature for {policy.identity}")
-    verifier = NoteVerifier.from_verifier_key(ctx.log.verifier_key())
-    result = sign_ephemeral(path, policy.identity, ctx.ca, ctx.log, now=now,
+        raise NothingToDoError(f"the image already carries a logged signature for "
+                               f"{policy.identity}")
+    if not ctx.ca.has_role(EPHEMERAL):
+        ctx.ca.init_ephemeral(now=now)
+    verifier = NoteVerifier.from_verifier_key(log.verifier_key())
+    result = sign_ephemeral(path, policy.identity, ctx.ca, log, now=now,
                             lifetime=policy.ephemeral_lifetime, algorithm=policy.key_algorithm,
                             log_keys=(verifier,))
     keyid = dsse.keyid(result.certificate.public_key())  # type: ignore[arg-type]
@@ -50,4 +51,4 @@ def _sign_ephemeral(action: Action, ctx: ApplyContext, now: datetime) -> str:
     return f"signed as {policy.identity} by ephemeral key {keyid}; logged as {where}"
 
 
-HANDLERS: dict[str, Handler] = {k.SIGN_EPHEMERAL: _sign_ephemeral}
+HANDLERS: dict[ActionKind, Handler] = {ActionKind.SIGN_EPHEMERAL: _sign_ephemeral}

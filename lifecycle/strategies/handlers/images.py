@@ -3,21 +3,18 @@ a compromised key's signature. Each reads the image once, checks, then writes cr
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-
-from sqlalchemy import select, update
 
 from lifecycle.errors import ActionError, TamperedImageError
 from lifecycle.integrity.keys import VerifierKey
 from lifecycle.integrity.sign import DsseSigner, SignOptions, remove_signatures, sign_image
 from lifecycle.inventory.inspect import ImageInfo, inspect_image
-from lifecycle.inventory.models import PRESENT, TAMPERED
-from lifecycle.inventory.scan import IMAGES, event, record_image
+from lifecycle.inventory.scan import image_row, mark_tampered
+from lifecycle.inventory.scan import reinventory as rescan_image
+from lifecycle.inventory.status import ImageStatus
 from lifecycle.pki import keys as pki_keys
-from lifecycle.strategies import model as k
 from lifecycle.strategies.context import (
     ApplyContext,
     Handler,
@@ -28,9 +25,8 @@ from lifecycle.strategies.context import (
     set_keys_of,
 )
 from lifecycle.strategies.handlers.checks import _verify_with
-from lifecycle.strategies.model import Action, KeyInfo, Trust, short
+from lifecycle.strategies.model import LIVE, Action, ActionKind, KeyInfo, Trust, short
 from lifecycle.strategies.policy import ImageSetPolicy
-from lifecycle.strategies.publish import LIVE
 
 
 def _verifier(ctx: ApplyContext, key: KeyInfo) -> VerifierKey:
@@ -44,30 +40,15 @@ def _signer(ctx: ApplyContext, key: KeyInfo) -> DsseSigner:
                                                ctx.passphrase),))
 
 
-def _image_row(ctx: ApplyContext, path: str) -> tuple[int, str, dict[str, str]]:
-    with ctx.engine.connect() as conn:
-        row = conn.execute(select(IMAGES.c.id, IMAGES.c.status, IMAGES.c.digests)
-                           .where(IMAGES.c.path == path)).first()
-    if row is None:
-        raise ActionError("image is not in the inventory", path=path,
-                          hint="run 'sif-lifecycle track' or 'scan' first")
-    return row[0], row[1], json.loads(row[2])
-
-
 def refuse(ctx: ApplyContext, image_id: int, path: str, now: datetime, reason: str) -> None:
     """Mark the image tampered, leave an event for the alert, and stop the action."""
-    with ctx.engine.begin() as conn:
-        conn.execute(update(IMAGES).where(IMAGES.c.id == image_id).values(status=TAMPERED))
-        event(conn, image_id, now, "tampered", reason=reason)
-        event(conn, image_id, now, "refused", reason=reason)
+    mark_tampered(ctx.engine, image_id, now, reason)
     raise TamperedImageError(f"refused: {reason}; the image is marked tampered", path=path,
                              hint="inspect it; re-track it once it is restored")
 
 
 def reinventory(ctx: ApplyContext, image_id: int, path: str, now: datetime) -> None:
-    info = inspect_image(path)
-    with ctx.engine.begin() as conn:
-        record_image(conn, info, Path(path).stat(), now, (image_id, PRESENT))
+    rescan_image(ctx.engine, image_id, path, now)
 
 
 def _in_every_envelope(info: ImageInfo, keyid: str) -> bool:
@@ -78,8 +59,13 @@ def _in_every_envelope(info: ImageInfo, keyid: str) -> bool:
 
 
 def present_image(ctx: ApplyContext, path: str) -> tuple[int, dict[str, str]]:
-    image_id, status, digests = _image_row(ctx, path)
-    if status != PRESENT:
+    """(id, digests as first seen) of a tracked, present image; skips any other status."""
+    row = image_row(ctx.engine, path)
+    if row is None:
+        raise ActionError("image is not in the inventory", path=path,
+                          hint="run 'sif-lifecycle track' or 'scan' first")
+    image_id, status, digests = row
+    if status != ImageStatus.PRESENT:
         raise NothingToDoError(f"image is {status}; it is not changed automatically")
     if not Path(path).is_file():
         raise ActionError("image file is missing", path=path, hint="run 'sif-lifecycle scan'")
@@ -88,8 +74,8 @@ def present_image(ctx: ApplyContext, path: str) -> tuple[int, dict[str, str]]:
 
 @dataclass(frozen=True)
 class _ImageWork:
-    """What every per-image action of a set starts from: the image, its set's keys, the key named
-    by the action's key (its last part) and the set's active key."""
+    """What every per-image action of a set starts from: the image, its set's keys, the key the
+    action names (its ``fingerprint``) and the set's active key."""
 
     policy: ImageSetPolicy
     path: str
@@ -105,7 +91,7 @@ def _image_work(action: Action, ctx: ApplyContext) -> _ImageWork:
     policy = policy_of(ctx, action)
     image_id, first_digests = present_image(ctx, action.subject)
     trust = set_keys_of(ctx, policy.name)
-    fingerprint = action.key.rsplit(":", 1)[1]
+    fingerprint = action.fingerprint
     named = next((x for x in trust.keys if x.fingerprint == fingerprint), None)
     return _ImageWork(policy, action.subject, image_id, first_digests, trust, fingerprint, named,
                       active_key(trust, policy.name))
@@ -175,4 +161,5 @@ def _purge(action: Action, ctx: ApplyContext, now: datetime) -> str:
     return f"signature by compromised key {bad.dsse_keyid} replaced by {active.dsse_keyid}"
 
 
-HANDLERS: dict[str, Handler] = {k.RESIGN: _resign, k.DROP: _drop, k.PURGE: _purge}
+HANDLERS: dict[ActionKind, Handler] = {
+    ActionKind.RESIGN: _resign, ActionKind.DROP: _drop, ActionKind.PURGE: _purge}

@@ -6,14 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from cryptography import x509
-from sqlalchemy import insert, select
 
 from lifecycle.errors import ActionError
-from lifecycle.inventory.models import PRESENT, SetKeyRecord
-from lifecycle.inventory.scan import IMAGES, SIGNATURES
+from lifecycle.inventory.fleet import link_key
+from lifecycle.inventory.scan import carrying
 from lifecycle.pki.key_state import KeyState
 from lifecycle.store.models import KeyRecord
-from lifecycle.strategies import model as k
 from lifecycle.strategies.context import (
     ApplyContext,
     Handler,
@@ -25,10 +23,8 @@ from lifecycle.strategies.context import (
     policy_of,
     publish_all,
 )
-from lifecycle.strategies.model import Action, short
+from lifecycle.strategies.model import Action, ActionKind, short
 from lifecycle.strategies.policy import ImageSetPolicy
-
-SET_KEYS = SetKeyRecord.__table__  # type: ignore[attr-defined]
 
 
 def _new_key(ctx: ApplyContext, policy: ImageSetPolicy, now: datetime) -> KeyRecord:
@@ -37,11 +33,10 @@ def _new_key(ctx: ApplyContext, policy: ImageSetPolicy, now: datetime) -> KeyRec
     adopted = None
     if policy.signing_key and not any(k.image_set == policy.name for k in trust.keys):
         adopted = ctx.ca.keys.get(policy.signing_key)
-    row = adopted or ctx.ca.keys.generate(policy.key_algorithm, ctx.passphrase)
-    with ctx.engine.begin() as conn:
-        conn.execute(insert(SET_KEYS).values(image_set=policy.name, key_id=row.id, added_at=now))
+    row = adopted or ctx.ca.keys.generate(policy.key_algorithm, ctx.passphrase, now=now)
+    link_key(ctx.engine, policy.name, row.id or 0, now)
     if not has_valid_certificate(trust, row.fingerprint, now):
-        ctx.ca.issue(row.fingerprint, policy.subject_name, policy.certificate_lifetime)
+        ctx.ca.issue(row.fingerprint, policy.subject_name, policy.certificate_lifetime, now=now)
     return row
 
 
@@ -50,11 +45,11 @@ def _provision(action: Action, ctx: ApplyContext, now: datetime) -> str:
     trust = load_trust_of(ctx)
     if active_key(trust, policy.name) is not None:
         raise NothingToDoError(f"image set {policy.name} already has an active key")
-    pending = keys_in(trust, policy.name, KeyState.PENDING.value)
+    pending = keys_in(trust, policy.name, KeyState.PENDING)
     fingerprint = pending[0].fingerprint if pending else _new_key(ctx, policy, now).fingerprint
     if not has_valid_certificate(load_trust_of(ctx), fingerprint, now):
-        ctx.ca.issue(fingerprint, policy.subject_name, policy.certificate_lifetime)
-    if ctx.ca.keys.get(fingerprint).state != KeyState.ACTIVE.value:  # an adopted key may be
+        ctx.ca.issue(fingerprint, policy.subject_name, policy.certificate_lifetime, now=now)
+    if ctx.ca.keys.get(fingerprint).state != KeyState.ACTIVE:  # an adopted key may be
         ctx.ca.keys.transition(fingerprint, KeyState.ACTIVE, f"signing key of image set "
                                f"{policy.name}", at=now)
     publish_all(ctx, now)
@@ -63,7 +58,7 @@ def _provision(action: Action, ctx: ApplyContext, now: datetime) -> str:
 
 def _prepare(action: Action, ctx: ApplyContext, now: datetime) -> str:
     policy = policy_of(ctx, action)
-    if keys_in(load_trust_of(ctx), policy.name, KeyState.PENDING.value):
+    if keys_in(load_trust_of(ctx), policy.name, KeyState.PENDING):
         raise NothingToDoError("a successor key is already prepared")
     row = _new_key(ctx, policy, now)
     publish_all(ctx, now)
@@ -74,7 +69,7 @@ def _certify(action: Action, ctx: ApplyContext, now: datetime) -> str:
     policy = policy_of(ctx, action)
     if has_valid_certificate(load_trust_of(ctx), action.subject, now):
         raise NothingToDoError("the key already has a valid certificate")
-    issued = ctx.ca.issue(action.subject, policy.subject_name, policy.certificate_lifetime)
+    issued = ctx.ca.issue(action.subject, policy.subject_name, policy.certificate_lifetime, now=now)
     publish_all(ctx, now)
     return f"certificate {issued.record.serial} issued"
 
@@ -88,7 +83,7 @@ def _reissue(action: Action, ctx: ApplyContext, now: datetime) -> str:
     if cert.superseded or cert.revoked:
         raise NothingToDoError(f"certificate {short(cert.serial)} was already "
                     f"{'revoked' if cert.revoked else 're-issued'}")
-    issued = ctx.ca.reissue(action.subject, policy.certificate_lifetime)
+    issued = ctx.ca.reissue(action.subject, policy.certificate_lifetime, now=now)
     publish_all(ctx, now)
     return (f"certificate {issued.record.serial} re-issues {cert.serial}; valid until "
             f"{issued.record.not_after.isoformat()}")
@@ -100,10 +95,10 @@ def _rotate(action: Action, ctx: ApplyContext, now: datetime) -> str:
     current = active_key(trust, policy.name)
     if current is None or current.fingerprint != action.subject:
         raise NothingToDoError(f"key {short(action.subject)} is no longer the active key")
-    pending = keys_in(trust, policy.name, KeyState.PENDING.value)
+    pending = keys_in(trust, policy.name, KeyState.PENDING)
     fingerprint = pending[0].fingerprint if pending else _new_key(ctx, policy, now).fingerprint
     if not has_valid_certificate(load_trust_of(ctx), fingerprint, now):
-        ctx.ca.issue(fingerprint, policy.subject_name, policy.certificate_lifetime)
+        ctx.ca.issue(fingerprint, policy.subject_name, policy.certificate_lifetime, now=now)
     ctx.ca.keys.transition(fingerprint, KeyState.ACTIVE, f"rotation of image set {policy.name}",
                            at=now)
     ctx.ca.keys.transition(current.fingerprint, KeyState.RETIRING,
@@ -116,14 +111,11 @@ def _rotate(action: Action, ctx: ApplyContext, now: datetime) -> str:
 def _retire(action: Action, ctx: ApplyContext, now: datetime) -> str:
     trust = load_trust_of(ctx)
     key = next((x for x in trust.keys if x.fingerprint == action.subject), None)
-    if key is None or key.state != KeyState.RETIRING.value:
+    if key is None or key.state != KeyState.RETIRING:
         raise NothingToDoError(f"key {short(action.subject)} is not retiring")
-    with ctx.engine.connect() as conn:
-        carrying = conn.execute(
-            select(IMAGES.c.path).join(SIGNATURES, SIGNATURES.c.image_id == IMAGES.c.id)
-            .where(SIGNATURES.c.signer == key.dsse_keyid, IMAGES.c.status == PRESENT)).first()
-    if carrying is not None:
-        raise ActionError(f"{carrying[0]} still carries the key's signature")
+    still = carrying(ctx.engine, key.dsse_keyid)
+    if still is not None:
+        raise ActionError(f"{still} still carries the key's signature")
     ctx.ca.keys.transition(key.fingerprint, KeyState.RETIRED, "overlap over; no tracked image "
                            "carries its signature", at=now)
     publish_all(ctx, now)
@@ -134,12 +126,13 @@ def _revoke(action: Action, ctx: ApplyContext, now: datetime) -> str:
     record = ctx.ca.find(action.subject)
     if ctx.ca.revocation(record) is not None:
         raise NothingToDoError(f"certificate {short(action.subject)} is already revoked")
-    ctx.ca.revoke(action.subject, x509.ReasonFlags.key_compromise)
+    ctx.ca.revoke(action.subject, x509.ReasonFlags.key_compromise, now=now)
     publish_all(ctx, now)
     return f"certificate {action.subject} revoked (keyCompromise)"
 
 
-HANDLERS: dict[str, Handler] = {
-    k.PROVISION: _provision, k.PREPARE: _prepare, k.CERTIFY: _certify, k.REISSUE: _reissue,
-    k.ROTATE: _rotate, k.RETIRE: _retire, k.REVOKE: _revoke,
+HANDLERS: dict[ActionKind, Handler] = {
+    ActionKind.PROVISION: _provision, ActionKind.PREPARE: _prepare, ActionKind.CERTIFY: _certify,
+    ActionKind.REISSUE: _reissue, ActionKind.ROTATE: _rotate, ActionKind.RETIRE: _retire,
+    ActionKind.REVOKE: _revoke,
 }

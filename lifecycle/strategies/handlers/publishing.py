@@ -7,7 +7,6 @@ from datetime import datetime
 
 from lifecycle.inventory.fleet import read_published
 from lifecycle.store.ca_service import INTERMEDIATE, ROOT, CaService
-from lifecycle.strategies import model as k
 from lifecycle.strategies.context import (
     ApplyContext,
     Handler,
@@ -16,7 +15,7 @@ from lifecycle.strategies.context import (
     policy_of,
     publish_all,
 )
-from lifecycle.strategies.model import Action
+from lifecycle.strategies.model import Action, ActionKind
 from lifecycle.strategies.publish import publish_set
 
 
@@ -29,7 +28,7 @@ def refresh_crls(ctx: ApplyContext, now: datetime,
         ca = CaService(ca.keys, ca.passphrase, replace(ca.settings, crl_lifetime=lifetime))
     before = load_trust_of(ctx).crls
     for role in roles:
-        ca.publish_crl(role)
+        ca.publish_crl(role, now=now)
     after = load_trust_of(ctx).crls
     fresh = [c.number for c in after if c not in before]
     if fresh:
@@ -52,4 +51,5 @@ def _publish(action: Action, ctx: ApplyContext, now: datetime) -> str:
     return f"published to {directory}"
 
 
-HANDLERS: dict[str, Handler] = {k.CRL_REFRESH: _crl_refresh, k.PUBLISH: _publish}
+HANDLERS: dict[ActionKind, Handler] = {
+    ActionKind.CRL_REFRESH: _crl_refresh, ActionKind.PUBLISH: _publish}
