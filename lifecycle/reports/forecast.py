@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from lifecycle.config import ImageSetPolicy, Strategy
 from lifecycle.inventory.models import PRESENT, TAMPERED
 from lifecycle.pki.key_state import KeyState
 from lifecycle.strategies import actions as k
 from lifecycle.strategies.actions import Action, day, short
-from lifecycle.strategies.policy import RESIGN, ImageSetPolicy
 from lifecycle.strategies.state import CertInfo, ImageState, KeyInfo
 
 _UNTRUSTED = {KeyState.COMPROMISED.value, KeyState.REVOKED.value, KeyState.RETIRED.value}
@@ -157,7 +157,7 @@ def _key(signers: Sequence[KeyInfo], policy: ImageSetPolicy | None, index: Fleet
                                     "signature is dropped after the overlap"))
             continue
         rotate = index.rotation(key.fingerprint)
-        if policy is not None and policy.strategy == RESIGN and rotate is not None:
+        if policy is not None and policy.strategy is Strategy.RESIGN and rotate is not None:
             end = rotate.not_before + policy.overlap
             horizons.append(Horizon(True, end, f"key {short(key.fingerprint)} rotates "
                                     f"{day(rotate.not_before)}; its signature is dropped "
@@ -178,7 +178,7 @@ def _keeps(image: ImageState, signers: Sequence[KeyInfo], policy: ImageSetPolicy
     """
     subjects = [image.path] + [key.fingerprint for key in signers] + [
         c.serial for c in index.certs_of(signers)]
-    if policy is not None and policy.strategy == RESIGN:
+    if policy is not None and policy.strategy is Strategy.RESIGN:
         subjects.append("set:" + policy.name)
     relevant = [a for s in subjects for a in index.actions.get(s, ()) if a.kind in _KEEPS]
     return min(relevant, key=Action.sort_key, default=None)

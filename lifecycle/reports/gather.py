@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 
 # The outbox's reader: the same rule (newest readable bundle) as the exporter's refresh check.
 from lifecycle.bundles.exporter import EXPORT_ACTION, _newest
+from lifecycle.config import Config, Policies
 from lifecycle.errors import LogError
 from lifecycle.inventory.models import (
     REMOVED,
@@ -36,11 +37,9 @@ from lifecycle.reports.model import (
     SetSummary,
     TamperedRow,
 )
-from lifecycle.service.config import Config
 from lifecycle.store.models import AuditRecord, CertificateRecord, RevocationRecord
 from lifecycle.store.tlog import ENTRY, read_meta
 from lifecycle.strategies.plan import notes, plan
-from lifecycle.strategies.policy import Policies
 from lifecycle.strategies.state import FleetState, load_state
 
 EXPIRING_WITHIN = timedelta(days=90)

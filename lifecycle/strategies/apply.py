@@ -21,6 +21,7 @@ from cryptography import x509
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
 
+from lifecycle.config import ImageSetPolicy, Policies
 from lifecycle.ephemeral import sign_ephemeral
 from lifecycle.errors import ActionError, LifecycleError, TamperedImageError
 from lifecycle.integrity import dsse
@@ -39,7 +40,6 @@ from lifecycle.store.models import KeyRecord
 from lifecycle.strategies import actions as k
 from lifecycle.strategies.actions import Action, short
 from lifecycle.strategies.plan import due_now, plan
-from lifecycle.strategies.policy import ImageSetPolicy, Policies
 from lifecycle.strategies.publish import LIVE, publish_set
 from lifecycle.strategies.state import (
     EPHEMERAL_EVENT,

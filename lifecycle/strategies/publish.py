@@ -15,11 +15,11 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from lifecycle.config import ImageSetPolicy
 from lifecycle.pki.certs import certificate_pem
 from lifecycle.pki.files import write_atomic
 from lifecycle.store.ca_service import INTERMEDIATE, ROOT, CaService
 from lifecycle.store.models import CertificateRecord, CrlRecord
-from lifecycle.strategies.policy import ImageSetPolicy
 from lifecycle.strategies.state import MANIFEST, load_trust
 
 LIVE = ("pending", "active", "retiring")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from lifecycle.config import ImageSetPolicy, Policies
 from lifecycle.reports.forecast import FleetIndex, forecast
 from lifecycle.strategies.plan import plan
-from lifecycle.strategies.policy import ImageSetPolicy, Policies
 from lifecycle.strategies.state import CertInfo, FleetState, ImageState, KeyInfo
 
 JAN1 = datetime(2027, 1, 1, tzinfo=UTC)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from lifecycle.config import ImageSetPolicy, Policies
 from lifecycle.integrity.sign import DsseSigner, SignOptions, sign_image
 from lifecycle.inventory.scan import IMAGES, scan
 from lifecycle.pki import keys
@@ -22,7 +23,6 @@ from lifecycle.store.key_service import KeyService
 from lifecycle.strategies.actions import Action
 from lifecycle.strategies.apply import ApplyContext, ApplyResult, run_due
 from lifecycle.strategies.plan import plan
-from lifecycle.strategies.policy import ImageSetPolicy, Policies
 from lifecycle.strategies.state import FleetState, load_state
 from tests.pki.conftest import PASSPHRASE, URLS
 

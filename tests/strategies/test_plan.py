@@ -7,9 +7,9 @@ from fractions import Fraction
 
 import pytest
 
+from lifecycle.config import ImageSetPolicy, Policies
 from lifecycle.strategies.actions import Action
 from lifecycle.strategies.plan import TIDY_WINDOW, notes, plan
-from lifecycle.strategies.policy import ImageSetPolicy, Policies
 from lifecycle.strategies.state import CertInfo, CrlInfo, FleetState, ImageState, KeyInfo
 
 JAN1 = datetime(2027, 1, 1, tzinfo=UTC)
