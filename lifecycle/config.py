@@ -731,6 +731,8 @@ def _translate(exc: ValidationError, doc: Mapping[str, Any], path: Path) -> Conf
     if error["type"] == "config_rule":
         loc += [int(p) if p.isdigit() else p for p in str(ctx["key"]).split(".")]
     where = _key(loc, _set_name_at(doc, loc))
+    if error["type"] == "extra_forbidden" and len(loc) == 1 and isinstance(doc.get(str(loc[0])), dict):
+        where = f"[{loc[0]}]"
     kind = PolicyError if loc and loc[0] == "image_sets" else ConfigError
     return kind(f"{where}: {_reason(error, loc)}", path=path)
 
