@@ -483,6 +483,11 @@ def _globs(value: Any) -> tuple[str, ...]:
     if not isinstance(items, list) or not items or not all(
             isinstance(p, str) and p and p.isprintable() for p in items):
         raise ValueError("required: a list of path globs")
+    for pattern in items:
+        try:
+            compile_glob(pattern)
+        except re.error as exc:
+            raise ValueError(f"{pattern!r} is not a glob: {exc}") from None
     return tuple(items)
 
 

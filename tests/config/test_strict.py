@@ -139,6 +139,11 @@ def test_unknown_keys_in_every_table(tmp_path: Path, body: str, needle: str) -> 
     refused(tmp_path, body, needle)
 
 
+def test_a_glob_that_cannot_match_is_refused(tmp_path: Path) -> None:
+    refused(tmp_path, RESIGN_SET.replace('"*.sif"', '"[z-a].sif"'),
+            "[[image_sets]][0] (apps).paths: '[z-a].sif' is not a glob", kind=PolicyError)
+
+
 def test_path_and_url_together_are_ambiguous(tmp_path: Path) -> None:
     refused(tmp_path, '[database]\npath = "a.db"\nurl = "sqlite:///b.db"\n',
             "[database].url: give either path or url, not both")
