@@ -702,12 +702,13 @@ def _did_you_mean(word: str, known: Sequence[str], brackets: str = "'{}'") -> st
     return "known: " + ", ".join(brackets.format(k) for k in sorted(known))
 
 
-def _reason(error: Mapping[str, Any], loc: Sequence[str | int]) -> str:
+def _reason(error: Mapping[str, Any], loc: Sequence[str | int], doc: Mapping[str, Any]) -> str:
     kind, ctx, given = error["type"], error.get("ctx") or {}, error.get("input")
     if kind == "extra_forbidden":
         word = str(loc[-1])
         if len(loc) == 1:
-            return f"unknown section ({_did_you_mean(word, list(_TABLES), '[{}]')})"
+            what = "section" if isinstance(doc.get(word), dict) else "top-level key"
+            return f"unknown {what} ({_did_you_mean(word, list(_TABLES), '[{}]')})"
         table = _TABLES.get(str(loc[0]), ConfigFile)
         return f"unknown key ({_did_you_mean(word, list(table.model_fields))})"
     if kind == "missing":
@@ -739,7 +740,7 @@ def _translate(exc: ValidationError, doc: Mapping[str, Any], path: Path) -> Conf
     if error["type"] == "extra_forbidden" and len(loc) == 1 and isinstance(doc.get(str(loc[0])), dict):
         where = f"[{loc[0]}]"
     kind = PolicyError if loc and loc[0] == "image_sets" else ConfigError
-    return kind(f"{where}: {_reason(error, loc)}", path=path)
+    return kind(f"{where}: {_reason(error, loc, doc)}", path=path)
 
 
 def _read(path: Path) -> dict[str, Any]:

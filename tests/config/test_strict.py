@@ -144,6 +144,10 @@ def test_a_glob_that_cannot_match_is_refused(tmp_path: Path) -> None:
             "[[image_sets]][0] (apps).paths: '[z-a].sif' is not a glob", kind=PolicyError)
 
 
+def test_an_unknown_top_level_key(tmp_path: Path) -> None:
+    refused(tmp_path, 'databse = "prod.db"\n', "databse: unknown top-level key (did you mean [database]?)")
+
+
 def test_path_and_url_together_are_ambiguous(tmp_path: Path) -> None:
     refused(tmp_path, '[database]\npath = "a.db"\nurl = "sqlite:///b.db"\n',
             "[database].url: give either path or url, not both")
