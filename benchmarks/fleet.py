@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 
+from lifecycle.config import ImageSetPolicy, Policies
 from lifecycle.integrity.keys import load_signing_key, no_passphrase
 from lifecycle.integrity.sign import DsseSigner, SignOptions, sign_image
 from lifecycle.inventory.fleet import load_state
@@ -39,7 +40,6 @@ from lifecycle.store.db import make_engine
 from lifecycle.store.migrate import open_migrated
 from lifecycle.store.models import CertificateRecord, KeyRecord, KeyTransitionRecord
 from lifecycle.strategies.plan import plan
-from lifecycle.strategies.policy import ImageSetPolicy, Policies
 
 PG_URL = os.environ.get("SIF_LIFECYCLE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 NOW = datetime(2028, 6, 1, tzinfo=UTC)

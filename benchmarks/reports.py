@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 from benchmarks.fleet import NOW, populate
+from lifecycle.config import Config
 from lifecycle.reports import build_report, render
-from lifecycle.service.config import Config
 from lifecycle.store.ca_service import CaSettings
 from lifecycle.store.migrate import open_migrated
 

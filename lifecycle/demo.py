@@ -25,6 +25,7 @@ from pathlib import Path
 
 from lifecycle.bundles import export
 from lifecycle.bundles.archive import read_bundle
+from lifecycle.config import Config, Strategy, load_config
 from lifecycle.errors import LifecycleError
 from lifecycle.integrity.sign import DsseSigner, SignOptions, sign_image
 from lifecycle.inventory.fleet import load_state
@@ -32,7 +33,6 @@ from lifecycle.inventory.scan import scan
 from lifecycle.pki.key_state import KeyState
 from lifecycle.pki.keys import KeyAlgorithm
 from lifecycle.reports import write_report
-from lifecycle.service.config import Config, load_config
 from lifecycle.service.transparency import config_log_client, create_log, open_log
 from lifecycle.sif import create_image, deffile_spec, json_spec, partition_spec
 from lifecycle.store import migrate
@@ -43,7 +43,6 @@ from lifecycle.strategies.apply import ApplyContext, ApplyResult
 from lifecycle.strategies.due import run_due
 from lifecycle.strategies.model import Action, ActionKind, ApplyStatus, day
 from lifecycle.strategies.plan import plan
-from lifecycle.strategies.policy import EPHEMERAL
 
 MARKER = ".sif-lifecycle-demo"
 YEARS = 3
@@ -226,7 +225,7 @@ class Demo:
                             json_spec({"name": name, "built": self.clock.now.isoformat()})])
         policy = self.config.policies.get(image_set)
         assert policy is not None
-        if policy.strategy != EPHEMERAL:
+        if policy.strategy is not Strategy.EPHEMERAL:
             active = next(k for k in load_state(self.ca.engine, self.clock.now).keys
                           if k.image_set == image_set and k.state == KeyState.ACTIVE)
             private = self.ca.keys.private_key(self.ca.keys.get(active.fingerprint),
@@ -234,7 +233,7 @@ class Demo:
             sign_image(str(path), DsseSigner((private,)), SignOptions())
         scan(self.ca.engine, [str(path)], self.clock.now, full=True, strict=True)
         self.result.images.setdefault(image_set, []).append(path)
-        how_signed = "unsigned" if policy.strategy == EPHEMERAL else "signed by the release pipeline"
+        how_signed = "unsigned" if policy.strategy is Strategy.EPHEMERAL else "signed by the release pipeline"
         self.log_line(self.clock.now, "new image",
                       f"{path.relative_to(self.workspace)} ({how_signed})")
         return path
@@ -306,7 +305,7 @@ class Demo:
         """The offline check of ``image`` against the bundle (what the next steps print)."""
         command = ["sif-lifecycle", "verify", "--bundle", "bundle.tar.gz"]
         policy = self.config.policies.get(image_set)
-        if policy is not None and policy.strategy == EPHEMERAL:
+        if policy is not None and policy.strategy is Strategy.EPHEMERAL:
             command += ["--log-key", "bundle/tlog/verifier-key.txt", "--identity",
                         policy.identity, "--certificate-roots", "bundle/certs/roots.pem"]
             command += [x for crl in sorted((self.workspace / "bundle" / "crls").glob("*"))

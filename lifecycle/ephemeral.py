@@ -14,13 +14,13 @@ carries: harmless (the signature is useless without the image) and visible in th
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from cryptography import x509
 
+from lifecycle.config import IdentityKind, identity_kind
 from lifecycle.errors import LifecycleError, SigningError
 from lifecycle.integrity import dsse
 from lifecycle.integrity.digest import Progress
@@ -38,18 +38,18 @@ from lifecycle.verification.longterm import image_id
 
 DEFAULT_LIFETIME = timedelta(minutes=10)
 ALGORITHMS = (KeyAlgorithm.P256, KeyAlgorithm.ED25519)
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 def identity_name(identity: str) -> x509.GeneralName:
     """An email address becomes an rfc822Name, anything with a scheme (``https://``) a URI."""
-    if "://" in identity and not any(c.isspace() for c in identity):
+    try:
+        kind = identity_kind(identity)
+    except ValueError as exc:
+        raise LifecycleError(str(exc), hint="e.g. --identity builder@example.org or "
+                             "--identity https://ci.example.org/pipelines/42") from None
+    if kind is IdentityKind.URI:
         return x509.UniformResourceIdentifier(identity)
-    if _EMAIL.fullmatch(identity):
-        return x509.RFC822Name(identity)
-    raise LifecycleError(f"identity {identity!r} is neither an email address nor a URI",
-                         hint="e.g. --identity builder@example.org or "
-                              "--identity https://ci.example.org/pipelines/42")
+    return x509.RFC822Name(identity)
 
 
 @dataclass

@@ -11,10 +11,10 @@ import click
 
 from lifecycle.cli.common import UtcTime, passphrase_file_option, read_passphrase
 from lifecycle.cli.pki_options import ca_service, config_option, open_config
+from lifecycle.config import Config
 from lifecycle.errors import LifecycleError
 from lifecycle.inventory.fleet import list_images, load_state
 from lifecycle.inventory.scan import ScanReport, scan
-from lifecycle.service.config import Config
 from lifecycle.store.db import make_engine
 from lifecycle.strategies.apply import ApplyContext
 from lifecycle.strategies.due import run_due

@@ -8,9 +8,9 @@ from typing import Any, TypeVar
 
 import click
 
+from lifecycle.config import Config, load_config
 from lifecycle.errors import ConfigError
 from lifecycle.pki.files import write_atomic
-from lifecycle.service.config import Config, load_config
 from lifecycle.store.ca_service import CaService
 from lifecycle.store.db import make_engine
 from lifecycle.store.key_service import KeyService

@@ -13,7 +13,7 @@ import click
 
 from lifecycle.cli.common import passphrase_file_option, read_passphrase
 from lifecycle.cli.pki_options import ca_service, config_option, open_config
-from lifecycle.service.config import parse_listen
+from lifecycle.config import parse_listen
 
 
 def _level() -> int:

@@ -11,9 +11,9 @@ from typing import Any
 import click
 
 from lifecycle.cli.common import read_passphrase
+from lifecycle.config import ENV_CONFIG, TlogSettings, load_config
 from lifecycle.errors import LifecycleError, LogError
 from lifecycle.service import transparency
-from lifecycle.service.config import ENV_CONFIG, TlogSettings, load_config
 from lifecycle.service.transparency import create_log, engine_url, log_meta
 from lifecycle.store.db import make_engine
 from lifecycle.tlog import (

@@ -8,7 +8,6 @@ serial and validity, which is what lets old signatures verify against the new ce
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography import x509
@@ -16,19 +15,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
+from lifecycle.config import CaUrls as CaUrls  # moved down: plain config data
 from lifecycle.errors import CertificateError
 from lifecycle.pki.certs import require_code_signing
 from lifecycle.pki.keys import PrivateKey, PublicKey
-
-
-@dataclass(frozen=True)
-class CaUrls:
-    """Where relying parties fetch revocation data and issuer certificates (from the config)."""
-
-    crl_url: str | None = None
-    root_crl_url: str | None = None
-    ocsp_url: str | None = None
-    ca_issuers_url: str | None = None
 
 
 def signing_hash(key: PrivateKey) -> hashes.SHA256 | hashes.SHA384 | None:

@@ -6,28 +6,18 @@ Private keys only ever leave memory as PKCS#8 encrypted with the store passphras
 
 from __future__ import annotations
 
-import enum
 import hashlib
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from lifecycle.config import KeyAlgorithm as KeyAlgorithm  # moved down: the config names it
 from lifecycle.errors import KeyMaterialError
 from lifecycle.integrity import dsse
 
 PrivateKey = dsse.SigningKey
 PublicKey = dsse.PublicKey
-
-
-class KeyAlgorithm(enum.StrEnum):
-    """The PEM key types the reference signers accept (spec 5.3)."""
-
-    RSA3072 = "rsa3072"
-    RSA4096 = "rsa4096"
-    P256 = "p256"
-    P384 = "p384"
-    ED25519 = "ed25519"
 
 
 def generate_private_key(algorithm: KeyAlgorithm) -> PrivateKey:

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
+from lifecycle.config import Config
 from lifecycle.reports.forecast import Forecast, Horizon, forecast
 from lifecycle.reports.gather import build_report
 from lifecycle.reports.model import ReportData
 from lifecycle.reports.render import FORMATS, render, write_rendered
-from lifecycle.service.config import Config
 
 
 def write_report(engine: Engine, config: Config, now: datetime, out_dir: Path, *,

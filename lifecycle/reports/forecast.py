@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from lifecycle.config import ImageSetPolicy, Strategy
 from lifecycle.inventory.status import ImageStatus
 from lifecycle.pki.key_state import KeyState
 from lifecycle.strategies.model import Action, ActionKind, CertInfo, ImageState, KeyInfo, day, short
-from lifecycle.strategies.policy import RESIGN, ImageSetPolicy
 
 _UNTRUSTED = {KeyState.COMPROMISED, KeyState.REVOKED, KeyState.RETIRED}
 _KEEPS = {ActionKind.REISSUE, ActionKind.CERTIFY, ActionKind.ROTATE, ActionKind.PREPARE,
@@ -156,7 +156,7 @@ def _key(signers: Sequence[KeyInfo], policy: ImageSetPolicy | None, index: Fleet
                                     "signature is dropped after the overlap"))
             continue
         rotate = index.rotation(key.fingerprint)
-        if policy is not None and policy.strategy == RESIGN and rotate is not None:
+        if policy is not None and policy.strategy is Strategy.RESIGN and rotate is not None:
             end = rotate.not_before + policy.overlap
             horizons.append(Horizon(True, end, f"key {short(key.fingerprint)} rotates "
                                     f"{day(rotate.not_before)}; its signature is dropped "
@@ -177,7 +177,7 @@ def _keeps(image: ImageState, signers: Sequence[KeyInfo], policy: ImageSetPolicy
     """
     subjects = [image.path] + [key.fingerprint for key in signers] + [
         c.serial for c in index.certs_of(signers)]
-    if policy is not None and policy.strategy == RESIGN:
+    if policy is not None and policy.strategy is Strategy.RESIGN:
         subjects.append("set:" + policy.name)
     relevant = [a for s in subjects for a in index.actions.get(s, ()) if a.kind in _KEEPS]
     return min(relevant, key=Action.sort_key, default=None)

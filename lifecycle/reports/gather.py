@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 # The outbox's reader: the same rule (newest readable bundle) as the exporter's refresh check.
 from lifecycle.bundles.exporter import EXPORT_ACTION, _newest
+from lifecycle.config import Config, Policies
 from lifecycle.errors import LogError
 from lifecycle.inventory.fleet import load_state, sif_ids, tampered_images
 from lifecycle.inventory.status import ImageStatus
@@ -31,12 +32,10 @@ from lifecycle.reports.model import (
     SetSummary,
     TamperedRow,
 )
-from lifecycle.service.config import Config
 from lifecycle.store.queries import latest_audit, revocations_by_serial
 from lifecycle.store.tlog import log_summary, read_meta
 from lifecycle.strategies.model import FleetState
 from lifecycle.strategies.plan import notes, plan
-from lifecycle.strategies.policy import Policies
 
 EXPIRING_WITHIN = timedelta(days=90)
 

@@ -17,8 +17,8 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from lifecycle.config import ServeSettings
 from lifecycle.errors import ServiceError
-from lifecycle.service.config import ServeSettings
 from lifecycle.service.scheduler import job_specs, start_scheduler, stop_scheduler
 from lifecycle.service.work import WorkSource
 from lifecycle.service.workers import Clock, WorkerPool, utc_now

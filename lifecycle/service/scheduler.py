@@ -25,7 +25,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import Engine
 
-from lifecycle.service.config import ServeSettings
+from lifecycle.config import ServeSettings
 from lifecycle.store.queue import JOBSTORE_TABLE
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
+from lifecycle.config import Config
 from lifecycle.errors import LogError
-from lifecycle.service.config import Config
 from lifecycle.service.tlog_http import LogEndpoints
 from lifecycle.store.db import make_engine
 from lifecycle.store.migrate import open_migrated

@@ -18,8 +18,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy.engine import Engine
 
+from lifecycle.config import Config
 from lifecycle.errors import KeyNotFoundError, ServiceError, StoreError
-from lifecycle.service.config import Config
 from lifecycle.store.ca_service import INTERMEDIATE, CaService
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ CRL at once and tells listeners (the OCSP responder) to drop their cached answer
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography import x509
@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from lifecycle.config import CaSettings as CaSettings  # moved down: plain config data
 from lifecycle.errors import CertificateError, KeyMaterialError, KeyNotFoundError
 from lifecycle.pki import ca, crl, keys
 from lifecycle.pki.certs import certificate_pem, load_certificate
@@ -37,15 +38,6 @@ ROOT, INTERMEDIATE, LEAF, OCSP = CaRole.ROOT, CaRole.INTERMEDIATE, CaRole.LEAF, 
 EPHEMERAL, EPHEMERAL_LEAF = CaRole.EPHEMERAL, CaRole.EPHEMERAL_LEAF
 """Short names for the roles (see :class:`CaRole`), as the CLI and bundles import them."""
 _UNUSABLE = frozenset({KeyState.REVOKED, KeyState.COMPROMISED, KeyState.RETIRED})
-
-
-@dataclass(frozen=True)
-class CaSettings:
-    urls: ca.CaUrls = field(default_factory=ca.CaUrls)
-    organization: str | None = None
-    crl_lifetime: timedelta = timedelta(days=7)
-    ocsp_response_lifetime: timedelta = timedelta(hours=12)
-    ocsp_signer_lifetime: timedelta = timedelta(days=90)
 
 
 @dataclass(frozen=True)
@@ -138,6 +130,7 @@ class CaService:
                     CertificateRecord.role == ROOT)).first() is not None:
                 raise CertificateError("the CA is already initialised",
                                        hint="use a new database to start another CA")
+        self._check_init(root_lifetime, intermediate_lifetime, common_name)
         now = self.clock()
         org = self.settings.organization
         root_key_row = self.keys.generate(root_algorithm, self.passphrase, purpose="ca-root",
@@ -161,6 +154,22 @@ class CaService:
         self.rotate_ocsp_signer(now=now)
         self.publish_crls(force=True, now=now)
         return root, inter
+
+    def _check_init(self, root_lifetime: timedelta, intermediate_lifetime: timedelta,
+                    common_name: str) -> None:
+        """What ``init`` could fail on, checked before the first key is made: a failure half-way
+        would leave a CA that a rerun calls "already initialised"."""
+        if not timedelta(0) < intermediate_lifetime <= root_lifetime:
+            raise CertificateError(
+                f"the intermediate lifetime ({intermediate_lifetime.days} days) must be positive "
+                f"and no longer than the root's ({root_lifetime.days} days)",
+                hint="choose --intermediate-days <= --root-days")
+        for suffix in ("Root CA", "Signing CA", "Ephemeral Signing CA"):
+            try:
+                ca.name(f"{common_name} {suffix}", self.settings.organization)
+            except ValueError as exc:
+                raise CertificateError(f"CA name {common_name!r} + {suffix!r}: {exc}",
+                                       hint="choose a shorter --name") from None
 
     def init_ephemeral(self, *, algorithm: keys.KeyAlgorithm = keys.KeyAlgorithm.P256,
                        lifetime: timedelta = timedelta(days=3650),

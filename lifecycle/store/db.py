@@ -18,6 +18,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, create_engine
 
+from lifecycle.config import sqlite_url as sqlite_url  # moved down: the config builds it
 from lifecycle.errors import StoreError
 
 
@@ -39,10 +40,6 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.utcoffset() is None else value.astimezone(UTC)
-
-
-def sqlite_url(path: Path) -> str:
-    return f"sqlite:///{path}"
 
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -8,12 +8,12 @@ from datetime import datetime
 
 from sqlalchemy.engine import Engine
 
+from lifecycle.config import ImageSetPolicy, Policies
 from lifecycle.errors import ActionError
 from lifecycle.inventory.fleet import load_set_keys, load_trust
 from lifecycle.pki.key_state import KeyState
 from lifecycle.store.ca_service import CaService
 from lifecycle.strategies.model import Action, ActionKind, ApplyStatus, KeyInfo, Trust
-from lifecycle.strategies.policy import ImageSetPolicy, Policies
 from lifecycle.strategies.publish import publish_set
 from lifecycle.tlog.client import LocalLogClient, LogClient
 

@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 
+from lifecycle.config import ImageSetPolicy, Policies, Strategy
 from lifecycle.inventory.status import ImageStatus
 from lifecycle.pki.key_state import KeyState
 from lifecycle.strategies.model import (
@@ -25,7 +26,6 @@ from lifecycle.strategies.model import (
     day,
     short,
 )
-from lifecycle.strategies.policy import EPHEMERAL, RESIGN, ImageSetPolicy, Policies
 
 TIDY_WINDOW = timedelta(days=7)
 """How long after the overlap ends dropping old signatures and retiring the key may take."""
@@ -42,12 +42,12 @@ def plan(state: FleetState, policies: Policies, now: datetime) -> list[Action]:
     images = _images_by_set(state.images, policies)
     out: list[Action] = []
     for policy in policies.image_sets:
-        if policy.strategy == EPHEMERAL:
+        if policy.strategy is Strategy.EPHEMERAL:
             out += _ephemeral(policy, images.get(policy.name, ()), state.logged, now)
             continue
         keys = [key for key in state.keys if key.image_set == policy.name]
         out += _keys(policy, keys, certs, now)
-        if policy.strategy == RESIGN:
+        if policy.strategy is Strategy.RESIGN:
             out += _images(policy, keys, images.get(policy.name, ()), now)
         if policy.name in state.published and state.published[policy.name] != \
                 state.trust_revision:
@@ -68,7 +68,7 @@ def notes(policies: Policies) -> list[str]:
     return [f"image set {p.name} signs ephemerally as {p.identity} (certificates of "
             f"{int(p.ephemeral_lifetime.total_seconds() // 60)} minutes); verifiers need the "
             f"log's key and --identity {p.identity}"
-            for p in policies.image_sets if p.strategy == EPHEMERAL]
+            for p in policies.image_sets if p.strategy is Strategy.EPHEMERAL]
 
 
 def _ephemeral(policy: ImageSetPolicy, images: Sequence[ImageState],
@@ -143,7 +143,7 @@ def _keys(policy: ImageSetPolicy, keys: Sequence[KeyInfo], certs: dict[str, list
                      f"certificate {short(cert.serial)} expires {day(cert.not_after)}; "
                      f"renewal window opened {day(opens)}{lead}", name,
                      fingerprint=key.fingerprint)
-    if policy.strategy == RESIGN and active:
+    if policy.strategy is Strategy.RESIGN and active:
         current = max(active, key=lambda x: (x.activated_at or x.created_at, x.fingerprint))
         since = current.activated_at or current.created_at
         rotate_at = since + policy.key_rotation

@@ -13,13 +13,13 @@ import json
 from datetime import datetime
 from pathlib import Path
 
+from lifecycle.config import ImageSetPolicy
 from lifecycle.inventory.fleet import MANIFEST, load_trust
 from lifecycle.pki.certs import certificate_pem
 from lifecycle.pki.files import write_atomic
 from lifecycle.store.ca_service import INTERMEDIATE, ROOT, CaService
 from lifecycle.store.queries import certificate_pems, latest_crl
 from lifecycle.strategies.model import LIVE
-from lifecycle.strategies.policy import ImageSetPolicy
 
 
 def _write(path: Path, data: bytes) -> None:

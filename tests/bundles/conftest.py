@@ -18,11 +18,11 @@ from click.testing import CliRunner, Result
 from cryptography import x509
 
 from lifecycle.cli.main import cli
+from lifecycle.config import load_config
 from lifecycle.integrity.keys import load_pgp_signing_key
 from lifecycle.integrity.sign import DsseSigner, PgpSigner, Signer, SignOptions, sign_image
 from lifecycle.pki import keys, pgp
 from lifecycle.pki.key_state import KeyState
-from lifecycle.service.config import load_config
 from lifecycle.sif import DataType, ObjectSpec, create_image
 from lifecycle.store.ca_service import CaService
 from lifecycle.store.db import make_engine

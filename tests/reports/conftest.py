@@ -16,11 +16,10 @@ import pytest
 from cryptography import x509
 
 from lifecycle.bundles import export
+from lifecycle.config import Config, ImageSetPolicy
 from lifecycle.reports import ReportData, build_report
-from lifecycle.service.config import Config
 from lifecycle.sif import SifImage
 from lifecycle.store.tlog import SqlLogStorage, write_meta
-from lifecycle.strategies.policy import ImageSetPolicy
 from lifecycle.tlog import Log, NoteSigner, Submission
 from lifecycle.verification.longterm import image_id
 from tests.strategies.conftest import Fleet, make_fleet

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from lifecycle.config import ImageSetPolicy, Policies
 from lifecycle.reports.forecast import FleetIndex, forecast
 from lifecycle.strategies.model import CertInfo, FleetState, ImageState, KeyInfo
 from lifecycle.strategies.plan import plan
-from lifecycle.strategies.policy import ImageSetPolicy, Policies
 
 JAN1 = datetime(2027, 1, 1, tzinfo=UTC)
 ROTATED = datetime(2028, 1, 1, tzinfo=UTC)

@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from lifecycle.cli.main import cli
+from lifecycle.config import DEFAULT_WORK_SOURCE, load_config, parse_duration
 from lifecycle.errors import ConfigError
-from lifecycle.service.config import DEFAULT_WORK_SOURCE, load_config, parse_duration
 from lifecycle.store import migrate
 from lifecycle.store.db import sqlite_url
 
@@ -46,12 +46,12 @@ def test_serve_defaults_and_overrides(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("body", "message"), [
-    ('plan_intervall = "1h"', "unknown key 'plan_intervall'"),
-    ('plan_interval = 60', "plan_interval must be a str"),
-    ('workers = 0', "workers must be at least 1"),
-    ('lease = "1s"', "lease must be at least 2s"),
+    ('plan_intervall = "1h"', r"\[serve\]\.plan_intervall: unknown key \(did you mean 'plan_interval'\?\)"),
+    ('plan_interval = 60', "plan_interval: must be a duration string"),
+    ('workers = 0', "workers: must be a whole number from 1"),
+    ('lease = "1s"', "lease: must be at least 2s"),
     ('work_source = "nocolon"', "not MODULE:ATTRIBUTE"),
-    ('crl_interval = "soon"', "crl_interval = 'soon' is not a duration"),
+    ('crl_interval = "soon"', "crl_interval: 'soon' is not a duration"),
 ])
 def test_bad_serve_settings_name_file_and_key(tmp_path: Path, body: str, message: str) -> None:
     path = write(tmp_path, f"[serve]\n{body}\n")

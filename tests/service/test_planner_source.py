@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from lifecycle.cli.main import cli
-from lifecycle.service.config import DEFAULT_WORK_SOURCE
+from lifecycle.config import DEFAULT_WORK_SOURCE
 from lifecycle.store.db import make_engine, sqlite_url
 from lifecycle.store.queue import DONE, FAILED, WorkQueue
 from tests.service.harness import ServeProcess, launch, stop_all, write_config

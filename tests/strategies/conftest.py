@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from lifecycle.config import ImageSetPolicy, Policies
 from lifecycle.integrity.sign import DsseSigner, SignOptions, sign_image
 from lifecycle.inventory.fleet import load_state
 from lifecycle.inventory.scan import IMAGES, scan
@@ -24,7 +25,6 @@ from lifecycle.strategies.apply import ApplyContext, ApplyResult
 from lifecycle.strategies.due import run_due
 from lifecycle.strategies.model import Action, FleetState
 from lifecycle.strategies.plan import plan
-from lifecycle.strategies.policy import ImageSetPolicy, Policies
 from tests.pki.conftest import PASSPHRASE, URLS
 
 T0 = datetime(2027, 1, 1, tzinfo=UTC)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from lifecycle.config import load_config
 from lifecycle.errors import PolicyError
 from lifecycle.pki.keys import KeyAlgorithm
-from lifecycle.service.config import load_config
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config" / "sif-lifecycle.example.toml"
@@ -46,13 +46,13 @@ def test_defaults_and_absolute_lead(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("body", "key", "reason"), [
-    ('name="x"\npaths=["a"]\nstrategy="rotate"', "image_sets[0] (x).strategy", "must be one of"),
-    ('name="x"\npaths=[]\nstrategy="resign"', "image_sets[0] (x).paths", "list of path globs"),
-    ('paths=["a"]\nstrategy="resign"', "image_sets[0].name", "required"),
+    ('name="x"\npaths=["a"]\nstrategy="rotate"', "[[image_sets]][0] (x).strategy", "must be one of"),
+    ('name="x"\npaths=[]\nstrategy="resign"', "[[image_sets]][0] (x).paths", "list of path globs"),
+    ('paths=["a"]\nstrategy="resign"', "[[image_sets]][0].name", "required"),
     ('name="x"\npaths=["a"]\nstrategy="resign"\nrenewal="3/2"', "(x).renewal", "between 0 and 1"),
     ('name="x"\npaths=["a"]\nstrategy="resign"\nrenewal="soon"', "(x).renewal", "fraction"),
     ('name="x"\npaths=["a"]\nstrategy="resign"\ncertificate_lifetime_days=0',
-     "(x).certificate_lifetime_days", ">= 1"),
+     "(x).certificate_lifetime_days", "from 1 to 36500, not 0"),
     ('name="x"\npaths=["a"]\nstrategy="resign"\nrenewal="1/2"\nrenew_before_days=3',
      "(x).renew_before_days", "not both"),
     ('name="x"\npaths=["a"]\nstrategy="resign"\noverlap_days=400', "(x).overlap_days",
@@ -61,8 +61,8 @@ def test_defaults_and_absolute_lead(tmp_path: Path) -> None:
      "(x).crl_lifetime_days", "twice distribution_lead_days"),
     ('name="x"\npaths=["a"]\nstrategy="resign"\nkey_algorithm="dsa"', "(x).key_algorithm",
      "must be one of"),
-    ('name="x"\npaths=["a"]\nstrategy="resign"\nrotation_days=3', "image_sets[0].rotation_days",
-     "unknown key"),
+    ('name="x"\npaths=["a"]\nstrategy="resign"\nrotation_days=3', "[[image_sets]][0] (x).rotation_days",
+     "unknown key (did you mean 'key_rotation_days'?)"),
 ])
 def test_invalid_policies_name_file_key_and_reason(tmp_path: Path, body: str, key: str,
                                                    reason: str) -> None:
@@ -81,4 +81,4 @@ def test_duplicate_names_and_cli_exit_code(tmp_path: Path) -> None:
                              "plan", "--config", str(path)], capture_output=True, text=True,
                             env={"PYTHONPATH": str(REPO)}, check=False, timeout=60)
     assert result.returncode == 2
-    assert result.stderr.strip() == f"Error: {path}: image_sets: name 'x' is used twice"
+    assert result.stderr.strip() == f"Error: {path}: [[image_sets]]: name 'x' is used twice"

@@ -11,17 +11,16 @@ from pathlib import Path
 
 import pytest
 
+from lifecycle.config import ImageSetPolicy, load_config
 from lifecycle.errors import PolicyError
 from lifecycle.pki import keys as pki_keys
 from lifecycle.pki.certs import certificate_pem
 from lifecycle.pki.keys import KeyAlgorithm
-from lifecycle.service.config import load_config
 from lifecycle.service.transparency import create_log, local_client
 from lifecycle.store.ca_service import ROOT
 from lifecycle.strategies.apply import ApplyContext, ApplyStatus, apply
 from lifecycle.strategies.due import run_due
 from lifecycle.strategies.plan import plan
-from lifecycle.strategies.policy import ImageSetPolicy
 from lifecycle.tlog.client import LocalLogClient
 from tests.pki.conftest import PASSPHRASE
 from tests.strategies.conftest import Fleet, make_fleet

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from lifecycle.config import ImageSetPolicy
 from lifecycle.pki.key_state import KeyState
 from lifecycle.service.transparency import create_log, local_client
 from lifecycle.strategies.apply import ApplyContext, ApplyResult, apply
 from lifecycle.strategies.due import run_due
 from lifecycle.strategies.model import Action, ActionKind, ApplyStatus
-from lifecycle.strategies.policy import ImageSetPolicy
 from tests.pki.conftest import PASSPHRASE
 from tests.strategies.conftest import make_fleet
 

@@ -7,9 +7,9 @@ from fractions import Fraction
 
 import pytest
 
+from lifecycle.config import ImageSetPolicy, Policies
 from lifecycle.strategies.model import Action, CertInfo, CrlInfo, FleetState, ImageState, KeyInfo
 from lifecycle.strategies.plan import TIDY_WINDOW, notes, plan
-from lifecycle.strategies.policy import ImageSetPolicy, Policies
 
 JAN1 = datetime(2027, 1, 1, tzinfo=UTC)
 WEB = ImageSetPolicy("web", ("/img/web/*.sif",), "resign", overlap=timedelta(days=30))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lifecycle.strategies.policy import ImageSetPolicy
+from lifecycle.config import ImageSetPolicy
 from tests.strategies.conftest import make_fleet
 from tests.strategies.trust import check_image
 

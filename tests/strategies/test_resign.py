@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from lifecycle.config import ImageSetPolicy
 from lifecycle.integrity.keys import KeySet, VerifierKey
 from lifecycle.integrity.sign import remove_signatures
 from lifecycle.integrity.verify import VerifyOptions, verify_image
@@ -17,7 +18,6 @@ from lifecycle.sif import SifImage
 from lifecycle.store import audit
 from lifecycle.store.db import session_scope
 from lifecycle.strategies.apply import apply
-from lifecycle.strategies.policy import ImageSetPolicy
 from tests.strategies.conftest import Fleet, make_fleet
 from tests.unit.test_crash_safety import SimulatedCrashError, count_writes, crash_at
 
@@ -224,7 +224,7 @@ def test_adopting_an_existing_active_key(tmp_path: Path) -> None:
     adopt = ImageSetPolicy("web", ("web-*.sif",), "reissue", signing_key=row.fingerprint[:12])
     from dataclasses import replace
 
-    from lifecycle.strategies.policy import Policies
+    from lifecycle.config import Policies
 
     fleet.policies = Policies((replace(adopt, publish_directory=tmp_path / "publish"),))
     results = fleet.run()

@@ -19,9 +19,9 @@ from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from lifecycle.config import ImageSetPolicy
 from lifecycle.store import audit
 from lifecycle.store.db import session_scope
-from lifecycle.strategies.policy import ImageSetPolicy
 from tests.strategies.conftest import T0, Fleet, make_fleet
 from tests.strategies.trust import check_certificate, check_image, peer_verify
 

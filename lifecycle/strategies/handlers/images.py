@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from lifecycle.config import ImageSetPolicy
 from lifecycle.errors import ActionError, TamperedImageError
 from lifecycle.integrity.keys import VerifierKey
 from lifecycle.integrity.sign import DsseSigner, SignOptions, remove_signatures, sign_image
@@ -26,7 +27,6 @@ from lifecycle.strategies.context import (
 )
 from lifecycle.strategies.handlers.checks import _verify_with
 from lifecycle.strategies.model import LIVE, Action, ActionKind, KeyInfo, Trust, short
-from lifecycle.strategies.policy import ImageSetPolicy
 
 
 def _verifier(ctx: ApplyContext, key: KeyInfo) -> VerifierKey:

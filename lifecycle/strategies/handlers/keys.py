@@ -7,6 +7,7 @@ from datetime import datetime
 
 from cryptography import x509
 
+from lifecycle.config import ImageSetPolicy
 from lifecycle.errors import ActionError
 from lifecycle.inventory.fleet import link_key
 from lifecycle.inventory.scan import carrying
@@ -24,7 +25,6 @@ from lifecycle.strategies.context import (
     publish_all,
 )
 from lifecycle.strategies.model import Action, ActionKind, short
-from lifecycle.strategies.policy import ImageSetPolicy
 
 
 def _new_key(ctx: ApplyContext, policy: ImageSetPolicy, now: datetime) -> KeyRecord:
