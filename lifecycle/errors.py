@@ -77,6 +77,11 @@ class VerificationError(LifecycleError):
         self.result = result
         super().__init__(message, path=path, hint=hint)
 
+    @property
+    def reason(self) -> str:
+        """Why the image is not trusted, without the file name (for callers that record it)."""
+        return self.result.failure_summary() if self.result is not None else self.message
+
 
 class LogError(LifecycleError):
     """The transparency log refused an operation or its evidence cannot be read."""

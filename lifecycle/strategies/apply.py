@@ -22,11 +22,10 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
 
 from lifecycle.ephemeral import sign_ephemeral
-from lifecycle.errors import ActionError, LifecycleError, TamperedImageError
+from lifecycle.errors import ActionError, LifecycleError, TamperedImageError, VerificationError
 from lifecycle.integrity import dsse
-from lifecycle.integrity.keys import KeySet, VerifierKey
+from lifecycle.integrity.keys import VerifierKey
 from lifecycle.integrity.sign import DsseSigner, SignOptions, remove_signatures, sign_image
-from lifecycle.integrity.verify import Policy, VerifyOptions, verify_image
 from lifecycle.inventory.inspect import ImageInfo, inspect_image
 from lifecycle.inventory.models import PRESENT, TAMPERED, SetKeyRecord
 from lifecycle.inventory.scan import IMAGES, SIGNATURES, event, record_image
@@ -52,7 +51,8 @@ from lifecycle.strategies.state import (
 )
 from lifecycle.tlog.client import LocalLogClient, LogClient
 from lifecycle.tlog.note import NoteVerifier
-from lifecycle.verification.longterm import IdentityPolicy, LongTermTrust, verify_longterm
+from lifecycle.verification.identity import IdentityPolicy
+from lifecycle.verify import TrustMaterial, verify
 
 DONE, SKIPPED, REFUSED, FAILED = "done", "skipped", "refused", "failed"
 SET_KEYS = SetKeyRecord.__table__  # type: ignore[attr-defined]
@@ -230,8 +230,11 @@ def _refuse(ctx: ApplyContext, image_id: int, path: str, now: datetime, reason: 
 
 def _verify_with(path: str, verifiers: list[VerifierKey]) -> str:
     """'' when every signature of the image verifies with ``verifiers``, else why not."""
-    report = verify_image(path, KeySet(dsse=verifiers), VerifyOptions(policy=Policy("all")))
-    return "" if report.ok else report.failure_summary()
+    try:
+        verify(path, TrustMaterial(keys=tuple(verifiers)))
+    except VerificationError as exc:
+        return exc.reason
+    return ""
 
 
 def _reinventory(ctx: ApplyContext, image_id: int, path: str, now: datetime) -> None:
@@ -453,15 +456,14 @@ def _logged_for(ctx: ApplyContext, log: LogClient, path: str, identity: str
     """
     if not inspect_image(path).signatures:
         return set(), ""
-    trust = LongTermTrust((ctx.ca.certificate(ROOT),),
-                          (NoteVerifier.from_verifier_key(log.verifier_key()),),
-                          IdentityPolicy(patterns=(".+",)), revocation_mode="soft-fail")
-    report = verify_longterm(path, trust)
-    failed = [r.error for r in report.results if not r.ok]
-    problem = "; ".join(failed) or _verify_with(path, report.keys().dsse)
-    if problem:
-        return set(), problem
-    return {r.keyid for r in report.results if r.identity == identity}, ""
+    trust = TrustMaterial(roots=(ctx.ca.certificate(ROOT),),
+                          log_keys=(NoteVerifier.from_verifier_key(log.verifier_key()),),
+                          identity=IdentityPolicy(patterns=(".+",)), revocation="soft-fail")
+    try:
+        result = verify(path, trust)
+    except VerificationError as exc:
+        return set(), exc.reason
+    return {r.keyid for r in result.longterm or () if r.identity == identity}, ""
 
 
 def _record_logged(ctx: ApplyContext, image_id: int, path: str, now: datetime, identity: str,
