@@ -6,8 +6,6 @@ The DSSE extension's ``kind`` is not covered by any signature: rewriting ``ephem
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from click.testing import CliRunner
 
@@ -21,10 +19,10 @@ from tests.ephemeral.conftest import IDENTITY, World
 from tests.verification.conftest import rewrite_envelope, set_kind
 
 
-def _trust(world: World, identity: IdentityPolicy = IdentityPolicy()) -> TrustMaterial:
+def _trust(world: World, identity: IdentityPolicy | None = None) -> TrustMaterial:
     files = world.trust_files()
     return TrustMaterial(roots=(files["roots"],), crls=(files["crl"],), log_keys=(files["vkey"],),
-                         identity=identity, revocation="soft-fail")
+                         identity=identity or IdentityPolicy(), revocation="soft-fail")
 
 
 @pytest.mark.parametrize("kind", [EPHEMERAL_KIND, EVIDENCE_KIND, "https://example.org/other"])
