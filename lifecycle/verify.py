@@ -23,19 +23,23 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cryptography import x509
-
 from lifecycle.errors import LifecycleError, VerificationError
-from lifecycle.integrity.digest import Progress
-from lifecycle.integrity.keys import KeySet, VerifierKey, load_verifier_keys
+from lifecycle.integrity.policy import Policy, PolicyMode
 from lifecycle.integrity.results import SignatureResult, TaskResult, VerifyReport
-from lifecycle.integrity.verify import Policy, PolicyMode, VerifyOptions, verify_image
 from lifecycle.pki.revocation import RevocationMode
 from lifecycle.verification.identity import IdentityPolicy
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the machinery is imported when a verification runs, not with the API
+    from cryptography import x509
+
+    from lifecycle.integrity.digest import Progress
+    from lifecycle.integrity.keys import VerifierKey
     from lifecycle.tlog.note import NoteVerifier
     from lifecycle.verification.longterm import LongTermReport, LongTermResult
+
+    FileOrBytes = str | Path | bytes
+    CertificateSource = str | Path | x509.Certificate
+    """A PEM/DER file (a bundle of several certificates is fine), or a loaded certificate."""
 
 __all__ = [
     "CertificateCheck",
@@ -48,11 +52,6 @@ __all__ = [
     "load_log_verifiers",
     "verify",
 ]
-
-FileOrBytes = str | Path | bytes
-CertificateSource = str | Path | x509.Certificate
-"""A PEM/DER file (a bundle of several certificates is fine), or a loaded certificate."""
-
 
 @dataclass(frozen=True)
 class TrustMaterial:
@@ -174,6 +173,9 @@ def verify(image: str | Path, trust: TrustMaterial,
     Image data is read once, whatever the number of signatures; ``progress`` is told the bytes
     hashed.
     """
+    from lifecycle.integrity.keys import KeySet, VerifierKey, load_verifier_keys
+    from lifecycle.integrity.verify import VerifyOptions, verify_image
+
     _check_material(trust)
     keys = KeySet()
     notes: tuple[str, ...] = ()
@@ -238,6 +240,8 @@ def _blobs(items: Sequence[FileOrBytes]) -> tuple[bytes, ...]:
 
 
 def _certificates(items: Sequence[CertificateSource]) -> list[x509.Certificate]:
+    from cryptography import x509
+
     from lifecycle.pki.certs import load_certificates
 
     out: list[x509.Certificate] = []
@@ -277,6 +281,9 @@ def _longterm(image: str | Path, trust: TrustMaterial) -> LongTermReport:
 
 def _validated_certificate(trust: TrustMaterial) -> tuple[VerifierKey, CertificateCheck]:
     """The certificate's key, once its path validated at ``trust.at``, and what was checked."""
+    from cryptography import x509
+
+    from lifecycle.integrity.keys import VerifierKey
     from lifecycle.pki.certs import load_certificate
     from lifecycle.pki.validate import validate_signing_certificate  # pyhanko: only when needed
 

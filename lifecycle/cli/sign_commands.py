@@ -15,20 +15,17 @@ from lifecycle.cli.common import (
     passphrase_source,
     read_passphrase,
 )
-from lifecycle.errors import KeyMaterialError, LifecycleError, VerificationError
+from lifecycle.errors import LifecycleError, VerificationError
 from lifecycle.integrity import dsse
 from lifecycle.integrity.gojson import load_json
-from lifecycle.integrity.keys import (
-    is_pgp_file,
-    load_pgp_signing_key,
-    load_signing_key,
-)
 from lifecycle.integrity.results import VerifyReport
-from lifecycle.integrity.sign import DsseSigner, PgpSigner, Signer, SignOptions, sign_image
+from lifecycle.integrity.sign import SignOptions
 from lifecycle.integrity.verify import Policy
 from lifecycle.pki.revocation import REVOCATION_MODES, RevocationMode
 from lifecycle.sif.format import type_name
 from lifecycle.sif.image import SifImage
+from lifecycle.sign import sign as sign_image
+from lifecycle.sign import signer_for
 from lifecycle.verification.identity import IdentityPolicy
 from lifecycle.verify import TrustMaterial, VerificationResult, load_log_verifiers
 from lifecycle.verify import verify as verify_trust
@@ -46,23 +43,6 @@ def _group_options(f: click.decorators.FC) -> click.decorators.FC:
 
 def _image_size(image: Path) -> int:
     return image.stat().st_size
-
-
-def _signer(keys: tuple[Path, ...], passphrase_file: Path | None) -> Signer:
-    if not keys:
-        raise LifecycleError(
-            "no signing key given", hint="pass --key FILE (PEM private key or armored PGP key)"
-        )
-    source = passphrase_source(passphrase_file)
-    pgp_files = [k for k in keys if is_pgp_file(k)]
-    if pgp_files:
-        if len(keys) > 1:
-            raise KeyMaterialError(
-                "a PGP signature takes exactly one key", path=pgp_files[0],
-                hint="sign once per PGP key, or use PEM keys to share one DSSE envelope",
-            )  # fmt: skip
-        return PgpSigner(load_pgp_signing_key(keys[0], source))
-    return DsseSigner(tuple(load_signing_key(k, source) for k in keys))
 
 
 def _extension(path: Path | None) -> dsse.Extension | None:
@@ -156,12 +136,10 @@ def sign(
         _sign_ephemeral(image, identity, options, passphrase_file, config_path, log_url, log_db,
                         log_key_file, log_keys, lifetime, key_algorithm)
         return
-    signer = _signer(keys, passphrase_file)
-    if isinstance(signer, DsseSigner) and extension_file is not None:
-        signer = DsseSigner(signer.keys, _extension(extension_file))
+    signer = signer_for(keys, passphrase_source(passphrase_file), _extension(extension_file))
     with ProgressBar(_image_size(image), "hashing") as bar:
-        done = sign_image(str(image), signer, options, bar)
-    for item in done:
+        done = sign_image(image, signer=signer, options=options, progress=bar)
+    for item in done.signed:
         click.echo(
             f"Signature object {item.object_id} ({item.action}) for group {item.group} "
             f"covers objects {', '.join(map(str, item.objects))}"
@@ -177,9 +155,9 @@ def _sign_ephemeral(
     from datetime import timedelta
 
     from lifecycle.cli.pki_options import ca_service, open_config
-    from lifecycle.ephemeral import sign_ephemeral
     from lifecycle.pki.keys import KeyAlgorithm
     from lifecycle.service.transparency import config_log_client, local_client
+    from lifecycle.sign import sign_ephemeral
     from lifecycle.tlog.client import HttpLogClient, LogClient
 
     passphrase = read_passphrase(passphrase_file)

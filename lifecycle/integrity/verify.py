@@ -9,14 +9,14 @@ keys (by key material, not files) to have signed each group.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 
 from lifecycle.errors import LifecycleError, SignatureFormatError
 from lifecycle.integrity import digest, dsse, metadata, pgp
 from lifecycle.integrity.keys import KeySet
+from lifecycle.integrity.policy import Policy as Policy
+from lifecycle.integrity.policy import PolicyMode
 from lifecycle.integrity.results import (
     SignatureFormat,
     SignatureResult,
@@ -29,32 +29,6 @@ from lifecycle.sif.image import SifImage
 
 MAX_SIGNATURE_SIZE = 16 * 1024 * 1024
 LEGACY_PREFIX = b"SIFHASH:\n"
-
-
-class PolicyMode(StrEnum):
-    ALL = "all"
-    ANY = "any"
-    THRESHOLD = "threshold"
-
-
-@dataclass(frozen=True)
-class Policy:
-    mode: PolicyMode = PolicyMode.ALL
-    threshold: int = 1
-
-    @classmethod
-    def parse(cls, text: str) -> Policy:
-        if text in (PolicyMode.ALL, PolicyMode.ANY):
-            return cls(PolicyMode(text))
-        match = re.fullmatch(r"threshold:([1-9][0-9]*)", text)
-        if match:
-            return cls(PolicyMode.THRESHOLD, int(match.group(1)))
-        raise LifecycleError(
-            f"unknown policy {text!r}", hint="use all, any or threshold:N (N distinct keys)"
-        )
-
-    def __str__(self) -> str:
-        return f"threshold:{self.threshold}" if self.mode == PolicyMode.THRESHOLD else self.mode
 
 
 @dataclass

@@ -9,11 +9,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-
-from cryptography import x509
-from cryptography.x509.oid import NameOID
+from typing import TYPE_CHECKING
 
 from lifecycle.errors import VerificationError
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 SHORT_LIVED = timedelta(days=1)
 """A certificate living at most this long is treated as ephemeral, whatever else it says."""
@@ -21,6 +22,7 @@ SHORT_LIVED = timedelta(days=1)
 
 def certificate_identities(cert: x509.Certificate) -> list[str]:
     """The email addresses and URIs in the certificate's SubjectAlternativeName."""
+    from cryptography import x509
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
@@ -31,6 +33,7 @@ def certificate_identities(cert: x509.Certificate) -> list[str]:
 
 def issuer_names(cert: x509.Certificate) -> list[str]:
     """The issuer as RFC 4514 text and as its common name: either may be pinned."""
+    from cryptography.x509.oid import NameOID
     names = [cert.issuer.rfc4514_string()]
     names += [str(a.value) for a in cert.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)]
     return names
