@@ -238,7 +238,7 @@ def _longterm_options(f: click.decorators.FC) -> click.decorators.FC:
               help="With --legacy-insecure: check every grouped object.")
 @click.option("--policy", default="all", show_default=True,
               help="all (reference: every signature must verify), any (one per group), or "
-                   "threshold:N (N distinct --key files signed each group).")  # fmt: skip
+                   "threshold:N (N distinct keys, by key material, signed each group).")  # fmt: skip
 @click.option("--legacy-insecure", is_flag=True,
               help="Check only legacy (pre-3.6) signatures, which do not protect metadata.")
 @click.option("--json", "as_json", is_flag=True, help="Print per-signature results as JSON.")
