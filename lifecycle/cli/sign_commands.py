@@ -18,9 +18,9 @@ from lifecycle.cli.common import (
 from lifecycle.errors import LifecycleError, VerificationError
 from lifecycle.integrity import dsse
 from lifecycle.integrity.gojson import load_json
+from lifecycle.integrity.policy import Policy
 from lifecycle.integrity.results import VerifyReport
 from lifecycle.integrity.sign import SignOptions
-from lifecycle.integrity.verify import Policy
 from lifecycle.pki.revocation import REVOCATION_MODES, RevocationMode
 from lifecycle.sif.format import type_name
 from lifecycle.sif.image import SifImage
