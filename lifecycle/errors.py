@@ -7,6 +7,10 @@ Every error raised to the command line is a :class:`LifecycleError`: one line th
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the public result type lives above this layer; only named here
+    from lifecycle.verify import VerificationResult
 
 
 class LifecycleError(Exception):
@@ -60,9 +64,23 @@ class SigningError(LifecycleError):
 
 
 class VerificationError(LifecycleError):
-    """Verification ran and the image did not satisfy the policy."""
+    """Verification ran and the image did not satisfy the policy.
+
+    ``result`` is the full verdict (per-signature results) when the image itself was judged,
+    so a caller can show why; None when verification stopped earlier (e.g. a certificate path).
+    """
 
     exit_code = 1
+
+    def __init__(self, message: str, *, path: str | Path | None = None, hint: str = "",
+                 result: VerificationResult | None = None) -> None:
+        self.result = result
+        super().__init__(message, path=path, hint=hint)
+
+    @property
+    def reason(self) -> str:
+        """Why the image is not trusted, without the file name (for callers that record it)."""
+        return self.result.failure_summary() if self.result is not None else self.message
 
 
 class LogError(LifecycleError):

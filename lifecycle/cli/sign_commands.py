@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -16,23 +15,20 @@ from lifecycle.cli.common import (
     passphrase_source,
     read_passphrase,
 )
-from lifecycle.errors import KeyMaterialError, LifecycleError, VerificationError
+from lifecycle.errors import LifecycleError, VerificationError
 from lifecycle.integrity import dsse
 from lifecycle.integrity.gojson import load_json
-from lifecycle.integrity.keys import (
-    KeySet,
-    VerifierKey,
-    is_pgp_file,
-    load_pgp_signing_key,
-    load_signing_key,
-    load_verifier_keys,
-)
+from lifecycle.integrity.policy import Policy
 from lifecycle.integrity.results import VerifyReport
-from lifecycle.integrity.sign import DsseSigner, PgpSigner, Signer, SignOptions, sign_image
-from lifecycle.integrity.verify import Policy, VerifyOptions, verify_image
+from lifecycle.integrity.sign import SignOptions
 from lifecycle.pki.revocation import REVOCATION_MODES, RevocationMode
 from lifecycle.sif.format import type_name
 from lifecycle.sif.image import SifImage
+from lifecycle.sign import sign as sign_image
+from lifecycle.sign import signer_for
+from lifecycle.verification.identity import IdentityPolicy
+from lifecycle.verify import TrustMaterial, VerificationResult, load_log_verifiers
+from lifecycle.verify import verify as verify_trust
 
 KEY_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 IMAGE = click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -47,23 +43,6 @@ def _group_options(f: click.decorators.FC) -> click.decorators.FC:
 
 def _image_size(image: Path) -> int:
     return image.stat().st_size
-
-
-def _signer(keys: tuple[Path, ...], passphrase_file: Path | None) -> Signer:
-    if not keys:
-        raise LifecycleError(
-            "no signing key given", hint="pass --key FILE (PEM private key or armored PGP key)"
-        )
-    source = passphrase_source(passphrase_file)
-    pgp_files = [k for k in keys if is_pgp_file(k)]
-    if pgp_files:
-        if len(keys) > 1:
-            raise KeyMaterialError(
-                "a PGP signature takes exactly one key", path=pgp_files[0],
-                hint="sign once per PGP key, or use PEM keys to share one DSSE envelope",
-            )  # fmt: skip
-        return PgpSigner(load_pgp_signing_key(keys[0], source))
-    return DsseSigner(tuple(load_signing_key(k, source) for k in keys))
 
 
 def _extension(path: Path | None) -> dsse.Extension | None:
@@ -157,29 +136,15 @@ def sign(
         _sign_ephemeral(image, identity, options, passphrase_file, config_path, log_url, log_db,
                         log_key_file, log_keys, lifetime, key_algorithm)
         return
-    signer = _signer(keys, passphrase_file)
-    if isinstance(signer, DsseSigner) and extension_file is not None:
-        signer = DsseSigner(signer.keys, _extension(extension_file))
+    signer = signer_for(keys, passphrase_source(passphrase_file), _extension(extension_file))
     with ProgressBar(_image_size(image), "hashing") as bar:
-        done = sign_image(str(image), signer, options, bar)
-    for item in done:
+        done = sign_image(image, signer=signer, options=options, progress=bar)
+    for item in done.signed:
         click.echo(
             f"Signature object {item.object_id} ({item.action}) for group {item.group} "
             f"covers objects {', '.join(map(str, item.objects))}"
         )
     click.echo(f"Signature created and applied to {image}")
-
-
-def _log_verifiers(values: tuple[str, ...]) -> list[Any]:
-    """Verifier keys given as strings or as files holding one."""
-    from lifecycle.tlog.note import NoteVerifier
-
-    out = []
-    for value in values:
-        path = Path(value)
-        text = _read(path).decode("utf-8", "replace").strip() if path.is_file() else value
-        out.append(NoteVerifier.from_verifier_key(text))
-    return out
 
 
 def _sign_ephemeral(
@@ -190,9 +155,9 @@ def _sign_ephemeral(
     from datetime import timedelta
 
     from lifecycle.cli.pki_options import ca_service, open_config
-    from lifecycle.ephemeral import sign_ephemeral
     from lifecycle.pki.keys import KeyAlgorithm
     from lifecycle.service.transparency import config_log_client, local_client
+    from lifecycle.sign import sign_ephemeral
     from lifecycle.tlog.client import HttpLogClient, LogClient
 
     passphrase = read_passphrase(passphrase_file)
@@ -204,7 +169,7 @@ def _sign_ephemeral(
     with ProgressBar(_image_size(image), "hashing") as bar:
         result = sign_ephemeral(
             str(image), identity, ca, log, lifetime=timedelta(minutes=lifetime),
-            algorithm=KeyAlgorithm(key_algorithm), log_keys=_log_verifiers(log_keys),
+            algorithm=KeyAlgorithm(key_algorithm), log_keys=load_log_verifiers(log_keys),
             options=options, progress=bar)
     cert = result.certificate
     for item, entry in zip(result.signed, result.entries, strict=True):
@@ -242,41 +207,6 @@ def _certificate_options(f: click.decorators.FC) -> click.decorators.FC:
     return f
 
 
-def _validated_certificate(
-    certificate: Path, intermediates: Path | None, roots: Path | None, crls: tuple[Path, ...],
-    ocsp_responses: tuple[Path, ...], ocsp_verify: bool, revocation: RevocationMode, at: datetime | None,
-) -> tuple[VerifierKey, dict[str, Any]]:  # fmt: skip
-    """The certificate's key, once its path validated at ``at``, and what was checked."""
-    from lifecycle.pki.certs import load_certificate, load_certificates
-    from lifecycle.pki.validate import validate_signing_certificate  # pyhanko: only when needed
-
-    leaf = load_certificate(_read(certificate), path=certificate)
-    chain = load_certificates(_read(intermediates), path=intermediates) if intermediates else []
-    if roots is None:
-        raise LifecycleError("--certificate needs --certificate-roots (the trusted CA root)")
-    result = validate_signing_certificate(
-        leaf, chain, load_certificates(_read(roots), path=roots), at=at,
-        crls=[_read(c) for c in crls], ocsp_responses=[_read(o) for o in ocsp_responses],
-        fetch_ocsp=ocsp_verify, revocation_mode=revocation,
-    )  # fmt: skip
-    facts = {
-        "certificate": str(certificate),
-        "subject": leaf.subject.rfc4514_string(),
-        "serial": f"{leaf.serial_number:x}",
-        "validated_at": result.at.isoformat(),
-        "path": [c.subject.rfc4514_string() for c in result.path],
-        "warnings": list(result.warnings),
-    }
-    return VerifierKey(str(certificate), result.public_key), facts
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise LifecycleError(f"cannot read: {exc.strerror}", path=path) from None
-
-
 def _longterm_options(f: click.decorators.FC) -> click.decorators.FC:
     options = [
         click.option("--log-key", "log_keys", multiple=True,
@@ -308,7 +238,7 @@ def _longterm_options(f: click.decorators.FC) -> click.decorators.FC:
               help="With --legacy-insecure: check every grouped object.")
 @click.option("--policy", default="all", show_default=True,
               help="all (reference: every signature must verify), any (one per group), or "
-                   "threshold:N (N distinct --key files signed each group).")  # fmt: skip
+                   "threshold:N (N distinct keys, by key material, signed each group).")  # fmt: skip
 @click.option("--legacy-insecure", is_flag=True,
               help="Check only legacy (pre-3.6) signatures, which do not protect metadata.")
 @click.option("--json", "as_json", is_flag=True, help="Print per-signature results as JSON.")
@@ -339,92 +269,47 @@ def verify(
         --certificate-roots root.pem --crl root.crl image.sif
       sif-lifecycle verify --bundle site-bundle.tar.gz image.sif
     """
-    key_set = KeySet()
-    if bundle is not None:
-        from lifecycle.bundles.offline import bundle_keys
-
-        offline = bundle_keys(bundle, at, image=image)
-        for note in offline.notes:
-            click.echo(note, err=True)
-        key_set.merge(offline.keys)
-    longterm = None
-    if log_keys:
-        from lifecycle.verification.longterm import IdentityPolicy
-
-        policy_ = IdentityPolicy(identities, identity_patterns, issuers)
-        longterm = _longterm(image, log_keys, policy_, certificate_roots, crls, ocsp_responses,
-                             revocation, checkpoint_store, log_url, groups)
-        key_set.merge(longterm.keys())
-    elif identities or identity_patterns or issuers or checkpoint_store or log_url:
+    if (identities or identity_patterns or issuers or checkpoint_store or log_url) and not log_keys:
         raise click.UsageError("--identity, --issuer, --checkpoint-store and --log-url need "
                                "--log-key (the log that proves when signatures were made)")
-    for path in keys:
-        key_set.merge(load_verifier_keys(path))
-    facts: dict[str, Any] | None = None
-    if certificate is not None:
-        key, facts = _validated_certificate(certificate, certificate_intermediates, certificate_roots,
-                                            crls, ocsp_responses, ocsp_verify, revocation, at)
-        key_set.dsse.append(key)
-    if not keys and certificate is None and longterm is None and bundle is None:
-        raise LifecycleError(
-            "no verification key given",
-            hint="pass --key FILE (PEM public key or armored PGP keyring), --certificate, --bundle, "
-                 "or --log-key for logged (ephemeral) signatures",
-        )
-    options = VerifyOptions(
-        groups=list(groups), object_ids=list(object_ids), all_objects=all_objects,
-        legacy=legacy_insecure, policy=Policy.parse(policy), at=at,
-    )  # fmt: skip
-    with ProgressBar(_image_size(image), "hashing") as bar:
-        report = verify_image(str(image), key_set, options, bar)
-    failures = [r.error for r in longterm.results if not r.ok] if longterm else []
+    trust = TrustMaterial(
+        keys=keys, certificate=certificate,
+        intermediates=(certificate_intermediates,) if certificate_intermediates else (),
+        roots=(certificate_roots,) if certificate_roots else (), crls=crls,
+        ocsp_responses=ocsp_responses, fetch_ocsp=ocsp_verify, revocation=revocation,
+        log_keys=log_keys, identity=IdentityPolicy(identities, identity_patterns, issuers),
+        checkpoint_store=checkpoint_store, log_url=log_url, bundle=bundle, at=at,
+        policy=Policy.parse(policy), groups=groups, object_ids=object_ids,
+        all_objects=all_objects, legacy=legacy_insecure)
+    try:
+        with ProgressBar(_image_size(image), "hashing") as bar:
+            result = verify_trust(image, trust, bar)
+    except VerificationError as exc:
+        if exc.result is not None:
+            _show(exc.result, image, as_json)
+        raise
+    _show(result, image, as_json)
+
+
+def _show(result: VerificationResult, image: Path, as_json: bool) -> None:
+    for note in result.notes:
+        click.echo(note, err=True)
     if as_json:
-        doc = report.to_dict()
-        if facts is not None:
-            doc["certificate"] = facts
-        if longterm is not None:
-            for sig in doc["signatures"]:
-                sig["longterm"] = [r.to_dict() for r in longterm.results
-                                   if r.object_id == sig["object_id"]]
-            doc["ok"] = report.ok and not failures
-        click.echo(json.dumps(doc, indent=2))
-    else:
-        if facts is not None:
-            click.echo(f"Certificate {facts['subject']} (serial {facts['serial']}) valid at "
-                       f"{facts['validated_at']} via {' <- '.join(facts['path'][1:]) or 'root'}")
-        for r in longterm.results if longterm else []:
-            if r.ok:
-                click.echo(f"Logged signature {r.keyid} (object {r.object_id}): {r.identity}, "
-                           f"logged {r.logged_at.isoformat() if r.logged_at else '?'} as "
-                           f"{r.log_origin} #{r.log_index} (checkpoint size {r.checkpoint_size})"
-                           + (f"; {r.consistency}" if r.consistency else ""))
-            else:
-                click.echo(f"Logged signature {r.keyid} (object {r.object_id}): FAILED: {r.error}")
-        _print_report(report, image)
-    if not report.ok or failures:
-        summary = "; ".join([*failures, *([report.failure_summary()] if not report.ok else [])])
-        raise VerificationError(f"verification failed: {summary}", path=image)
-
-
-def _longterm(
-    image: Path, log_keys: tuple[str, ...], identity: Any, roots: Path | None,
-    crls: tuple[Path, ...], ocsp_responses: tuple[Path, ...], revocation: RevocationMode,
-    checkpoint_store: Path | None, log_url: str | None, groups: tuple[int, ...],
-) -> Any:  # fmt: skip
-    from lifecycle.pki.certs import load_certificates
-    from lifecycle.tlog.client import HttpLogClient
-    from lifecycle.verification.checkpoints import CheckpointStore
-    from lifecycle.verification.longterm import LongTermTrust, verify_longterm
-
-    if roots is None:
-        raise LifecycleError("--log-key needs --certificate-roots (the CA root that issued the "
-                             "signing certificates)")
-    trust = LongTermTrust(
-        tuple(load_certificates(_read(roots), path=roots)), tuple(_log_verifiers(log_keys)),
-        identity, tuple(_read(c) for c in crls), tuple(_read(o) for o in ocsp_responses),
-        revocation, CheckpointStore(checkpoint_store) if checkpoint_store else None,
-        HttpLogClient(log_url) if log_url else None)
-    return verify_longterm(str(image), trust, groups)
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    facts = result.certificate
+    if facts is not None:
+        click.echo(f"Certificate {facts.subject} (serial {facts.serial}) valid at "
+                   f"{facts.validated_at.isoformat()} via {' <- '.join(facts.path[1:]) or 'root'}")
+    for r in result.longterm or ():
+        if r.ok:
+            click.echo(f"Logged signature {r.keyid} (object {r.object_id}): {r.identity}, "
+                       f"logged {r.logged_at.isoformat() if r.logged_at else '?'} as "
+                       f"{r.log_origin} #{r.log_index} (checkpoint size {r.checkpoint_size})"
+                       + (f"; {r.consistency}" if r.consistency else ""))
+        else:
+            click.echo(f"Logged signature {r.keyid} (object {r.object_id}): FAILED: {r.error}")
+    _print_report(result.report, image)
 
 
 def _print_report(report: VerifyReport, image: Path) -> None:

@@ -8,6 +8,7 @@ than needed.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,17 @@ class VerifierKey:
     @property
     def keyid(self) -> str:
         return keyid(self.key)
+
+    @property
+    def fingerprint(self) -> str:
+        return key_fingerprint(self.key)
+
+
+def key_fingerprint(key: PublicKey) -> str:
+    """SHA-256 of the key's SubjectPublicKeyInfo DER: the same key whatever file, certificate
+    or keyid it came with, so a threshold counts keys, not copies."""
+    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return "spki:" + hashlib.sha256(der).hexdigest()
 
 
 @dataclass

@@ -1,12 +1,24 @@
-"""Verification results: what the reference only reports as pass/fail, itemised per signature."""
+"""Verification results: what the reference only reports as pass/fail, itemised per signature.
+
+All frozen: a result is a verdict's record, read by the CLI, the strategies and Python users; no
+caller can flip an ``ok`` after the fact.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
+from enum import StrEnum
 from typing import Any
 
 
-@dataclass
+class SignatureFormat(StrEnum):
+    DSSE = "dsse"
+    PGP = "pgp"
+    LEGACY = "legacy"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
 class SignerResult:
     """One signer inside a signature object (a DSSE envelope can hold several)."""
 
@@ -17,30 +29,35 @@ class SignerResult:
     """The supplied key (file) that verified it."""
     error: str = ""
     user_id: str = ""
+    key_fingerprint: str = ""
+    """What the key *is* (SHA-256 of its SubjectPublicKeyInfo, or the PGP primary fingerprint):
+    thresholds count these, never files, keyids or certificates."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class SignatureResult:
     """One signature object linked to a verified group or object."""
 
     object_id: int
     group: int
-    format: str
-    """``dsse``, ``pgp``, ``legacy`` or ``unknown``."""
-    signers: list[SignerResult] = field(default_factory=list)
-    objects: list[int] = field(default_factory=list)
+    format: SignatureFormat
+    signers: tuple[SignerResult, ...] = ()
+    objects: tuple[int, ...] = ()
     """Object IDs whose descriptor and data this signature was checked to cover."""
-    errors: list[str] = field(default_factory=list)
+    errors: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
         return not self.errors and any(s.ok for s in self.signers)
 
     def verified_keys(self) -> set[str]:
-        return {s.key for s in self.signers if s.ok and s.key} if self.ok else set()
+        """The distinct public keys (by key material) that verifiably signed this object."""
+        if not self.ok:
+            return set()
+        return {s.key_fingerprint for s in self.signers if s.ok and s.key_fingerprint}
 
 
-@dataclass
+@dataclass(frozen=True)
 class TaskResult:
     """A group (or one object of it) that had to be verified."""
 
@@ -48,17 +65,17 @@ class TaskResult:
     object_id: int | None
     ok: bool
     reason: str = ""
-    signatures: list[int] = field(default_factory=list)
+    signatures: tuple[int, ...] = ()
 
 
-@dataclass
+@dataclass(frozen=True)
 class VerifyReport:
     path: str
     policy: str
     ok: bool = False
-    errors: list[str] = field(default_factory=list)
-    tasks: list[TaskResult] = field(default_factory=list)
-    signatures: list[SignatureResult] = field(default_factory=list)
+    errors: tuple[str, ...] = ()
+    tasks: tuple[TaskResult, ...] = ()
+    signatures: tuple[SignatureResult, ...] = ()
 
     def failure_summary(self) -> str:
         reasons = list(self.errors)
@@ -68,5 +85,8 @@ class VerifyReport:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         for sig, result in zip(out["signatures"], self.signatures, strict=True):
+            sig["format"] = str(result.format)
             sig["ok"] = result.ok
+            for signer in sig["signers"]:
+                signer.pop("key_fingerprint")
         return out

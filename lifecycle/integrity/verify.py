@@ -4,44 +4,31 @@ Signature objects are small and parsed first; then every digest any of them need
 one pass over the image data; then each signature is checked and the policy decides. The default
 policy ``all`` is the reference's behaviour: every signature linked to a verified group must
 verify. ``any`` needs one good signature per group; ``threshold:N`` needs N distinct supplied
-keys to have signed each group.
+keys (by key material, not files) to have signed each group.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from lifecycle.errors import LifecycleError, SignatureFormatError
 from lifecycle.integrity import digest, dsse, metadata, pgp
 from lifecycle.integrity.keys import KeySet
-from lifecycle.integrity.results import SignatureResult, SignerResult, TaskResult, VerifyReport
+from lifecycle.integrity.policy import Policy as Policy
+from lifecycle.integrity.policy import PolicyMode
+from lifecycle.integrity.results import (
+    SignatureFormat,
+    SignatureResult,
+    SignerResult,
+    TaskResult,
+    VerifyReport,
+)
 from lifecycle.sif.format import Descriptor
 from lifecycle.sif.image import SifImage
 
 MAX_SIGNATURE_SIZE = 16 * 1024 * 1024
 LEGACY_PREFIX = b"SIFHASH:\n"
-
-
-@dataclass(frozen=True)
-class Policy:
-    mode: str = "all"
-    threshold: int = 1
-
-    @classmethod
-    def parse(cls, text: str) -> Policy:
-        if text in ("all", "any"):
-            return cls(text)
-        match = re.fullmatch(r"threshold:([1-9][0-9]*)", text)
-        if match:
-            return cls("threshold", int(match.group(1)))
-        raise LifecycleError(
-            f"unknown policy {text!r}", hint="use all, any or threshold:N (N distinct --key files)"
-        )
-
-    def __str__(self) -> str:
-        return f"threshold:{self.threshold}" if self.mode == "threshold" else self.mode
 
 
 @dataclass
@@ -65,19 +52,29 @@ class _Task:
 
 @dataclass
 class _Parsed:
-    result: SignatureResult
+    """One signature object while it is being checked; frozen into a SignatureResult at the end."""
+
+    object_id: int
+    group: int
+    format: SignatureFormat = SignatureFormat.UNKNOWN
+    signers: list[SignerResult] = field(default_factory=list)
+    objects: set[int] = field(default_factory=set)
+    errors: list[str] = field(default_factory=list)
     metadata: metadata.ImageMetadata | None = None
     legacy_digest: tuple[str, bytes] | None = None
+
+    def freeze(self) -> SignatureResult:
+        return SignatureResult(self.object_id, self.group, self.format, tuple(self.signers),
+                               tuple(sorted(self.objects)), tuple(self.errors))
 
 
 def verify_image(
     path: str, keys: KeySet, options: VerifyOptions, progress: digest.Progress | None = None
 ) -> VerifyReport:
-    report = VerifyReport(path=str(path), policy=str(options.policy))
     with SifImage.open(path) as image:
-        report.errors = _preconditions(image)
-        if report.errors:
-            return report
+        errors = _preconditions(image)
+        if errors:
+            return VerifyReport(str(path), str(options.policy), errors=tuple(errors))
         tasks = _tasks(image, options)
         parsed: dict[int, _Parsed] = {}
         for task in tasks:
@@ -92,10 +89,10 @@ def verify_image(
         for task in tasks:
             for desc in task.signatures:
                 _check(image, parsed[desc.id], task, digests)
-        report.signatures = [p.result for p in parsed.values()]
-        report.tasks = [_decide(task, parsed, options.policy) for task in tasks]
-    report.ok = not report.errors and bool(report.tasks) and all(t.ok for t in report.tasks)
-    return report
+        results = {object_id: p.freeze() for object_id, p in parsed.items()}
+        decided = tuple(_decide(task, results, options.policy) for task in tasks)
+    ok = bool(decided) and all(t.ok for t in decided)
+    return VerifyReport(str(path), str(options.policy), ok, (), decided, tuple(results.values()))
 
 
 def _preconditions(image: SifImage) -> list[str]:
@@ -157,28 +154,29 @@ def _tasks(image: SifImage, options: VerifyOptions) -> list[_Task]:
 
 def _parse(image: SifImage, desc: Descriptor, keys: KeySet, options: VerifyOptions) -> _Parsed:
     """Detect the format, check the cryptography and parse the signed message (6.3 b-c)."""
-    result = SignatureResult(desc.id, desc.linked_group or desc.group, "unknown")
-    parsed = _Parsed(result)
+    result = parsed = _Parsed(desc.id, desc.linked_group or desc.group)
     try:
         data = image.read(desc, limit=MAX_SIGNATURE_SIZE)
         signed = None if dsse.is_dsse(data) else pgp.decode(data)
         if signed is None:
-            result.format = "dsse"
+            result.format = SignatureFormat.DSSE
+        elif signed.text.startswith(LEGACY_PREFIX):
+            result.format = SignatureFormat.LEGACY
         else:
-            result.format = "legacy" if signed.text.startswith(LEGACY_PREFIX) else "pgp"
+            result.format = SignatureFormat.PGP
         # Only once the format is known, as the reference does (6.3 b, then c).
         hash_name = digest.descriptor_hash_name(desc.signature_hash_type)
         if signed is None:
             message = _verify_dsse(data, keys, result)
         else:
             message = _verify_pgp(signed, desc, keys, options, result)
-        if result.format == "legacy" and message is not None:
+        if result.format == SignatureFormat.LEGACY and message is not None:
             hex_digest = message[len(LEGACY_PREFIX) :].removesuffix(b"\n")
             parsed.legacy_digest = (hash_name, bytes.fromhex(hex_digest.decode("ascii")))
         elif message is not None:
             parsed.metadata = metadata.ImageMetadata.from_json(message)
     except SignatureFormatError as exc:
-        if result.format == "unknown":
+        if result.format == SignatureFormat.UNKNOWN:
             result.errors.append("signature format not recognized")
         else:
             result.errors.append(f"signature object {desc.id} not valid: {exc}")
@@ -187,23 +185,28 @@ def _parse(image: SifImage, desc: Descriptor, keys: KeySet, options: VerifyOptio
     return parsed
 
 
-def _verify_dsse(data: bytes, keys: KeySet, result: SignatureResult) -> bytes | None:
+def _verify_dsse(data: bytes, keys: KeySet, result: _Parsed) -> bytes | None:
+    """Check each signature of the envelope against the supplied keys.
+
+    Which key verified is recorded by its key material, so a duplicated signature entry or the
+    same key supplied twice (another file, a certificate of it) still counts as one signer.
+    """
     if not keys.dsse:
         result.errors.append("key material not provided for DSSE envelope signature")
         return None
     envelope = dsse.parse_envelope(data)
     message = envelope.pae()
-    used: set[str] = set()
     for sig in envelope.signatures:
         outcome = SignerResult(sig.keyid, False, error="no supplied key matches this keyid")
         for key in keys.dsse:
-            if key.label in used or (sig.keyid and key.keyid and sig.keyid != key.keyid):
+            if sig.keyid and key.keyid and sig.keyid != key.keyid:
                 continue
             if dsse.verify_pae(key.key, sig.sig, message):
-                outcome = SignerResult(sig.keyid or key.keyid, True, key.label)
-                used.add(key.label)
+                outcome = SignerResult(sig.keyid or key.keyid, True, key.label,
+                                       key_fingerprint=key.fingerprint)
                 break
-            outcome.error = f"signature does not verify with {key.label}"
+            outcome = SignerResult(sig.keyid, False,
+                                   error=f"signature does not verify with {key.label}")
         result.signers.append(outcome)
     if not any(s.ok for s in result.signers):
         result.errors.append("no signature in the envelope verifies with the supplied keys")
@@ -215,7 +218,7 @@ def _verify_pgp(
     desc: Descriptor,
     keys: KeySet,
     options: VerifyOptions,
-    result: SignatureResult,
+    result: _Parsed,
 ) -> bytes | None:
     if not keys.pgp:
         result.errors.append("key material not provided for PGP clear-sign signature")
@@ -223,7 +226,8 @@ def _verify_pgp(
     check = pgp.verify(signed, keys.pgp, options.at)
     signer = check.fingerprint or check.issuer
     label = keys.label_for_fingerprint(check.fingerprint) if check.ok else None
-    result.signers.append(SignerResult(signer, check.ok, label, check.error, check.user_id))
+    result.signers.append(SignerResult(signer, check.ok, label, check.error, check.user_id,
+                                       check.fingerprint if check.ok else ""))
     if not check.ok:
         result.errors.append(f"signature object {desc.id} not valid: {check.error}")
         return None
@@ -244,7 +248,7 @@ def _request(image: SifImage, parsed: _Parsed, task: _Task, request: digest.Dige
 
 
 def _check(image: SifImage, parsed: _Parsed, task: _Task, digests: digest.DigestResults) -> None:
-    result = parsed.result
+    result = parsed
     if parsed.metadata is not None:
         outcome = metadata.check(image, parsed.metadata, task.group, digests, task.object_id)
         errors, covered = outcome.errors, outcome.covered
@@ -261,29 +265,29 @@ def _check(image: SifImage, parsed: _Parsed, task: _Task, digests: digest.Digest
     else:
         return
     result.errors += [e for e in errors if e not in result.errors]
-    result.objects = sorted(set(result.objects) | set(covered))
+    result.objects |= set(covered)
 
 
-def _decide(task: _Task, parsed: dict[int, _Parsed], policy: Policy) -> TaskResult:
-    results = [parsed[d.id].result for d in task.signatures]
+def _decide(task: _Task, parsed: dict[int, SignatureResult], policy: Policy) -> TaskResult:
+    results = [parsed[d.id] for d in task.signatures]
     what = f"object {task.object_id}" if task.object_id is not None else f"object group {task.group}"
-    out = TaskResult(task.group, task.object_id, False, signatures=[r.object_id for r in results])
+    ids = tuple(r.object_id for r in results)
     if not results:
-        out.reason = f"signature not found for {what}"
-        return out
+        return TaskResult(task.group, task.object_id, False, f"signature not found for {what}", ids)
     good = [r for r in results if r.ok]
-    if policy.mode == "all":
-        out.ok = len(good) == len(results)
+    reason = ""
+    if policy.mode == PolicyMode.ALL:
+        ok = len(good) == len(results)
         bad = next((r for r in results if not r.ok), None)
         if bad is not None:
-            out.reason = f"{what}: signature object {bad.object_id}: {'; '.join(bad.errors)}"
-    elif policy.mode == "any":
-        out.ok = bool(good)
+            reason = f"{what}: signature object {bad.object_id}: {'; '.join(bad.errors)}"
+    elif policy.mode == PolicyMode.ANY:
+        ok = bool(good)
         if not good:
-            out.reason = f"{what}: no signature verifies"
+            reason = f"{what}: no signature verifies"
     else:
         signers = set().union(*(r.verified_keys() for r in good))
-        out.ok = len(signers) >= policy.threshold
-        if not out.ok:
-            out.reason = f"{what}: {len(signers)} of the required {policy.threshold} keys signed"
-    return out
+        ok = len(signers) >= policy.threshold
+        if not ok:
+            reason = f"{what}: {len(signers)} of the required {policy.threshold} distinct keys signed"
+    return TaskResult(task.group, task.object_id, ok, reason, ids)

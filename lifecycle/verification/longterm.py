@@ -19,7 +19,6 @@ A signature that passes yields its certificate's public key, which the ordinary 
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,7 +26,6 @@ from datetime import datetime
 from typing import Any
 
 from cryptography import x509
-from cryptography.x509.oid import NameOID
 
 from lifecycle.errors import LifecycleError, SignatureFormatError, VerificationError
 from lifecycle.integrity import dsse
@@ -41,62 +39,10 @@ from lifecycle.tlog.client import LogClient
 from lifecycle.tlog.entry import digest_payload
 from lifecycle.tlog.note import NoteVerifier
 from lifecycle.verification.checkpoints import CheckpointStore
-from lifecycle.verification.extension import (
-    EPHEMERAL_KIND,
-    SignatureEvidence,
-    parse_extension,
-)
+from lifecycle.verification.extension import SignatureEvidence, parse_extension
+from lifecycle.verification.identity import IdentityPolicy, requires_identity
 
 MAX_SIGNATURE_SIZE = 16 * 1024 * 1024
-
-
-def certificate_identities(cert: x509.Certificate) -> list[str]:
-    """The email addresses and URIs in the certificate's SubjectAlternativeName."""
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return []
-    return [str(v) for v in (*san.get_values_for_type(x509.RFC822Name),
-                             *san.get_values_for_type(x509.UniformResourceIdentifier))]
-
-
-def issuer_names(cert: x509.Certificate) -> list[str]:
-    """The issuer as RFC 4514 text and as its common name: either may be pinned."""
-    names = [cert.issuer.rfc4514_string()]
-    names += [str(a.value) for a in cert.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)]
-    return names
-
-
-@dataclass(frozen=True)
-class IdentityPolicy:
-    """Accepted signers: exact identities, full-match regular expressions, exact issuers.
-
-    Empty lists accept anything; the CLI demands at least one identity for ephemeral
-    signatures, since otherwise anyone the CA issued for would be accepted.
-    """
-
-    identities: tuple[str, ...] = ()
-    patterns: tuple[str, ...] = ()
-    issuers: tuple[str, ...] = ()
-
-    @property
-    def restricts_identity(self) -> bool:
-        return bool(self.identities or self.patterns)
-
-    def check(self, cert: x509.Certificate) -> str:
-        """The matching identity ('' when none is required); VerificationError otherwise."""
-        names = certificate_identities(cert)
-        if self.issuers and not set(issuer_names(cert)) & set(self.issuers):
-            raise VerificationError(
-                f"certificate issuer {cert.issuer.rfc4514_string()!r} is not an accepted issuer")
-        if not self.restricts_identity:
-            return names[0] if names else ""
-        for name in names:
-            if name in self.identities or any(re.fullmatch(p, name) for p in self.patterns):
-                return name
-        raise VerificationError(
-            f"certificate identity {', '.join(names) or '(none)'} does not match the "
-            "accepted identities", hint="check --identity")
 
 
 @dataclass(frozen=True)
@@ -113,7 +59,7 @@ class LongTermTrust:
     log: LogClient | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class LongTermResult:
     """The long-term check of one signature inside one signature object."""
 
@@ -167,19 +113,20 @@ def _same_certificate(logged: bytes, cert: x509.Certificate) -> bool:
     return logged in (certificate_pem(cert), cert.public_bytes(Encoding.DER))
 
 
-def _check(result: LongTermResult, signature: dsse.Signature, message: bytes, image_id: str,
+def _check(result: dict[str, Any], signature: dsse.Signature, message: bytes, image_id: str,
            found: SignatureEvidence, trust: LongTermTrust) -> None:
     if not trust.log_keys:
         raise VerificationError("no trusted log key given", hint="pass --log-key")
-    if found.kind == EPHEMERAL_KIND and not trust.identity.restricts_identity:
-        raise VerificationError("an ephemeral signature is only as good as its identity",
+    if requires_identity(found.certificates[0]) and not trust.identity.restricts_identity:
+        raise VerificationError("a certificate naming its signer (an ephemeral one) is only "
+                                "as good as the identity it names",
                                 hint="pass --identity (or --identity-regexp)")
     verified = found.evidence.verify(trust.log_keys)
     entry, sub = verified.entry, verified.entry.submission
-    result.log_origin, result.log_index = verified.checkpoint.origin, verified.index
-    result.checkpoint_size, result.logged_at = verified.checkpoint.size, entry.integrated_time
+    result["log_origin"], result["log_index"] = verified.checkpoint.origin, verified.index
+    result["checkpoint_size"], result["logged_at"] = verified.checkpoint.size, entry.integrated_time
     leaf = found.certificates[0]
-    result.serial = f"{leaf.serial_number:x}"
+    result["serial"] = f"{leaf.serial_number:x}"
     if sub.signature != signature.sig:
         raise VerificationError("the log entry records another signature")
     if sub.payload_digest != digest_payload(message, sub.digest_algorithm):
@@ -198,35 +145,35 @@ def _check(result: LongTermResult, signature: dsse.Signature, message: bytes, im
         raise VerificationError("the signature's keyid is not the certificate's key")
     if not dsse.verify_pae(public, signature.sig, message):
         raise VerificationError("the signature does not verify with the certificate's key")
-    result.issuer = leaf.issuer.rfc4514_string()
-    result.identity = trust.identity.check(leaf)
+    result["issuer"] = leaf.issuer.rfc4514_string()
+    result["identity"] = trust.identity.check(leaf)
     if trust.checkpoints is not None:
         outcome = trust.checkpoints.observe(found.evidence.checkpoint, verified.checkpoint,
                                             trust.log_keys, trust.log)
         if outcome.remembered_size is None:
-            result.consistency = "first checkpoint of this log: remembered"
+            result["consistency"] = "first checkpoint of this log: remembered"
         elif outcome.checked:
-            result.consistency = f"consistent with the remembered size {outcome.remembered_size}"
+            result["consistency"] = f"consistent with the remembered size {outcome.remembered_size}"
         else:
-            result.consistency = (f"not checked against the remembered size "
+            result["consistency"] = (f"not checked against the remembered size "
                                   f"{outcome.remembered_size} (no proof offline; use --log-url)")
-    result.public_key = public
-    result.ok = True
+    result["public_key"] = public
+    result["ok"] = True
 
 
 def check_signature(object_id: int, signature: dsse.Signature, message: bytes, image_id: str,
                     trust: LongTermTrust) -> LongTermResult | None:
     """The long-term result of one DSSE signature, None when it carries no evidence."""
-    result = LongTermResult(object_id, signature.keyid, "")
+    facts: dict[str, Any] = {"object_id": object_id, "keyid": signature.keyid, "kind": ""}
     try:
         found = parse_extension(signature.extension)
         if found is None:
             return None
-        result.kind = found.kind
-        _check(result, signature, message, image_id, found, trust)
+        facts["kind"] = found.kind
+        _check(facts, signature, message, image_id, found, trust)
     except LifecycleError as exc:
-        result.error = str(exc)
-    return result
+        facts["error"] = str(exc)
+    return LongTermResult(**facts)
 
 
 def image_id(image: SifImage) -> str:

@@ -87,9 +87,8 @@ def test_unsigned_golden_images_fail(golden_images: Path, golden_keys: Path) -> 
     assert "signature not found for object group 1" in verify_image(
         str(golden_images / "one-group.sif"), ring, VerifyOptions()
     ).failure_summary()
-    assert verify_image(str(golden_images / "empty.sif"), ring, VerifyOptions()).errors == [
-        "no objects in image"
-    ]
+    empty = verify_image(str(golden_images / "empty.sif"), ring, VerifyOptions())
+    assert empty.errors == ("no objects in image",)
 
 
 @pytest.mark.parametrize(
@@ -237,7 +236,7 @@ def test_threshold_counts_distinct_keys(pem: Pem, tmp_path: Path) -> None:
     assert verify_image(str(image), two, VerifyOptions(policy=Policy.parse("threshold:2"))).ok
     three = keys(pem["ed25519"][1], pem["ecdsa"][1], pem["rsa"][1])
     report = verify_image(str(image), three, VerifyOptions(policy=Policy.parse("threshold:3")))
-    assert not report.ok and "2 of the required 3 keys" in report.failure_summary()
+    assert not report.ok and "2 of the required 3 distinct keys" in report.failure_summary()
 
 
 def test_stale_envelope_is_never_blessed(pem: Pem, tmp_path: Path) -> None:

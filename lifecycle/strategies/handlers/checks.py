@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-from lifecycle.integrity.keys import KeySet, VerifierKey
-from lifecycle.integrity.verify import Policy, VerifyOptions, verify_image
+from lifecycle.errors import VerificationError
+from lifecycle.integrity.keys import VerifierKey
 from lifecycle.inventory.inspect import inspect_image
 from lifecycle.store.ca_service import ROOT
 from lifecycle.strategies.context import ApplyContext
 from lifecycle.tlog.client import LogClient
 from lifecycle.tlog.note import NoteVerifier
-from lifecycle.verification.longterm import IdentityPolicy, LongTermTrust, verify_longterm
+from lifecycle.verification.identity import IdentityPolicy
+from lifecycle.verify import TrustMaterial, verify
 
 
 def _verify_with(path: str, verifiers: list[VerifierKey]) -> str:
     """'' when every signature of the image verifies with ``verifiers``, else why not."""
-    report = verify_image(path, KeySet(dsse=verifiers), VerifyOptions(policy=Policy("all")))
-    return "" if report.ok else report.failure_summary()
+    try:
+        verify(path, TrustMaterial(keys=tuple(verifiers)))
+    except VerificationError as exc:
+        return exc.reason
+    return ""
 
 
 def _logged_for(ctx: ApplyContext, log: LogClient, path: str, identity: str
@@ -29,12 +33,11 @@ def _logged_for(ctx: ApplyContext, log: LogClient, path: str, identity: str
     """
     if not inspect_image(path).signatures:
         return set(), ""
-    trust = LongTermTrust((ctx.ca.certificate(ROOT),),
-                          (NoteVerifier.from_verifier_key(log.verifier_key()),),
-                          IdentityPolicy(patterns=(".+",)), revocation_mode="soft-fail")
-    report = verify_longterm(path, trust)
-    failed = [r.error for r in report.results if not r.ok]
-    problem = "; ".join(failed) or _verify_with(path, report.keys().dsse)
-    if problem:
-        return set(), problem
-    return {r.keyid for r in report.results if r.identity == identity}, ""
+    trust = TrustMaterial(roots=(ctx.ca.certificate(ROOT),),
+                          log_keys=(NoteVerifier.from_verifier_key(log.verifier_key()),),
+                          identity=IdentityPolicy(patterns=(".+",)), revocation="soft-fail")
+    try:
+        result = verify(path, trust)
+    except VerificationError as exc:
+        return set(), exc.reason
+    return {r.keyid for r in result.longterm or () if r.identity == identity}, ""

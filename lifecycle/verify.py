@@ -1,0 +1,304 @@
+"""Is this image trustworthy, under this trust material, at this time? :func:`verify` answers.
+
+The one verdict path of the product: the ``verify`` command, the strategies' pre-sign checks,
+offline bundles and the demo all call it, and so can a Python user::
+
+    from lifecycle import TrustMaterial, verify
+    result = verify("image.sif", TrustMaterial(keys=("signing.pub",)))
+
+It returns a frozen :class:`VerificationResult` when the image satisfies the policy and raises
+:class:`~lifecycle.errors.VerificationError` (with the same result as ``exc.result``) when it
+does not, so forgetting to look at ``ok`` cannot turn a failure into a success. Bad input (an
+unreadable key, no key at all) raises a plain :class:`~lifecycle.errors.LifecycleError`.
+
+Heavy machinery is imported only when the trust material needs it: path validation (pyhanko)
+for certificates, the transparency log for log keys, the bundle reader for bundles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lifecycle.errors import LifecycleError, VerificationError
+from lifecycle.integrity.policy import Policy, PolicyMode
+from lifecycle.integrity.results import SignatureResult, TaskResult, VerifyReport
+from lifecycle.pki.revocation import RevocationMode
+from lifecycle.verification.identity import IdentityPolicy
+
+if TYPE_CHECKING:  # the machinery is imported when a verification runs, not with the API
+    from cryptography import x509
+
+    from lifecycle.integrity.digest import Progress
+    from lifecycle.integrity.keys import VerifierKey
+    from lifecycle.tlog.note import NoteVerifier
+    from lifecycle.verification.longterm import LongTermReport, LongTermResult
+
+    FileOrBytes = str | Path | bytes
+    CertificateSource = str | Path | x509.Certificate
+    """A PEM/DER file (a bundle of several certificates is fine), or a loaded certificate."""
+
+__all__ = [
+    "CertificateCheck",
+    "IdentityPolicy",
+    "Policy",
+    "PolicyMode",
+    "TrustMaterial",
+    "VerificationError",
+    "VerificationResult",
+    "load_log_verifiers",
+    "verify",
+]
+
+@dataclass(frozen=True)
+class TrustMaterial:
+    """Everything a verification may rely on, and how to judge with it.
+
+    Files may be given as paths; the strategies pass keys, certificates and log keys already
+    in memory. Nothing is fetched over the network unless ``fetch_ocsp`` or ``log_url`` asks.
+    """
+
+    keys: tuple[str | Path | VerifierKey, ...] = ()
+    """PEM public keys, certificates (their key, unvalidated), armored PGP keys/keyrings."""
+    certificate: CertificateSource | None = None
+    """A code-signing certificate whose key is trusted once its path validates at ``at``."""
+    intermediates: tuple[CertificateSource, ...] = ()
+    roots: tuple[CertificateSource, ...] = ()
+    """Trusted roots for ``certificate`` and for the certificates of logged signatures."""
+    crls: tuple[FileOrBytes, ...] = ()
+    ocsp_responses: tuple[FileOrBytes, ...] = ()
+    fetch_ocsp: bool = False
+    revocation: RevocationMode = "hard-fail"
+    log_keys: tuple[str | Path | NoteVerifier, ...] = ()
+    """Trusted log verifier keys (text, a file holding one, or loaded): signatures carrying
+    log evidence are judged at the time the log proves they were made."""
+    identity: IdentityPolicy = field(default_factory=IdentityPolicy)
+    checkpoint_store: str | Path | None = None
+    log_url: str | None = None
+    bundle: str | Path | None = None
+    """A verification bundle (directory or .tar.gz): its keys, certificates, CRLs, offline."""
+    trust_store: str | Path | None = None
+    """The bundle trust store (default ``$SIF_LIFECYCLE_TRUST_STORE`` or the user's)."""
+    at: datetime | None = None
+    """Judge certificates and PGP key expiry at this time (default now)."""
+    policy: Policy = field(default_factory=Policy)
+    groups: tuple[int, ...] = ()
+    object_ids: tuple[int, ...] = ()
+    all_objects: bool = False
+    legacy: bool = False
+    """Check only legacy (pre-3.6) signatures, which do not protect metadata."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.policy, str):  # "threshold:2" is what users write
+            object.__setattr__(self, "policy", Policy.parse(self.policy))
+        if self.at is not None and self.at.tzinfo is None:
+            raise LifecycleError("the time to verify at must be timezone-aware",
+                                 hint="e.g. datetime(2030, 1, 1, tzinfo=UTC)")
+
+
+@dataclass(frozen=True)
+class CertificateCheck:
+    """What validating ``TrustMaterial.certificate`` established."""
+
+    certificate: str
+    subject: str
+    serial: str
+    validated_at: datetime
+    path: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"certificate": self.certificate, "subject": self.subject, "serial": self.serial,
+                "validated_at": self.validated_at.isoformat(), "path": list(self.path),
+                "warnings": list(self.warnings)}
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    """The verdict on one image, with per-signature results (all frozen)."""
+
+    report: VerifyReport
+    """The image check: every signature object and every group or object it had to cover."""
+    certificate: CertificateCheck | None = None
+    longterm: tuple[LongTermResult, ...] | None = None
+    """One result per logged signature; None when no log key was given."""
+    notes: tuple[str, ...] = ()
+    """What the user must read: bundle pinning, staleness, certificates left out."""
+
+    @property
+    def path(self) -> str:
+        return self.report.path
+
+    @property
+    def signatures(self) -> tuple[SignatureResult, ...]:
+        return self.report.signatures
+
+    @property
+    def tasks(self) -> tuple[TaskResult, ...]:
+        return self.report.tasks
+
+    @property
+    def failures(self) -> tuple[str, ...]:
+        """Why it is not trustworthy, most specific first (empty when it is)."""
+        logged = tuple(r.error for r in self.longterm or () if not r.ok)
+        return (*logged, *(() if self.report.ok else (self.report.failure_summary(),)))
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def failure_summary(self) -> str:
+        return "; ".join(self.failures) or "verified"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``verify --json`` document."""
+        doc = self.report.to_dict()
+        if self.certificate is not None:
+            doc["certificate"] = self.certificate.to_dict()
+        if self.longterm is not None:
+            for sig in doc["signatures"]:
+                sig["longterm"] = [r.to_dict() for r in self.longterm
+                                   if r.object_id == sig["object_id"]]
+            doc["ok"] = self.ok
+        return doc
+
+
+def verify(image: str | Path, trust: TrustMaterial,
+           progress: Progress | None = None) -> VerificationResult:
+    """The verdict on ``image`` under ``trust``; raises VerificationError if it is not trusted.
+
+    Image data is read once, whatever the number of signatures; ``progress`` is told the bytes
+    hashed.
+    """
+    from lifecycle.integrity.keys import KeySet, VerifierKey, load_verifier_keys
+    from lifecycle.integrity.verify import VerifyOptions, verify_image
+
+    _check_material(trust)
+    keys = KeySet()
+    notes: tuple[str, ...] = ()
+    if trust.bundle is not None:
+        from lifecycle.bundles.offline import bundle_keys
+
+        offline = bundle_keys(Path(trust.bundle), trust.at, image=Path(image),
+                              trust_store=Path(trust.trust_store) if trust.trust_store else None)
+        notes = offline.notes
+        keys.merge(offline.keys)
+    longterm = _longterm(image, trust) if trust.log_keys else None
+    if longterm is not None:
+        keys.merge(longterm.keys())
+    for key in trust.keys:
+        if isinstance(key, VerifierKey):
+            keys.dsse.append(key)
+        else:
+            keys.merge(load_verifier_keys(Path(key)))
+    checked = None
+    if trust.certificate is not None:
+        key, checked = _validated_certificate(trust)
+        keys.dsse.append(key)
+    options = VerifyOptions(
+        groups=list(trust.groups), object_ids=list(trust.object_ids),
+        all_objects=trust.all_objects, legacy=trust.legacy, policy=trust.policy, at=trust.at)
+    report = verify_image(str(image), keys, options, progress)
+    result = VerificationResult(report, checked,
+                                tuple(longterm.results) if longterm is not None else None, notes)
+    if not result.ok:
+        raise VerificationError(f"verification failed: {result.failure_summary()}", path=image,
+                                result=result)
+    return result
+
+
+def _check_material(trust: TrustMaterial) -> None:
+    if not (trust.keys or trust.certificate is not None or trust.log_keys
+            or trust.bundle is not None):
+        raise LifecycleError(
+            "no verification key given",
+            hint="pass --key FILE (PEM public key or armored PGP keyring), --certificate, "
+                 "--bundle, or --log-key for logged (ephemeral) signatures")
+    if not trust.log_keys and (trust.identity != IdentityPolicy() or trust.checkpoint_store
+                               or trust.log_url):
+        raise LifecycleError("--identity, --issuer, --checkpoint-store and --log-url need "
+                             "--log-key (the log that proves when signatures were made)")
+    if trust.certificate is not None and not trust.roots:
+        raise LifecycleError("--certificate needs --certificate-roots (the trusted CA root)")
+    if trust.log_keys and not trust.roots:
+        raise LifecycleError("--log-key needs --certificate-roots (the CA root that issued the "
+                             "signing certificates)")
+
+
+def _read(path: str | Path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise LifecycleError(f"cannot read: {exc.strerror}", path=path) from None
+
+
+def _blobs(items: Sequence[FileOrBytes]) -> tuple[bytes, ...]:
+    return tuple(item if isinstance(item, bytes) else _read(item) for item in items)
+
+
+def _certificates(items: Sequence[CertificateSource]) -> list[x509.Certificate]:
+    from cryptography import x509
+
+    from lifecycle.pki.certs import load_certificates
+
+    out: list[x509.Certificate] = []
+    for item in items:
+        out += [item] if isinstance(item, x509.Certificate) else load_certificates(
+            _read(item), path=item)
+    return out
+
+
+def load_log_verifiers(values: Sequence[str | Path | NoteVerifier]) -> list[NoteVerifier]:
+    """Log verifier keys given as text, as files holding one, or already loaded."""
+    from lifecycle.tlog.note import NoteVerifier
+
+    out = []
+    for value in values:
+        if isinstance(value, NoteVerifier):
+            out.append(value)
+            continue
+        path = Path(value)
+        text = _read(path).decode("utf-8", "replace").strip() if path.is_file() else str(value)
+        out.append(NoteVerifier.from_verifier_key(text))
+    return out
+
+
+def _longterm(image: str | Path, trust: TrustMaterial) -> LongTermReport:
+    from lifecycle.tlog.client import HttpLogClient
+    from lifecycle.verification.checkpoints import CheckpointStore
+    from lifecycle.verification.longterm import LongTermTrust, verify_longterm
+
+    store = CheckpointStore(Path(trust.checkpoint_store)) if trust.checkpoint_store else None
+    longterm = LongTermTrust(
+        tuple(_certificates(trust.roots)), tuple(load_log_verifiers(trust.log_keys)),
+        trust.identity, _blobs(trust.crls), _blobs(trust.ocsp_responses), trust.revocation,
+        store, HttpLogClient(trust.log_url) if trust.log_url else None)
+    return verify_longterm(str(image), longterm, trust.groups)
+
+
+def _validated_certificate(trust: TrustMaterial) -> tuple[VerifierKey, CertificateCheck]:
+    """The certificate's key, once its path validated at ``trust.at``, and what was checked."""
+    from cryptography import x509
+
+    from lifecycle.integrity.keys import VerifierKey
+    from lifecycle.pki.certs import load_certificate
+    from lifecycle.pki.validate import validate_signing_certificate  # pyhanko: only when needed
+
+    source = trust.certificate
+    assert source is not None
+    leaf = source if isinstance(source, x509.Certificate) else load_certificate(
+        _read(source), path=source)
+    label = str(source) if not isinstance(source, x509.Certificate) else \
+        f"certificate {leaf.serial_number:x}"
+    valid = validate_signing_certificate(
+        leaf, _certificates(trust.intermediates), _certificates(trust.roots), at=trust.at,
+        crls=_blobs(trust.crls), ocsp_responses=_blobs(trust.ocsp_responses),
+        fetch_ocsp=trust.fetch_ocsp, revocation_mode=trust.revocation)
+    checked = CertificateCheck(label, leaf.subject.rfc4514_string(), f"{leaf.serial_number:x}",
+                               valid.at, tuple(c.subject.rfc4514_string() for c in valid.path),
+                               tuple(valid.warnings))
+    return VerifierKey(label, valid.public_key), checked
+
