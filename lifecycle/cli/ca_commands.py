@@ -153,8 +153,8 @@ def revoke(config_path: Path | None, passphrase_file: Path | None, serial: str, 
 @ca.command()
 @config_option
 @passphrase_file_option
-@click.option("--issuer", type=click.Choice([INTERMEDIATE, ROOT, EPHEMERAL]),
-              default=INTERMEDIATE, show_default=True,
+@click.option("--issuer", type=click.Choice([r.value for r in (INTERMEDIATE, ROOT, EPHEMERAL)]),
+              default=INTERMEDIATE.value, show_default=True,
               help="Whose CRL: the intermediate's (leaves), the root's or the ephemeral CA's.")
 @click.option("--der", is_flag=True, help="DER instead of PEM.")
 @click.option("--force", is_flag=True, help="Publish a new CRL even if the current one is fresh.")
@@ -177,7 +177,7 @@ def crl(config_path: Path | None, passphrase_file: Path | None, issuer: str, der
 
 @ca.command()
 @config_option
-@click.argument("role", type=click.Choice([ROOT, INTERMEDIATE, OCSP, EPHEMERAL]))
+@click.argument("role", type=click.Choice([r.value for r in (ROOT, INTERMEDIATE, OCSP, EPHEMERAL)]))
 @_OUTPUT
 def certificate(config_path: Path | None, role: str, output: Path | None) -> None:
     """Print the CA's ROLE certificate (PEM): the root to trust, the intermediate to chain.
