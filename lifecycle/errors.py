@@ -2,6 +2,8 @@
 
 Every error raised to the command line is a :class:`LifecycleError`: one line that names the file
 (and object or field) at fault and says what to do. Anything else reaching the CLI is a bug.
+``lifecycle.cli.main.exit_code`` maps them to exit statuses: :class:`VerificationError` and
+:class:`LogProofError` (a check that ran and failed) to 1, every other one to 2.
 """
 
 from __future__ import annotations
@@ -11,8 +13,6 @@ from pathlib import Path
 
 class LifecycleError(Exception):
     """Base of all expected failures; ``str()`` is the one-line message shown to the user."""
-
-    exit_code = 2
 
     def __init__(self, message: str, *, path: str | Path | None = None, hint: str = "") -> None:
         self.message = message
@@ -62,8 +62,6 @@ class SigningError(LifecycleError):
 class VerificationError(LifecycleError):
     """Verification ran and the image did not satisfy the policy."""
 
-    exit_code = 1
-
 
 class LogError(LifecycleError):
     """The transparency log refused an operation or its evidence cannot be read."""
@@ -71,8 +69,6 @@ class LogError(LifecycleError):
 
 class LogProofError(LogError):
     """An inclusion or consistency proof, checkpoint or note did not verify."""
-
-    exit_code = 1
 
 
 class LogForkError(LogProofError):

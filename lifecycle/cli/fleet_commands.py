@@ -15,7 +15,7 @@ from lifecycle.errors import LifecycleError
 from lifecycle.inventory.models import ImageRecord, ImageSignatureRecord
 from lifecycle.inventory.scan import ScanReport, scan
 from lifecycle.service.config import Config
-from lifecycle.store.db import make_engine
+from lifecycle.store.migrate import open_store
 from lifecycle.strategies.actions import Action
 from lifecycle.strategies.apply import ApplyContext, run_due
 from lifecycle.strategies.plan import due_now, notes, plan
@@ -59,7 +59,7 @@ def track(config_path: Path | None, paths: tuple[Path, ...], as_json: bool,
       sif-lifecycle track /srv/images/app-1.0.sif /srv/images/base/
     """
     config = open_config(config_path)
-    report = scan(make_engine(config.database_url), [str(p) for p in paths], _now(at), full=True,
+    report = scan(open_store(config.database_url), [str(p) for p in paths], _now(at), full=True,
                   strict=True)
     _print_scan(report, as_json)
     if report.tampered:
@@ -89,7 +89,7 @@ def scan_command(config_path: Path | None, roots: tuple[Path, ...], full: bool, 
     targets = [str(r) for r in roots] or config.policies.scan_roots()
     if not targets:
         raise LifecycleError("nothing to scan", hint="give ROOTS or configure [[image_sets]]")
-    report = scan(make_engine(config.database_url), targets, _now(at), full=full)
+    report = scan(open_store(config.database_url), targets, _now(at), full=full)
     _print_scan(report, as_json)
     if report.tampered:
         raise SystemExit(1)
@@ -108,7 +108,7 @@ def images(config_path: Path | None, as_json: bool) -> None:
     config = open_config(config_path)
     table = ImageRecord.__table__  # type: ignore[attr-defined]
     sigs = ImageSignatureRecord.__table__  # type: ignore[attr-defined]
-    with make_engine(config.database_url).connect() as conn:
+    with open_store(config.database_url).connect() as conn:
         signers: dict[int, list[str]] = {}
         for image_id, signer in conn.execute(select(sigs.c.image_id, sigs.c.signer)
                                              .order_by(sigs.c.id)):
@@ -131,7 +131,7 @@ def images(config_path: Path | None, as_json: bool) -> None:
 
 
 def _plan(config: Config, now: datetime) -> list[Action]:
-    engine = make_engine(config.database_url)
+    engine = open_store(config.database_url)
     state = load_state(engine, now, config.policies.publish_directories())
     return plan(state, config.policies, now)
 

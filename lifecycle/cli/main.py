@@ -1,20 +1,77 @@
 """The ``sif-lifecycle`` command: a thin layer that parses options and renders results.
 
-Exit codes: 0 success, 1 verification failed, 2 usage or input error. Every expected failure is a
-:class:`LifecycleError` printed as one line naming the file and the fix.
+Every expected failure is a :class:`LifecycleError` printed as one line naming the file and the
+fix; :func:`exit_code` is the one place that turns an exception into the exit status
+(:class:`ExitCode`), for every command.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
+import traceback
+from collections.abc import Sequence
+from enum import IntEnum
 from typing import Any
 
 import click
 
 from lifecycle import __version__
-from lifecycle.errors import LifecycleError
+from lifecycle.errors import LifecycleError, LogProofError, VerificationError
+
+DEBUG_ENV = "SIF_LIFECYCLE_DEBUG"
+"""Set to 1 to see the traceback of an unexpected error (a bug) instead of only its one line."""
+
+
+class ExitCode(IntEnum):
+    """The exit status of every command; the CLI reference lists them from here."""
+
+    OK = 0
+    """The command did what was asked."""
+    CHECK_FAILED = 1
+    """A verification ran and failed: a signature, a proof, a bundle, a tampered image."""
+    BAD_INPUT = 2
+    """Bad usage, input or environment: a file, option, key, config or database to fix."""
+    BUG = 70
+    """An unexpected error inside sif-lifecycle (EX_SOFTWARE); set SIF_LIFECYCLE_DEBUG=1."""
+    INTERRUPTED = 130
+    """Stopped by Ctrl-C."""
+
+
+def exit_code(exc: BaseException) -> ExitCode:
+    """The one mapping from an exception that ended a command to the exit status."""
+    if isinstance(exc, VerificationError | LogProofError):
+        return ExitCode.CHECK_FAILED
+    if isinstance(exc, LifecycleError | click.UsageError | click.FileError):
+        return ExitCode.BAD_INPUT
+    if isinstance(exc, click.Abort):  # click's wrapper of Ctrl-C and of end of input at a prompt
+        return ExitCode.INTERRUPTED if isinstance(exc.__cause__, KeyboardInterrupt) else ExitCode.BAD_INPUT
+    if isinstance(exc, KeyboardInterrupt):
+        return ExitCode.INTERRUPTED
+    if isinstance(exc, click.ClickException):  # a command's own "the check failed" (the demo)
+        return ExitCode.CHECK_FAILED
+    return ExitCode.BUG
+
+
+def report_error(exc: BaseException) -> ExitCode:
+    """Print one line on stderr for ``exc`` and return its exit status."""
+    code = exit_code(exc)
+    if isinstance(exc, click.ClickException):
+        exc.show()
+    elif isinstance(exc, click.Abort | KeyboardInterrupt):
+        click.echo("Aborted!", err=True)
+    elif code is ExitCode.BUG:
+        if os.environ.get(DEBUG_ENV):
+            traceback.print_exception(exc, file=sys.stderr)
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        click.echo(f"Error: internal error, a bug in sif-lifecycle: {type(exc).__name__}"
+                   f"{': ' + reason if reason else ''} (run again with {DEBUG_ENV}=1 for the "
+                   "traceback and report it)", err=True)
+    else:
+        click.echo(f"Error: {exc}", err=True)
+    return code
 
 COMMANDS = {
     "sif": "lifecycle.cli.sif_commands:sif",
@@ -38,7 +95,7 @@ COMMANDS = {
 
 
 class LifecycleGroup(click.Group):
-    """Loads subcommands lazily; turns LifecycleError into one line and its exit code."""
+    """Loads subcommands lazily; ends every run with one line and the status of :func:`exit_code`."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *COMMANDS})
@@ -49,12 +106,16 @@ class LifecycleGroup(click.Group):
             self.add_command(getattr(importlib.import_module(module_name), attribute), cmd_name)
         return super().get_command(ctx, cmd_name)
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:  # the caller handles exceptions itself
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         try:
-            return super().invoke(ctx)
-        except LifecycleError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
+            # commands return None, so an int is the status of ctx.exit(), --help or --version
+            status = super().main(args, prog_name, complete_var, False, **extra)
+        except (Exception, KeyboardInterrupt) as exc:
+            status = report_error(exc)
+        sys.exit(status if isinstance(status, int) else ExitCode.OK)
 
 
 @click.group(cls=LifecycleGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -79,7 +140,7 @@ def cli(log_level: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    cli.main(args=argv, prog_name="sif-lifecycle", standalone_mode=True)
+    cli.main(args=argv, prog_name="sif-lifecycle")
 
 
 if __name__ == "__main__":  # pragma: no cover
