@@ -115,7 +115,7 @@ class LifecycleGroup(click.Group):
             status = super().main(args, prog_name, complete_var, False, **extra)
         except (Exception, KeyboardInterrupt) as exc:
             status = report_error(exc)
-        sys.exit(status if isinstance(status, int) else ExitCode.OK)
+        sys.exit(int(status) if isinstance(status, int) else ExitCode.OK.value)
 
 
 @click.group(cls=LifecycleGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -48,7 +48,10 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 
 def downgrade(url: str, revision: str = "-1") -> None:
-    current(url)
+    _require_file(url)
+    if current(url) is None:
+        raise StoreError("the database has no schema to downgrade", path=display_url(url),
+                         hint="check the [database] settings of the config")
     _run(command.downgrade, url, revision)
 
 
@@ -90,10 +93,7 @@ def open_store(url: str) -> Engine:
     missing driver or a missing migration is one line before anything is read or written,
     and a SQLite file that does not exist is not created.
     """
-    path = sqlite_file(url)
-    if path is not None and not path.is_file():
-        raise StoreError("the database does not exist", path=display_url(url),
-                         hint=f"{UPGRADE_HINT} to create it")
+    _require_file(url)
     engine = make_engine(url)
     try:
         _require_head(url, _revision(engine))
@@ -103,9 +103,17 @@ def open_store(url: str) -> Engine:
     return engine
 
 
+def _require_file(url: str) -> None:
+    """A SQLite store must exist already: connecting would create an empty file."""
+    path = sqlite_file(url)
+    if path is not None and not path.is_file():
+        raise StoreError("the database does not exist", path=display_url(url),
+                         hint=f"{UPGRADE_HINT} to create it")
+
+
 def require_head(url: str) -> None:
-    """Refuse a database whose schema is not the one this version needs."""
-    _require_head(url, current(url))
+    """Refuse a database that :func:`open_store` would refuse."""
+    open_store(url).dispose()
 
 
 def _require_head(url: str, revision: str | None) -> None:
