@@ -26,18 +26,26 @@ DEBUG_ENV = "SIF_LIFECYCLE_DEBUG"
 
 
 class ExitCode(IntEnum):
-    """The exit status of every command; the CLI reference lists them from here."""
+    """The exit status of every command; the CLI reference lists them from :data:`EXIT_CODES`."""
 
     OK = 0
-    """The command did what was asked."""
     CHECK_FAILED = 1
-    """A verification ran and failed: a signature, a proof, a bundle, a tampered image."""
     BAD_INPUT = 2
-    """Bad usage, input or environment: a file, option, key, config or database to fix."""
     BUG = 70
-    """An unexpected error inside sif-lifecycle (EX_SOFTWARE); set SIF_LIFECYCLE_DEBUG=1."""
     INTERRUPTED = 130
-    """Stopped by Ctrl-C."""
+
+
+EXIT_CODES = {
+    ExitCode.OK: "success",
+    ExitCode.CHECK_FAILED: "a check ran and failed: a signature or certificate did not verify, a log "
+                           "proof or bundle was rejected, an image was tampered with, an action failed",
+    ExitCode.BAD_INPUT: "bad usage, input or environment, to fix before running again: an option, "
+                        "file, key, config, or a database that is missing, not migrated or unreachable",
+    ExitCode.BUG: f"an unexpected error inside sif-lifecycle, a bug (EX_SOFTWARE): it is one line; "
+                  f"run again with `{DEBUG_ENV}=1` for the traceback and report it",
+    ExitCode.INTERRUPTED: "stopped by Ctrl-C",
+}
+"""What each exit status means, for the CLI reference."""
 
 
 def exit_code(exc: BaseException) -> ExitCode:

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from lifecycle.cli.main import DEBUG_ENV, ExitCode, LifecycleGroup, exit_code
+from lifecycle.cli.main import DEBUG_ENV, EXIT_CODES, ExitCode, LifecycleGroup, exit_code
 from lifecycle.errors import (
     BundleVerificationError,
     CertificateValidationError,
@@ -23,6 +23,7 @@ from lifecycle.errors import (
     TamperedImageError,
     VerificationError,
 )
+from tests.conftest import REPO
 
 
 def _cause(exc: BaseException, cause: BaseException) -> BaseException:
@@ -51,6 +52,12 @@ def _cause(exc: BaseException, cause: BaseException) -> BaseException:
 ])
 def test_exit_code(exc: BaseException, code: ExitCode) -> None:
     assert exit_code(exc) is code
+
+
+def test_every_exit_status_is_documented() -> None:
+    assert list(EXIT_CODES) == sorted(ExitCode)
+    assert all(f"| {int(code)} | {meaning} |" in (REPO / "docs" / "cli.md").read_text()
+               for code, meaning in EXIT_CODES.items())
 
 
 def _group(error: BaseException) -> click.Group:
