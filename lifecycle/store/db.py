@@ -54,6 +54,9 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+UPGRADE_HINT = "run 'sif-lifecycle db upgrade'"
+"""What to do about a missing or older schema."""
+
 POSTGRES_EXTRA = "pip install 'sif-lifecycle[postgres]'"
 """How to get the PostgreSQL driver: it is an optional extra, SQLite needs nothing."""
 
@@ -126,7 +129,7 @@ def connection_error(exc: DBAPIError, url: str | URL) -> StoreError:
 def database_error(exc: SQLAlchemyError) -> StoreError:
     """One line for a statement that failed; most often a schema older than the code."""
     return StoreError(f"database error: {exc.__class__.__name__}: {exc}".splitlines()[0],
-                      hint="run 'sif-lifecycle db upgrade' if the schema is missing")
+                      hint=f"{UPGRADE_HINT} if the schema is missing")
 
 
 @contextmanager

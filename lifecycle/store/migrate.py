@@ -17,12 +17,17 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from lifecycle.errors import StoreError
-from lifecycle.store.db import connection_error, database_error, display_url, make_engine, sqlite_file
+from lifecycle.store.db import (
+    UPGRADE_HINT,
+    connection_error,
+    database_error,
+    display_url,
+    make_engine,
+    sqlite_file,
+)
 
 if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
-
-UPGRADE_HINT = "run 'sif-lifecycle db upgrade'"
 
 
 def migrations_dir() -> Path:
