@@ -122,7 +122,7 @@ def connection_error(exc: DBAPIError, url: str | URL) -> StoreError:
         hint = "check the [database] path and its permissions"
     else:
         where = f"{parsed.host or 'localhost'}:{parsed.port or 5432}"
-        hint = f"is PostgreSQL running at {where}? check the [database] url"
+        hint = f"is PostgreSQL running at {where}?"
     return StoreError(f"cannot connect to the database: {reason}", path=display_url(parsed), hint=hint)
 
 

@@ -54,6 +54,20 @@ ARGS: dict[str, list[str]] = {
 }
 """Arguments that get each command as far as opening the store (relative to the config's directory)."""
 
+LOG_ARGS: dict[str, list[str]] = {
+    "tlog add": ["--image-id", "1", "--payload-digest", "sha256:" + "0" * 64, "--signature",
+                 "images/image.sif", "--certificate", "images/image.sif"],
+    "tlog check": ["images/image.sif"],
+    "tlog checkpoint": [],
+    "tlog evidence": ["0"],
+    "tlog get": ["0"],
+    "tlog init": ["--origin", "log.example.org/test"],
+    "tlog prove-consistency": ["1"],
+    "tlog prove-inclusion": ["0"],
+    "tlog verifier-key": [],
+}
+"""The same for the commands on a transparency log database (``--db``)."""
+
 CREATES_THE_STORE = {"db upgrade", "db current"}
 """Work on a store that does not exist yet: upgrade creates it, current reports 'empty'."""
 MIGRATES_THE_STORE = {"db upgrade", "db current", "db downgrade"}
@@ -63,8 +77,8 @@ PASSWORD = "s3cret-pw"
 """A password in the URL that must never be printed."""
 
 
-def store_commands() -> list[str]:
-    """Every command of the tree that takes --config, i.e. opens the store."""
+def store_commands(param: str = "config_path") -> list[str]:
+    """Every command of the tree with ``param``: --config opens the store, --db a log database."""
     found: list[str] = []
 
     def walk(command: click.Command, path: list[str], parent: click.Context | None) -> None:
@@ -74,7 +88,7 @@ def store_commands() -> list[str]:
                 sub = command.get_command(ctx, name)
                 assert sub is not None
                 walk(sub, [*path, name], ctx)
-        elif any(param.name == "config_path" for param in command.params):
+        elif any(p.name == param for p in command.params):
             found.append(" ".join(path))
 
     walk(cli, [], None)
@@ -84,6 +98,8 @@ def store_commands() -> list[str]:
 def test_every_store_command_has_arguments() -> None:
     commands = store_commands()
     assert set(commands) == set(ARGS), f"give ARGS for {sorted(set(commands) - set(ARGS))}"
+    logs = store_commands("db")
+    assert set(logs) == set(LOG_ARGS), f"give LOG_ARGS for {sorted(set(logs) - set(LOG_ARGS))}"
 
 
 def _write_config(directory: Path, database: str) -> Path:
@@ -120,12 +136,15 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _run_all(config: Path, commands: list[str]) -> dict[str, tuple[int, str, str]]:
+def _run_all(config: Path, commands: list[str], log_db: str = "") -> dict[str, tuple[int, str, str]]:
     runner = CliRunner()
-    env = {"SIF_LIFECYCLE_PASSPHRASE": "test-passphrase", "SIF_LIFECYCLE_CONFIG": str(config)}
+    env = {"SIF_LIFECYCLE_PASSPHRASE": "test-passphrase", "SIF_LIFECYCLE_CONFIG": str(config),
+           "SIF_LIFECYCLE_TLOG_DB": log_db}
     results = {}
     for command in commands:
-        result = runner.invoke(cli, [*command.split(), *ARGS[command]], env=env)
+        args = ARGS.get(command) or LOG_ARGS.get(command, [])
+        result = runner.invoke(cli, [*command.split(), *args, *(["--db", log_db] if log_db else [])],
+                               env=env)
         results[command] = (result.exit_code, result.stdout, result.stderr)
     return results
 
@@ -176,13 +195,17 @@ def _postgres_config(workspace: Path, port: int) -> tuple[Path, str]:
     return config, f"postgresql+psycopg://lifecycle:***@127.0.0.1:{port}/lifecycle"
 
 
-def test_postgresql_not_running(workspace: Path) -> None:
+@pytest.mark.parametrize("what", ["store", "log"])
+def test_postgresql_not_running(workspace: Path, what: str) -> None:
     port = _free_port()
     config, shown = _postgres_config(workspace, port)
     before = _snapshot(workspace)
-    results = _run_all(config, store_commands())
+    if what == "store":
+        results = _run_all(config, store_commands())
+    else:
+        results = _run_all(config, store_commands("db"), log_db=shown.replace("***", PASSWORD))
     prefix = f"Error: {shown}: cannot connect to the database: "
-    suffix = f" (is PostgreSQL running at 127.0.0.1:{port}? check the [database] url)"
+    suffix = f" (is PostgreSQL running at 127.0.0.1:{port}?)"
     wrong = {c: r for c, r in results.items()
              if r[0] != 2 or r[1] or len(r[2].splitlines()) != 1
              or not (r[2].startswith(prefix) and r[2].rstrip("\n").endswith(suffix))}
@@ -213,13 +236,15 @@ def test_psycopg_missing(workspace: Path) -> None:
     config, shown = _postgres_config(workspace, _free_port())
     before = _snapshot(workspace)
     # every command in one interpreter (one start-up instead of one per command)
-    script = (f"import json, tests.unit.test_store_errors as t\n"
-              f"print(json.dumps(t._run_all(__import__('pathlib').Path({str(config)!r}), "
-              f"t.store_commands())))\n")
+    script = (f"import json, pathlib, tests.unit.test_store_errors as t\n"
+              f"config = pathlib.Path({str(config)!r})\n"
+              f"print(json.dumps(t._run_all(config, t.store_commands())\n"
+              f"                 | t._run_all(config, t.store_commands('db'), {shown!r})))\n")
     env_path = f"import sys; sys.path.insert(0, {str(Path(__file__).parents[2])!r})\n"
     done = _without_psycopg(env_path + script, workspace)
     assert done.returncode == 0, done.stderr
     results = {c: tuple(r) for c, r in json.loads(done.stdout).items()}
+    assert set(results) == set(ARGS) | set(LOG_ARGS)
     _assert_one_line(results, f"Error: {shown}: the database driver 'psycopg' is not installed "
                               f"({POSTGRES_EXTRA})")
     assert _snapshot(workspace) == before
