@@ -71,12 +71,13 @@ def report_error(exc: BaseException) -> ExitCode:
     elif isinstance(exc, click.Abort | KeyboardInterrupt):
         click.echo("Aborted!", err=True)
     elif code is ExitCode.BUG:
-        if os.environ.get(DEBUG_ENV):
+        debug = bool(os.environ.get(DEBUG_ENV))
+        if debug:
             traceback.print_exception(exc, file=sys.stderr)
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        hint = "report it" if debug else f"run again with {DEBUG_ENV}=1 for the traceback and report it"
         click.echo(f"Error: internal error, a bug in sif-lifecycle: {type(exc).__name__}"
-                   f"{': ' + reason if reason else ''} (run again with {DEBUG_ENV}=1 for the "
-                   "traceback and report it)", err=True)
+                   f"{': ' + reason if reason else ''} ({hint})", err=True)
     else:
         click.echo(f"Error: {exc}", err=True)
     return code

@@ -97,7 +97,8 @@ def test_bug_with_debug_shows_the_traceback() -> None:
     assert result.exit_code == ExitCode.BUG
     assert result.stderr.startswith("Traceback (most recent call last):")
     assert 'raise error' in result.stderr
-    assert result.stderr.splitlines()[-1].startswith("Error: internal error, a bug in sif-lifecycle")
+    assert result.stderr.splitlines()[-1] == ("Error: internal error, a bug in sif-lifecycle: "
+                                              "ZeroDivisionError: division by zero (report it)")
 
 
 def test_exit_status_of_ctx_exit_help_and_usage_errors() -> None:
