@@ -78,8 +78,9 @@ def report_error(exc: BaseException) -> ExitCode:
         hint = "report it" if debug else f"run again with {DEBUG_ENV}=1 for the traceback and report it"
         click.echo(f"Error: internal error, a bug in sif-lifecycle: {type(exc).__name__}"
                    f"{': ' + reason if reason else ''} ({hint})", err=True)
-    else:
-        click.echo(f"Error: {exc}", err=True)
+    else:  # a wrapped library message may span lines: the user still gets one
+        click.echo(f"Error: {' '.join(line.strip() for line in str(exc).splitlines() if line.strip())}",
+                   err=True)
     return code
 
 COMMANDS = {

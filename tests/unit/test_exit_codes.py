@@ -81,6 +81,12 @@ def test_expected_error_is_one_line() -> None:
     assert result.stderr == "Error: db.sqlite: down (start it)\n"
 
 
+def test_a_wrapped_multi_line_message_is_still_one_line() -> None:
+    error = KeyMaterialError("unreadable certificate: ASN.1 parse error\n  at offset 4\n", path="c.pem")
+    result = CliRunner().invoke(_group(error), ["boom"])
+    assert result.stderr == "Error: c.pem: unreadable certificate: ASN.1 parse error at offset 4\n"
+
+
 def test_bug_is_one_line_that_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(DEBUG_ENV, raising=False)
     result = CliRunner().invoke(_group(ZeroDivisionError("division by zero\nmore")), ["boom"])
