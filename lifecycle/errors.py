@@ -2,6 +2,8 @@
 
 Every error raised to the command line is a :class:`LifecycleError`: one line that names the file
 (and object or field) at fault and says what to do. Anything else reaching the CLI is a bug.
+``lifecycle.cli.main.exit_code`` maps them to exit statuses: :class:`VerificationError` and
+:class:`LogProofError` (a check that ran and failed) to 1, every other one to 2.
 """
 
 from __future__ import annotations
@@ -15,8 +17,6 @@ if TYPE_CHECKING:  # the public result type lives above this layer; only named h
 
 class LifecycleError(Exception):
     """Base of all expected failures; ``str()`` is the one-line message shown to the user."""
-
-    exit_code = 2
 
     def __init__(self, message: str, *, path: str | Path | None = None, hint: str = "") -> None:
         self.message = message
@@ -70,8 +70,6 @@ class VerificationError(LifecycleError):
     so a caller can show why; None when verification stopped earlier (e.g. a certificate path).
     """
 
-    exit_code = 1
-
     def __init__(self, message: str, *, path: str | Path | None = None, hint: str = "",
                  result: VerificationResult | None = None) -> None:
         self.result = result
@@ -89,8 +87,6 @@ class LogError(LifecycleError):
 
 class LogProofError(LogError):
     """An inclusion or consistency proof, checkpoint or note did not verify."""
-
-    exit_code = 1
 
 
 class LogForkError(LogProofError):

@@ -24,6 +24,7 @@ def examples(page: Path) -> str:
     return "\n".join(SH_BLOCK.findall(page.read_text()))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", [p for p in DOCS if examples(p)], ids=lambda p: str(p.relative_to(REPO)))
 def test_doc_examples_run(page: Path, tmp_path: Path) -> None:
     script = "set -euo pipefail\n" + examples(page)

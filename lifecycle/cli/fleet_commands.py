@@ -15,7 +15,7 @@ from lifecycle.config import Config
 from lifecycle.errors import LifecycleError
 from lifecycle.inventory.fleet import list_images, load_state
 from lifecycle.inventory.scan import ScanReport, scan
-from lifecycle.store.db import make_engine
+from lifecycle.store.migrate import open_store
 from lifecycle.strategies.apply import ApplyContext
 from lifecycle.strategies.due import run_due
 from lifecycle.strategies.model import Action
@@ -59,7 +59,7 @@ def track(config_path: Path | None, paths: tuple[Path, ...], as_json: bool,
       sif-lifecycle track /srv/images/app-1.0.sif /srv/images/base/
     """
     config = open_config(config_path)
-    report = scan(make_engine(config.database_url), [str(p) for p in paths], _now(at), full=True,
+    report = scan(open_store(config.database_url), [str(p) for p in paths], _now(at), full=True,
                   strict=True)
     _print_scan(report, as_json)
     if report.tampered:
@@ -89,7 +89,7 @@ def scan_command(config_path: Path | None, roots: tuple[Path, ...], full: bool, 
     targets = [str(r) for r in roots] or config.policies.scan_roots()
     if not targets:
         raise LifecycleError("nothing to scan", hint="give ROOTS or configure [[image_sets]]")
-    report = scan(make_engine(config.database_url), targets, _now(at), full=full)
+    report = scan(open_store(config.database_url), targets, _now(at), full=full)
     _print_scan(report, as_json)
     if report.tampered:
         raise SystemExit(1)
@@ -107,7 +107,7 @@ def images(config_path: Path | None, as_json: bool) -> None:
     """
     config = open_config(config_path)
     out: list[dict[str, Any]] = []
-    for image in list_images(make_engine(config.database_url)):
+    for image in list_images(open_store(config.database_url)):
         policy = config.policies.set_for(image.path)
         out.append({"path": image.path, "status": image.status.value,
                     "image_set": policy.name if policy else None, "sif_id": image.sif_id,
@@ -123,7 +123,7 @@ def images(config_path: Path | None, as_json: bool) -> None:
 
 
 def _plan(config: Config, now: datetime) -> list[Action]:
-    engine = make_engine(config.database_url)
+    engine = open_store(config.database_url)
     state = load_state(engine, now, config.policies.publish_directories())
     return plan(state, config.policies, now)
 

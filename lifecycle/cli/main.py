@@ -1,20 +1,87 @@
 """The ``sif-lifecycle`` command: a thin layer that parses options and renders results.
 
-Exit codes: 0 success, 1 verification failed, 2 usage or input error. Every expected failure is a
-:class:`LifecycleError` printed as one line naming the file and the fix.
+Every expected failure is a :class:`LifecycleError` printed as one line naming the file and the
+fix; :func:`exit_code` is the one place that turns an exception into the exit status
+(:class:`ExitCode`), for every command.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
+import traceback
+from collections.abc import Sequence
+from enum import IntEnum
 from typing import Any
 
 import click
 
 from lifecycle import __version__
-from lifecycle.errors import LifecycleError
+from lifecycle.errors import LifecycleError, LogProofError, VerificationError
+
+DEBUG_ENV = "SIF_LIFECYCLE_DEBUG"
+"""Set to 1 to see the traceback of an unexpected error (a bug) instead of only its one line."""
+
+
+class ExitCode(IntEnum):
+    """The exit status of every command; the CLI reference lists them from :data:`EXIT_CODES`."""
+
+    OK = 0
+    CHECK_FAILED = 1
+    BAD_INPUT = 2
+    BUG = 70
+    INTERRUPTED = 130
+
+
+EXIT_CODES = {
+    ExitCode.OK: "success",
+    ExitCode.CHECK_FAILED: "a check ran and failed: a signature or certificate did not verify, a log "
+                           "proof or bundle was rejected, an image was tampered with, an action failed",
+    ExitCode.BAD_INPUT: "bad usage, input or environment, to fix before running again: an option, "
+                        "file, key, config, or a database that is missing, not migrated or unreachable",
+    ExitCode.BUG: f"an unexpected error inside sif-lifecycle, a bug (EX_SOFTWARE): it is one line; "
+                  f"run again with `{DEBUG_ENV}=1` for the traceback and report it",
+    ExitCode.INTERRUPTED: "stopped by Ctrl-C",
+}
+"""What each exit status means, for the CLI reference."""
+
+
+def exit_code(exc: BaseException) -> ExitCode:
+    """The one mapping from an exception that ended a command to the exit status."""
+    if isinstance(exc, VerificationError | LogProofError):
+        return ExitCode.CHECK_FAILED
+    if isinstance(exc, LifecycleError | click.UsageError | click.FileError):
+        return ExitCode.BAD_INPUT
+    if isinstance(exc, click.Abort):  # click's wrapper of Ctrl-C and of end of input at a prompt
+        return ExitCode.INTERRUPTED if isinstance(exc.__cause__, KeyboardInterrupt) else ExitCode.BAD_INPUT
+    if isinstance(exc, KeyboardInterrupt):
+        return ExitCode.INTERRUPTED
+    if isinstance(exc, click.ClickException):  # a command's own "the check failed" (the demo)
+        return ExitCode.CHECK_FAILED
+    return ExitCode.BUG
+
+
+def report_error(exc: BaseException) -> ExitCode:
+    """Print one line on stderr for ``exc`` and return its exit status."""
+    code = exit_code(exc)
+    if isinstance(exc, click.ClickException):
+        exc.show()
+    elif isinstance(exc, click.Abort | KeyboardInterrupt):
+        click.echo("Aborted!", err=True)
+    elif code is ExitCode.BUG:
+        debug = bool(os.environ.get(DEBUG_ENV))
+        if debug:
+            traceback.print_exception(exc, file=sys.stderr)
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        hint = "report it" if debug else f"run again with {DEBUG_ENV}=1 for the traceback and report it"
+        click.echo(f"Error: internal error, a bug in sif-lifecycle: {type(exc).__name__}"
+                   f"{': ' + reason if reason else ''} ({hint})", err=True)
+    else:  # a wrapped library message may span lines: the user still gets one
+        click.echo(f"Error: {' '.join(line.strip() for line in str(exc).splitlines() if line.strip())}",
+                   err=True)
+    return code
 
 COMMANDS = {
     "sif": "lifecycle.cli.sif_commands:sif",
@@ -38,7 +105,7 @@ COMMANDS = {
 
 
 class LifecycleGroup(click.Group):
-    """Loads subcommands lazily; turns LifecycleError into one line and its exit code."""
+    """Loads subcommands lazily; ends every run with one line and the status of :func:`exit_code`."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *COMMANDS})
@@ -49,12 +116,16 @@ class LifecycleGroup(click.Group):
             self.add_command(getattr(importlib.import_module(module_name), attribute), cmd_name)
         return super().get_command(ctx, cmd_name)
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:  # the caller handles exceptions itself
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         try:
-            return super().invoke(ctx)
-        except LifecycleError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
+            # commands return None, so an int is the status of ctx.exit(), --help or --version
+            status = super().main(args, prog_name, complete_var, False, **extra)
+        except (Exception, KeyboardInterrupt) as exc:
+            status = report_error(exc)
+        sys.exit(int(status) if isinstance(status, int) else ExitCode.OK.value)
 
 
 @click.group(cls=LifecycleGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -79,7 +150,7 @@ def cli(log_level: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    cli.main(args=argv, prog_name="sif-lifecycle", standalone_mode=True)
+    cli.main(args=argv, prog_name="sif-lifecycle")
 
 
 if __name__ == "__main__":  # pragma: no cover

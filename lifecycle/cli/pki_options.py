@@ -12,8 +12,8 @@ from lifecycle.config import Config, load_config
 from lifecycle.errors import ConfigError
 from lifecycle.pki.files import write_atomic
 from lifecycle.store.ca_service import CaService
-from lifecycle.store.db import make_engine
 from lifecycle.store.key_service import KeyService
+from lifecycle.store.migrate import open_store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -32,7 +32,7 @@ def open_config(config_path: Path | None) -> Config:
 
 
 def key_service(config: Config) -> KeyService:
-    return KeyService(make_engine(config.database_url), config.key_directory)
+    return KeyService(open_store(config.database_url), config.key_directory)
 
 
 def ca_service(config: Config, passphrase: bytes) -> CaService:

@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from lifecycle.cli.main import cli
+from lifecycle.cli.main import EXIT_CODES, cli
 
 
 def _contexts(command: click.Command, name: str, parent: click.Context | None) -> list[click.Context]:
@@ -36,9 +36,11 @@ def render() -> str:
     header = (
         "# CLI reference\n\n"
         "Generated from the command tree by `python -m lifecycle.cli.reference > docs/cli.md`;\n"
-        "CI fails when this file is stale. Exit codes everywhere: 0 success, 1 verification failed,\n"
-        "2 usage or input error. Shell completion: `eval \"$(_SIF_LIFECYCLE_COMPLETE=bash_source "
-        "sif-lifecycle)\"` (zsh: `zsh_source`, fish: `fish_source`).\n"
+        "CI fails when this file is stale. Shell completion: `eval \"$(_SIF_LIFECYCLE_COMPLETE=bash_source "
+        "sif-lifecycle)\"` (zsh: `zsh_source`, fish: `fish_source`).\n\n"
+        "Exit status, the same for every command (an error is one line on stderr, `Error: ...`):\n\n"
+        "| status | meaning |\n|---|---|\n"
+        + "".join(f"| {int(code)} | {meaning} |\n" for code, meaning in EXIT_CODES.items())
     )
     body = "\n".join(_section(ctx) for ctx in _contexts(cli, "sif-lifecycle", None))
     return f"{header}\n{body}"

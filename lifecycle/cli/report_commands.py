@@ -13,6 +13,7 @@ from lifecycle.errors import LogError
 from lifecycle.reports import FORMATS, build_report, render
 from lifecycle.reports.render import write_rendered
 from lifecycle.store.db import make_engine
+from lifecycle.store.migrate import open_store
 
 
 @click.command("report")
@@ -50,7 +51,7 @@ def report(config_path: Path | None, at: datetime | None, fmt: str, out: Path | 
             raise LogError("no such log database", path=tlog_db,
                            hint="give the file 'sif-lifecycle tlog init --db' created")
         log_engine = make_engine(tlog_db if "://" in tlog_db else f"sqlite:///{tlog_db}")
-    data = build_report(make_engine(config.database_url), config, at or datetime.now(UTC),
+    data = build_report(open_store(config.database_url), config, at or datetime.now(UTC),
                         log_engine=log_engine, outbox=outbox)
     if out is None:
         click.echo(render(data, fmt).decode(), nl=False)

@@ -86,12 +86,19 @@ def _read(path: Path) -> bytes:
         raise KeyMaterialError(f"cannot read key file: {exc.strerror}", path=path) from None
 
 
+SUPPORTED_KEYS = "RSA, ECDSA on P-256, P-384 or P-521, or Ed25519"
+"""What DSSE signatures (and their OpenSSH key ids, spec 5.4) can be made and checked with."""
+
+_DSSE_CURVES = frozenset({"secp256r1", "secp384r1", "secp521r1"})
+
+
 def _checked_public(key: object, path: Path) -> PublicKey:
+    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name not in _DSSE_CURVES:
+        raise KeyMaterialError(f"unsupported key: ECDSA on curve {key.curve.name}; use {SUPPORTED_KEYS}",
+                               path=path)
     if isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey):
         return key
-    raise KeyMaterialError(
-        f"unsupported key type {type(key).__name__}; use RSA, ECDSA or Ed25519", path=path
-    )
+    raise KeyMaterialError(f"unsupported key type {type(key).__name__}; use {SUPPORTED_KEYS}", path=path)
 
 
 def load_verifier_keys(path: Path) -> KeySet:
@@ -143,10 +150,9 @@ def load_signing_key(path: Path, passphrase: PassphraseSource) -> SigningKey:
         reason = "wrong passphrase or corrupt key" if password is not None else str(exc)
         raise KeyMaterialError(f"cannot load private key: {reason}", path=path) from None
     if isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
+        _checked_public(key.public_key(), path)
         return key
-    raise KeyMaterialError(
-        f"unsupported key type {type(key).__name__}; use RSA, ECDSA or Ed25519", path=path
-    )
+    raise KeyMaterialError(f"unsupported key type {type(key).__name__}; use {SUPPORTED_KEYS}", path=path)
 
 
 @dataclass

@@ -18,7 +18,6 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from lifecycle.config import ServeSettings
-from lifecycle.errors import ServiceError
 from lifecycle.service.scheduler import job_specs, start_scheduler, stop_scheduler
 from lifecycle.service.work import WorkSource
 from lifecycle.service.workers import Clock, WorkerPool, utc_now
@@ -36,10 +35,7 @@ def instance_name() -> str:
 
 def check_schema(url: str) -> None:
     """Refuse to start on an old schema: migrations are the operator's step, not a race."""
-    current, head = migrate.current(url), migrate.head()
-    if current != head:
-        raise ServiceError(f"the database schema is at {current or 'nothing'}, this version needs {head}",
-                           hint="run 'sif-lifecycle db upgrade' first")
+    migrate.require_head(url)
 
 
 class Service:

@@ -28,10 +28,11 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
 from sqlmodel import Field, SQLModel
 
 from lifecycle.errors import LogConflictError, LogError
+from lifecycle.store.db import connection_error
 from lifecycle.tlog.log import LeafRecord
 
 # SQLite makes only INTEGER PRIMARY KEY the rowid; BIGINT would add a second index.
@@ -88,7 +89,11 @@ def write_meta(engine: Engine, values: Mapping[str, str]) -> None:
 
 def read_meta(engine: Engine) -> dict[str, str]:
     try:
-        with engine.connect() as conn:
+        conn = engine.connect()
+    except DBAPIError as exc:  # not "no log": the server is down or the file cannot be opened
+        raise connection_error(exc, engine.url) from exc
+    try:
+        with conn:
             return {row.key: row.value for row in conn.execute(select(META.c.key, META.c.value))}
     except (OperationalError, ProgrammingError):  # SQLite / PostgreSQL: no such table
         raise LogError(

@@ -43,6 +43,7 @@ def _netns_prefix() -> tuple[str, ...]:
     return (unshare, "-n")
 
 
+@pytest.mark.slow
 def test_verify_with_bundle_inside_a_network_namespace(fleet: Fleet, bundle: Path, tmp_path: Path
                                                        ) -> None:
     prefix = _netns_prefix()

@@ -24,6 +24,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoResult, list[str
     return run_demo(tmp_path_factory.mktemp("demo") / "ws", lines.append), lines
 
 
+@pytest.mark.slow
 def test_three_years_of_every_strategy(demo: tuple[DemoResult, list[str]]) -> None:
     result, lines = demo
     assert result.ok, [r for _, _, r in result.history if not r.ok]
@@ -41,6 +42,7 @@ def test_three_years_of_every_strategy(demo: tuple[DemoResult, list[str]]) -> No
                           for line in logged)
 
 
+@pytest.mark.slow
 def test_every_image_verifies_offline_against_the_bundle(
         demo: tuple[DemoResult, list[str]]) -> None:
     result, _ = demo
@@ -63,6 +65,7 @@ def test_every_image_verifies_offline_against_the_bundle(
     assert str(result.workspace) in steps and "verify --bundle" in steps
 
 
+@pytest.mark.slow
 def test_a_tampered_image_fails_the_printed_command(demo: tuple[DemoResult, list[str]],
                                                    tmp_path: Path) -> None:
     result, _ = demo

@@ -53,6 +53,7 @@ def cli(tmp_path: Path) -> object:
     return run
 
 
+@pytest.mark.slow
 def test_sign_ephemeral_and_verify_offline(cli: object, tmp_path: Path) -> None:
     run = cli  # type: ignore[assignment]
     assert run("db", "upgrade").returncode == 0  # type: ignore[operator]
@@ -87,6 +88,7 @@ def test_sign_ephemeral_and_verify_offline(cli: object, tmp_path: Path) -> None:
     assert usage.returncode == 2 and "--log-key" in usage.stderr
 
 
+@pytest.mark.slow
 def test_sign_ephemeral_uses_the_configured_log(tmp_path: Path) -> None:
     """With a [tlog] section and no --log-db, signing appends to the store's own log."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIF_LIFECYCLE_TLOG")}

@@ -112,6 +112,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_acknowledged_http_appends_survive_kill(tmp_path: Path) -> None:
     """SIGKILL the server right after acknowledgements: every acknowledged entry is stored."""
     config = tmp_path / "lifecycle.toml"  # the service's own tables live in the log's database

@@ -9,6 +9,8 @@ import subprocess
 from pathlib import Path
 from xml.etree import ElementTree
 
+import pytest
+
 from lifecycle.reports import ReportData, render
 from tests.conftest import require_tool
 from tests.reports.conftest import ReportFleet
@@ -40,6 +42,7 @@ def png_size(path: Path) -> tuple[int, int]:
     return width, height
 
 
+@pytest.mark.slow
 def test_report_renders_in_chromium(report_fleet: ReportFleet, report_data: ReportData,
                                     tmp_path: Path) -> None:
     page = tmp_path / "report.html"

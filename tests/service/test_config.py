@@ -69,7 +69,7 @@ def run_serve(config: Path) -> tuple[int, str]:
 def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
     code, output = run_serve(write(tmp_path, ""))
     assert code == 2
-    assert "schema is at nothing" in output and "sif-lifecycle db upgrade" in output
+    assert "the database does not exist" in output and "sif-lifecycle db upgrade" in output
 
 
 def test_serve_refuses_a_work_source_it_cannot_load(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ def processes() -> Iterator[list[ServeProcess]]:
     stop_all(started)
 
 
+@pytest.mark.slow
 def test_serve_plans_and_applies_a_reissue_set_once_and_publishes(
         tmp_path: Path, processes: list[ServeProcess]) -> None:
     assert DEFAULT_WORK_SOURCE == "lifecycle.service.planner_source:planner_source"

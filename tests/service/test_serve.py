@@ -217,6 +217,7 @@ def test_jobs_missed_during_an_outage_run_once_at_restart(tmp_path: Path,
                for e in third.events("job.submitted"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_sigterm_finishes_the_current_action_and_exits_0(tmp_path: Path, processes: list[ServeProcess],
                                                          signum: int) -> None:
@@ -235,6 +236,7 @@ def test_sigterm_finishes_the_current_action_and_exits_0(tmp_path: Path, process
     assert_verifies_with_old_and_new(tmp_path, images[:1])  # the first action, by queue order
 
 
+@pytest.mark.slow
 def test_an_action_longer_than_the_shutdown_bound_is_abandoned_and_taken_over(
         tmp_path: Path, processes: list[ServeProcess]) -> None:
     url, images = sqlite_setup(tmp_path, 1)
@@ -253,6 +255,7 @@ def test_an_action_longer_than_the_shutdown_bound_is_abandoned_and_taken_over(
     assert_verifies_with_old_and_new(tmp_path, images)
 
 
+@pytest.mark.slow
 def test_ca_only_source_keeps_the_ca_crls_fresh_and_the_endpoints_answer(
         tmp_path: Path, processes: list[ServeProcess]) -> None:
     url = sqlite_url(tmp_path / "lifecycle.db")
@@ -274,6 +277,7 @@ def test_ca_only_source_keeps_the_ca_crls_fresh_and_the_endpoints_answer(
     assert proc.terminate()[0] == 0
 
 
+@pytest.mark.slow
 def test_work_made_due_by_an_action_is_planned_as_soon_as_the_queue_runs_dry(
         tmp_path: Path, processes: list[ServeProcess]) -> None:
     """Plan runs hourly here; the follow-up of a rotation is still applied within seconds."""

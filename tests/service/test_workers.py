@@ -8,6 +8,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy.engine import Engine
 
 from lifecycle.service.workers import WorkerPool
@@ -28,6 +29,7 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+@pytest.mark.slow
 def test_a_long_action_keeps_its_lease_and_is_not_taken_over(engine: Engine, tmp_path: Path) -> None:
     """Apply takes 1.5 leases; the heartbeat renews it, so a second pool never claims the item."""
     queue = WorkQueue(engine)

@@ -14,6 +14,7 @@ from tests.strategies.trust import check_image
 WEB = ImageSetPolicy("web", ("web-*.sif",), "resign", overlap=timedelta(days=30))
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_rotation_and_resign_on_postgres(tmp_path: Path, pg_url: str) -> None:
     fleet = make_fleet(tmp_path, [WEB], pg_url)

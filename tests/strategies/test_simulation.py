@@ -19,6 +19,8 @@ from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from lifecycle.config import ImageSetPolicy
 from lifecycle.store import audit
 from lifecycle.store.db import session_scope
@@ -98,6 +100,7 @@ class DailyCheck:
         self.validations += 1
 
 
+@pytest.mark.slow
 def test_three_years_of_operation(tmp_path: Path) -> None:
     fleet = make_fleet(tmp_path, [WEB, BASE])
     fleet.run()  # provisions both sets' keys

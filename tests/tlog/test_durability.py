@@ -34,6 +34,7 @@ while True:
 """
 
 
+@pytest.mark.slow
 def test_sigkilled_writer_loses_no_acknowledged_entry(tmp_path: Path, signer: NoteSigner) -> None:
     url = f"sqlite:///{tmp_path / 'crash.db'}"
     writer = subprocess.Popen(

@@ -427,6 +427,7 @@ def test_signature_parsers_take_arbitrary_bytes(parser: Callable[[bytes], object
     parses_or_signature_format_error(parser, data)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(parser=st.sampled_from(PARSERS), doc=SHAPED)
 def test_signature_parsers_take_arbitrary_json_shaped_like_theirs(

@@ -232,6 +232,7 @@ def matches(expect: Expect, outcome: str, summary: str) -> bool:
     return outcome != "fail" or re.search(expect.reason, summary) is not None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["dsse", "pgp"])
 def test_every_single_byte_flip_has_the_outcome_the_spec_predicts(
     kind: str, small_signed_images: dict, tmp_path: Path

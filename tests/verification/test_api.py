@@ -21,6 +21,7 @@ from lifecycle import (
     sign_ephemeral,
     verify,
 )
+from lifecycle.cli.main import exit_code
 from lifecycle.integrity.results import SignatureFormat
 from lifecycle.sif.image import SifImage
 from lifecycle.verification.identity import IdentityPolicy
@@ -57,7 +58,7 @@ def test_an_untrusted_image_raises_with_the_result(tmp_path: Path) -> None:
     sign(image, keys=(private,))
     with pytest.raises(VerificationError, match="verification failed") as exc:
         verify(image, TrustMaterial(keys=(other,)))
-    assert exc.value.exit_code == 1 and exc.value.path == str(image)
+    assert exit_code(exc.value) == 1 and exc.value.path == str(image)
     result = exc.value.result
     assert result is not None and not result.ok and not result.signatures[0].ok
     assert exc.value.reason == result.failure_summary()
@@ -67,7 +68,7 @@ def test_bad_input_is_a_usage_error_not_a_verdict(tmp_path: Path) -> None:
     image = small_image(tmp_path / "image.sif")
     with pytest.raises(LifecycleError, match="no verification key given") as exc:
         verify(image, TrustMaterial())
-    assert not isinstance(exc.value, VerificationError) and exc.value.exit_code == 2
+    assert not isinstance(exc.value, VerificationError) and exit_code(exc.value) == 2
     with pytest.raises(LifecycleError, match="timezone-aware"):
         TrustMaterial(keys=("k.pub",), at=datetime(2030, 1, 1))
     with pytest.raises(LifecycleError, match="need --log-key"):
