@@ -17,6 +17,7 @@ from lifecycle.cli.common import (
     read_passphrase,
 )
 from lifecycle.errors import KeyMaterialError, LifecycleError, VerificationError
+from lifecycle.files import read_document
 from lifecycle.integrity import dsse
 from lifecycle.integrity.gojson import load_json
 from lifecycle.integrity.keys import (
@@ -69,7 +70,7 @@ def _signer(keys: tuple[Path, ...], passphrase_file: Path | None) -> Signer:
 def _extension(path: Path | None) -> dsse.Extension | None:
     if path is None:
         return None
-    doc = load_json(path.read_bytes())
+    doc = load_json(read_document(path))
     if not (isinstance(doc, dict) and isinstance(doc.get("kind"), str)
             and isinstance(doc.get("ext"), dict)):  # fmt: skip
         raise LifecycleError('extension file must hold {"kind": "...", "ext": {...}}', path=path)
@@ -177,7 +178,7 @@ def _log_verifiers(values: tuple[str, ...]) -> list[Any]:
     out = []
     for value in values:
         path = Path(value)
-        text = _read(path).decode("utf-8", "replace").strip() if path.is_file() else value
+        text = read_document(path).decode("utf-8", "replace").strip() if path.is_file() else value
         out.append(NoteVerifier.from_verifier_key(text))
     return out
 
@@ -250,13 +251,13 @@ def _validated_certificate(
     from lifecycle.pki.certs import load_certificate, load_certificates
     from lifecycle.pki.validate import validate_signing_certificate  # pyhanko: only when needed
 
-    leaf = load_certificate(_read(certificate), path=certificate)
-    chain = load_certificates(_read(intermediates), path=intermediates) if intermediates else []
+    leaf = load_certificate(read_document(certificate), path=certificate)
+    chain = load_certificates(read_document(intermediates), path=intermediates) if intermediates else []
     if roots is None:
         raise LifecycleError("--certificate needs --certificate-roots (the trusted CA root)")
     result = validate_signing_certificate(
-        leaf, chain, load_certificates(_read(roots), path=roots), at=at,
-        crls=[_read(c) for c in crls], ocsp_responses=[_read(o) for o in ocsp_responses],
+        leaf, chain, load_certificates(read_document(roots), path=roots), at=at,
+        crls=[read_document(c) for c in crls], ocsp_responses=[read_document(o) for o in ocsp_responses],
         fetch_ocsp=ocsp_verify, revocation_mode=revocation,
     )  # fmt: skip
     facts = {
@@ -268,13 +269,6 @@ def _validated_certificate(
         "warnings": list(result.warnings),
     }
     return VerifierKey(str(certificate), result.public_key), facts
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise LifecycleError(f"cannot read: {exc.strerror}", path=path) from None
 
 
 def _longterm_options(f: click.decorators.FC) -> click.decorators.FC:
@@ -420,8 +414,8 @@ def _longterm(
         raise LifecycleError("--log-key needs --certificate-roots (the CA root that issued the "
                              "signing certificates)")
     trust = LongTermTrust(
-        tuple(load_certificates(_read(roots), path=roots)), tuple(_log_verifiers(log_keys)),
-        identity, tuple(_read(c) for c in crls), tuple(_read(o) for o in ocsp_responses),
+        tuple(load_certificates(read_document(roots), path=roots)), tuple(_log_verifiers(log_keys)),
+        identity, tuple(read_document(c) for c in crls), tuple(read_document(o) for o in ocsp_responses),
         revocation, CheckpointStore(checkpoint_store) if checkpoint_store else None,
         HttpLogClient(log_url) if log_url else None)
     return verify_longterm(str(image), trust, groups)

@@ -15,6 +15,7 @@ from typing import Literal
 import pgpy
 
 from lifecycle.errors import KeyMaterialError
+from lifecycle.files import read_key
 from lifecycle.pki import keys, pgp
 from lifecycle.pki.files import write_atomic
 
@@ -69,22 +70,14 @@ class KeyDirectory:
 
     def load_pem(self, file: str, passphrase: bytes) -> keys.PrivateKey:
         path = self.path(file)
-        return keys.load_private_key(_read(path), passphrase, path=path)
+        return keys.load_private_key(read_key(path), passphrase, path=path)
 
     def load_pgp(self, file: str) -> pgpy.PGPKey:
         path = self.path(file)
-        return pgp.load_pgp_key(_read(path), path=path)
+        return pgp.load_pgp_key(read_key(path), path=path)
 
     def remove(self, file: str) -> None:
         self.path(file).unlink(missing_ok=True)
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise KeyMaterialError(f"cannot read key file: {exc.strerror}", path=path,
-                               hint="is the key directory in the config right?") from exc
 
 
 def import_pem(data: bytes, source_passphrase: bytes | None, *, path: Path) -> keys.PrivateKey:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lifecycle.errors import ConfigError
+from lifecycle.files import DOCUMENT_LIMIT, read_text
 from lifecycle.pki.ca import CaUrls
 from lifecycle.store.ca_service import CaSettings
 from lifecycle.store.db import sqlite_url
@@ -152,9 +153,8 @@ def load_config(path: Path | None = None) -> Config:
     doc: dict[str, Any] = {}
     if path is not None:
         try:
-            doc = tomllib.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"cannot read config: {exc.strerror}", path=path) from exc
+            doc = tomllib.loads(read_text(path, limit=DOCUMENT_LIMIT, what="config",
+                                          error=ConfigError))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"not valid TOML: {exc}", path=path) from exc
         base = path.resolve().parent

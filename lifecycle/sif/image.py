@@ -33,6 +33,7 @@ from types import TracebackType
 from typing import Any, BinaryIO, Protocol
 
 from lifecycle.errors import ObjectNotFoundError, SifCapacityError, SifError, SifFormatError
+from lifecycle.files import open_regular
 from lifecycle.sif.format import (
     ARCH_CODES,
     DESCRIPTOR_SIZE,
@@ -131,10 +132,8 @@ class SifImage:
     @classmethod
     def open(cls, path: str | Path, *, writable: bool = False) -> SifImage:
         path = Path(path)
-        try:
-            handle = path.open("r+b" if writable else "rb")
-        except OSError as exc:
-            raise SifError(f"cannot open image: {exc.strerror}", path=path) from exc
+        fd = open_regular(path, "image", writable=writable, error=SifError)
+        handle = os.fdopen(fd, "r+b" if writable else "rb")
         try:
             if writable:
                 _lock(handle, path)
@@ -351,7 +350,7 @@ class SifImage:
             self.sink.pwrite(data, offset)
             return len(data)
         written = 0
-        with data.open("rb") as source:
+        with os.fdopen(open_regular(data, "object data file", error=SifError), "rb") as source:
             while chunk := source.read(CHUNK_SIZE):
                 self.sink.pwrite(chunk, offset + written)
                 written += len(chunk)
