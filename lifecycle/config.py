@@ -39,6 +39,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from lifecycle.errors import ConfigError, PolicyError
+from lifecycle.files import DOCUMENT_LIMIT, read_file
 from lifecycle.inventory.globs import compile_glob
 
 ENV_CONFIG = "SIF_LIFECYCLE_CONFIG"
@@ -745,9 +746,7 @@ def _translate(exc: ValidationError, doc: Mapping[str, Any], path: Path) -> Conf
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config: {exc.strerror}", path=path) from exc
+        text = read_file(path, limit=DOCUMENT_LIMIT, what="config", error=ConfigError).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x})",
                           path=path, hint="save the file as UTF-8") from None

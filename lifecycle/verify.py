@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lifecycle.errors import LifecycleError, VerificationError
+from lifecycle.files import read_document
 from lifecycle.integrity.policy import Policy, PolicyMode
 from lifecycle.integrity.results import SignatureResult, TaskResult, VerifyReport
 from lifecycle.pki.revocation import RevocationMode
@@ -228,15 +229,8 @@ def _check_material(trust: TrustMaterial) -> None:
                              "signing certificates)")
 
 
-def _read(path: str | Path) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise LifecycleError(f"cannot read: {exc.strerror}", path=path) from None
-
-
 def _blobs(items: Sequence[FileOrBytes]) -> tuple[bytes, ...]:
-    return tuple(item if isinstance(item, bytes) else _read(item) for item in items)
+    return tuple(item if isinstance(item, bytes) else read_document(item) for item in items)
 
 
 def _certificates(items: Sequence[CertificateSource]) -> list[x509.Certificate]:
@@ -247,7 +241,7 @@ def _certificates(items: Sequence[CertificateSource]) -> list[x509.Certificate]:
     out: list[x509.Certificate] = []
     for item in items:
         out += [item] if isinstance(item, x509.Certificate) else load_certificates(
-            _read(item), path=item)
+            read_document(item), path=item)
     return out
 
 
@@ -261,7 +255,7 @@ def load_log_verifiers(values: Sequence[str | Path | NoteVerifier]) -> list[Note
             out.append(value)
             continue
         path = Path(value)
-        text = _read(path).decode("utf-8", "replace").strip() if path.is_file() else str(value)
+        text = read_document(path).decode("utf-8", "replace").strip() if path.is_file() else str(value)
         out.append(NoteVerifier.from_verifier_key(text))
     return out
 
@@ -290,7 +284,7 @@ def _validated_certificate(trust: TrustMaterial) -> tuple[VerifierKey, Certifica
     source = trust.certificate
     assert source is not None
     leaf = source if isinstance(source, x509.Certificate) else load_certificate(
-        _read(source), path=source)
+        read_document(source), path=source)
     label = str(source) if not isinstance(source, x509.Certificate) else \
         f"certificate {leaf.serial_number:x}"
     valid = validate_signing_certificate(

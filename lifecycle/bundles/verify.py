@@ -18,7 +18,8 @@ from lifecycle.bundles import layout as ex
 from lifecycle.bundles import manifest as mf
 from lifecycle.bundles import trust
 from lifecycle.bundles.archive import read_bundle
-from lifecycle.errors import BundleError, BundleVerificationError, LifecycleError, LogProofError
+from lifecycle.errors import BundleVerificationError, LifecycleError, LogProofError
+from lifecycle.files import read_key
 from lifecycle.integrity import dsse
 from lifecycle.pki import keys
 from lifecycle.tlog import Checkpoint, ConsistencyProof, NoteVerifier, check_consistency, open_checkpoint
@@ -56,10 +57,7 @@ def _pick_key(state: trust.TrustState, signed: mf.SignedManifest, files: dict[st
               trust_key: Path | None, path: Path, now: datetime) -> tuple[dsse.PublicKey, str]:
     """The key the manifest must verify with, and a note when it was pinned just now."""
     if trust_key is not None:
-        try:
-            key = keys.load_public_key(trust_key.read_bytes(), path=trust_key)
-        except OSError as exc:
-            raise BundleError(f"cannot read the trust key: {exc.strerror}", path=trust_key) from None
+        key = keys.load_public_key(read_key(trust_key), path=trust_key)
         kid = dsse.keyid(key)
         if kid not in state.keys:
             state.keys[kid] = {"public_key": keys.public_pem(key).decode(),

@@ -13,7 +13,9 @@ from typing import Any
 import click
 
 from lifecycle.errors import KeyMaterialError
+from lifecycle.files import KEY_LIMIT, read_text
 from lifecycle.integrity.keys import PassphraseSource
+from lifecycle.pki.keys import check_new_passphrase
 
 PASSPHRASE_ENV = "SIF_LIFECYCLE_PASSPHRASE"  # noqa: S105 (a variable name, not a secret)
 
@@ -25,23 +27,31 @@ passphrase_file_option = click.option(
 
 
 def read_passphrase(passphrase_file: Path | None, *, what: str = "key store", confirm: bool = False) -> bytes:
-    """From --passphrase-file, then $SIF_LIFECYCLE_PASSPHRASE, then a terminal prompt; never logged."""
+    """From --passphrase-file, then $SIF_LIFECYCLE_PASSPHRASE, then a terminal prompt; never logged.
+
+    ``confirm``: a NEW passphrase is being chosen (asked twice, and it must be long enough).
+    """
     if passphrase_file is not None:
-        try:
-            text = passphrase_file.read_text(encoding="utf-8").splitlines()[0]
-        except (OSError, IndexError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else "the file is empty"
-            raise KeyMaterialError(f"cannot read passphrase file: {reason}", path=passphrase_file) from None
+        lines = read_text(passphrase_file, limit=KEY_LIMIT, what="passphrase file",
+                          error=KeyMaterialError).splitlines()
+        if not lines:
+            raise KeyMaterialError("cannot read passphrase file: the file is empty", path=passphrase_file)
+        text = lines[0]
+        source = f"--passphrase-file {passphrase_file}"
     elif os.environ.get(PASSPHRASE_ENV):
         text = os.environ[PASSPHRASE_ENV]
+        source = f"${PASSPHRASE_ENV}"
     elif sys.stdin.isatty():
         text = click.prompt(f"Passphrase for {what}", hide_input=True, confirmation_prompt=confirm, err=True)
+        source = "the prompt"
     else:
         raise KeyMaterialError(
             f"a passphrase is needed for {what}", hint=f"set {PASSPHRASE_ENV} or pass --passphrase-file"
         )
     if not text:
         raise KeyMaterialError("the passphrase is empty", path=passphrase_file)
+    if confirm:
+        check_new_passphrase(text.encode(), source)
     return text.encode()
 
 

@@ -14,7 +14,7 @@ from lifecycle.cli.pki_options import (
     key_service,
     open_config,
 )
-from lifecycle.errors import KeyMaterialError
+from lifecycle.files import read_key
 from lifecycle.pki.key_state import KeyState
 from lifecycle.pki.keys import KeyAlgorithm
 from lifecycle.pki.pgp import PgpAlgorithm
@@ -25,13 +25,6 @@ def _describe(row: KeyRecord) -> str:
     keyid = f" keyid {row.dsse_keyid}" if row.dsse_keyid else ""
     user = f" uid {row.user_id!r}" if row.user_id else ""
     return f"{row.fingerprint} {row.kind} {row.algorithm} {row.state}{keyid}{user}"
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise KeyMaterialError(f"cannot read key file: {exc.strerror}", path=path) from exc
 
 
 @click.group()
@@ -97,7 +90,7 @@ def import_(config_path: Path | None, passphrase_file: Path | None, file: Path, 
       sif-lifecycle key import signing.pem --source-passphrase-file old.pass
       sif-lifecycle key import --pgp secret.asc
     """
-    data = _read(file)
+    data = read_key(file)
     service = key_service(open_config(config_path))
     passphrase = read_passphrase(passphrase_file)
     if pgp:

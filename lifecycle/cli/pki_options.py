@@ -26,7 +26,7 @@ def config_option(func: F) -> F:
 
 
 def open_config(config_path: Path | None) -> Config:
-    if config_path is not None and not config_path.is_file():
+    if config_path is not None and not config_path.exists():
         raise ConfigError("config file does not exist", path=config_path)
     return load_config(config_path)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 import uuid
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from lifecycle.files import open_regular
 from lifecycle.sif import create as sif_create
 from lifecycle.sif.format import (
     ARCH_CODES,
@@ -138,7 +140,7 @@ def dump(object_id: int, image: Path) -> None:
 
 
 def _detect_fs(path: Path) -> FsType:
-    with path.open("rb") as f:
+    with os.fdopen(open_regular(path, "partition file"), "rb") as f:
         head = f.read(1082)
     if head[:4] == b"hsqs":
         return FsType.SQUASHFS

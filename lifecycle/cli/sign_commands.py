@@ -16,6 +16,7 @@ from lifecycle.cli.common import (
     read_passphrase,
 )
 from lifecycle.errors import LifecycleError, VerificationError
+from lifecycle.files import read_document
 from lifecycle.integrity import dsse
 from lifecycle.integrity.gojson import load_json
 from lifecycle.integrity.policy import Policy
@@ -48,7 +49,7 @@ def _image_size(image: Path) -> int:
 def _extension(path: Path | None) -> dsse.Extension | None:
     if path is None:
         return None
-    doc = load_json(path.read_bytes())
+    doc = load_json(read_document(path))
     if not (isinstance(doc, dict) and isinstance(doc.get("kind"), str)
             and isinstance(doc.get("ext"), dict)):  # fmt: skip
         raise LifecycleError('extension file must hold {"kind": "...", "ext": {...}}', path=path)

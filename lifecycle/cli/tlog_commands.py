@@ -12,7 +12,8 @@ import click
 
 from lifecycle.cli.common import read_passphrase
 from lifecycle.config import ENV_CONFIG, TlogSettings, load_config
-from lifecycle.errors import LifecycleError, LogError
+from lifecycle.errors import LogError
+from lifecycle.files import read_document
 from lifecycle.service import transparency
 from lifecycle.service.transparency import create_log, engine_url, log_meta
 from lifecycle.store.db import make_engine
@@ -77,13 +78,6 @@ def open_log(db: str, key_path: Path | None = None) -> Log:
     """The log in ``db``; with ``key_path``, its signing key too (the passphrase is asked for)."""
     passphrase = read_passphrase(None, what="the log key") if key_path is not None else None
     return transparency.open_log(db, key_path, passphrase)
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise LifecycleError(f"cannot read: {exc.strerror}", path=path) from None
 
 
 def _echo_json(data: Any) -> None:
@@ -187,7 +181,7 @@ def add(
     log = open_log(db, key_path)
     algorithm, digest = parse_digest(payload_digest)
     submission = Submission(
-        digest, _read(signature_path), _read(certificate_path), image_id, algorithm
+        digest, read_document(signature_path), read_document(certificate_path), image_id, algorithm
     )
     logged = log.append(submission)
     _echo_json(
@@ -339,13 +333,13 @@ def check(
     old_path = store.path(verifier.name) if store is not None else remembered
     if not old_path.is_file():
         raise LogError(f"no checkpoint of {verifier.name!r} is remembered here", path=remembered)
-    old = open_checkpoint(_read(old_path), [verifier])
+    old = open_checkpoint(read_document(old_path), [verifier])
     new_note: bytes | None = None
     if new_path is not None and proof_path is not None:
-        new_note = _read(new_path)
+        new_note = read_document(new_path)
         new = open_checkpoint(new_note, [verifier], origin=old.origin)
         try:
-            proof = ConsistencyProof.from_json(json.loads(_read(proof_path)))
+            proof = ConsistencyProof.from_json(json.loads(read_document(proof_path)))
         except ValueError:
             raise LogError("the proof is not JSON", path=proof_path) from None
     else:

@@ -19,13 +19,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from lifecycle.errors import KeyMaterialError
+from lifecycle.files import read_key
 from lifecycle.integrity import pgp
 from lifecycle.integrity.dsse import PublicKey, SigningKey, keyid
 
 PassphraseSource = Callable[[str], bytes]
 """Given the file that needs it, returns the passphrase (or raises KeyMaterialError)."""
 
-MAX_KEY_FILE = 4 * 1024 * 1024
 
 
 def no_passphrase(path: str) -> bytes:
@@ -77,15 +77,6 @@ class KeySet:
         self.pgp_labels.update(other.pgp_labels)
 
 
-def _read(path: Path) -> bytes:
-    try:
-        if path.stat().st_size > MAX_KEY_FILE:
-            raise KeyMaterialError("file is too large to be a key", path=path)
-        return path.read_bytes()
-    except OSError as exc:
-        raise KeyMaterialError(f"cannot read key file: {exc.strerror}", path=path) from None
-
-
 SUPPORTED_KEYS = "RSA, ECDSA on P-256, P-384 or P-521, or Ed25519"
 """What DSSE signatures (and their OpenSSH key ids, spec 5.4) can be made and checked with."""
 
@@ -103,7 +94,7 @@ def _checked_public(key: object, path: Path) -> PublicKey:
 
 def load_verifier_keys(path: Path) -> KeySet:
     """Public material from a PEM public key, PEM private key, certificate or PGP key file."""
-    return parse_verifier_keys(_read(path), path)
+    return parse_verifier_keys(read_key(path), path)
 
 
 def parse_verifier_keys(data: bytes, path: Path) -> KeySet:
@@ -138,7 +129,7 @@ def parse_verifier_keys(data: bytes, path: Path) -> KeySet:
 
 def load_signing_key(path: Path, passphrase: PassphraseSource) -> SigningKey:
     """A PEM private key (PKCS#8 or traditional, encrypted or not) usable for DSSE."""
-    data = _read(path)
+    data = read_key(path)
     password: bytes | None = None
     if b"ENCRYPTED" in data:
         password = passphrase(str(path))
@@ -176,7 +167,7 @@ class PgpSigningKey:
 
 
 def load_pgp_signing_key(path: Path, passphrase: PassphraseSource) -> PgpSigningKey:
-    keys = pgp.load_keys(_read(path).decode("utf-8", "replace"), str(path))
+    keys = pgp.load_keys(read_key(path).decode("utf-8", "replace"), str(path))
     secret = [k for k in keys if not k.is_public]
     if not secret:
         raise KeyMaterialError("PGP key file holds no private key", path=path)
@@ -193,4 +184,4 @@ def load_pgp_signing_key(path: Path, passphrase: PassphraseSource) -> PgpSigning
 
 
 def is_pgp_file(path: Path) -> bool:
-    return b"-----BEGIN PGP" in _read(path)
+    return b"-----BEGIN PGP" in read_key(path)

@@ -33,6 +33,11 @@ ALLOWED_HASH_HEADERS = {
     "MD5", "SHA1", "RIPEMD160", "SHA224", "SHA256", "SHA384", "SHA512", "SHA3-256", "SHA3-512",
 }  # fmt: skip
 VERIFY_HASHES = {"SHA224", "SHA256", "SHA384", "SHA512"}
+MAX_CLEARSIGN_SIZE = 1024 * 1024
+MAX_CLEARSIGN_LINES = 10_000
+"""Real clear-signed objects are about a kilobyte in 15 lines (the metadata is one JSON line).
+Splitting hostile text costs ~100 bytes per line: 8 MiB of newlines would take 800 MB, so both
+are bounded before anything is split or handed to pgpy."""
 KEY_BLOCK = re.compile(
     r"-----BEGIN PGP (PUBLIC|PRIVATE) KEY BLOCK-----.*?-----END PGP \1 KEY BLOCK-----", re.S
 )
@@ -88,6 +93,15 @@ def is_clearsign(data: bytes) -> bool:
 
 def decode(data: bytes) -> ClearSigned:
     """Parse with the reference's rules (spec 4.4); anything else is "format not recognized"."""
+    if len(data) > MAX_CLEARSIGN_SIZE:
+        raise SignatureFormatError(
+            f"clear-signed message is {len(data)} bytes, more than the {MAX_CLEARSIGN_SIZE} allowed"
+        )
+    if (lines_count := data.count(b"\n") + 1) > MAX_CLEARSIGN_LINES:
+        raise SignatureFormatError(
+            f"clear-signed message has {lines_count} lines, more than the "
+            f"{MAX_CLEARSIGN_LINES} allowed"
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

@@ -155,6 +155,7 @@ def sign_image(
     path: str, signer: Signer, options: SignOptions, progress: digest.Progress | None = None
 ) -> list[SignedGroup]:
     with SifImage.open(path, writable=True) as image:
+        image.require_writable_layout(end=image.data_end())  # before hashing gigabytes
         plans = [
             _Plan(g, ids, [_classify(image, d) for d in image.signatures_for_group(g)])
             for g, ids in selections(image, options)

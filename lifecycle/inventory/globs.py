@@ -6,10 +6,16 @@ Paths stay strings (``os.path``, not ``pathlib``): a scan of 10,000 images spend
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import re
+import stat
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
+
+from lifecycle.files import special_kind
+
+log = logging.getLogger(__name__)
 
 GLOB_CHARS = frozenset("*?[")
 
@@ -59,7 +65,12 @@ def covers(root: str, path: str) -> bool:
 
 
 def expand(roots: Iterable[str]) -> Iterator[str]:
-    """Absolute paths of the files ``roots`` name; directories contribute their ``*.sif`` files."""
+    """Absolute paths of the files ``roots`` name; directories contribute their ``*.sif`` files.
+
+    A FIFO, device or socket found by a glob or directory walk is skipped with a warning:
+    opening one would hang the scan. A root named explicitly is yielded whatever it is, so
+    the reader refuses it with an error naming it.
+    """
     seen: set[str] = set()
     for root in roots:
         if is_glob(root):
@@ -70,6 +81,19 @@ def expand(roots: Iterable[str]) -> Iterator[str]:
         else:
             found = [root]
         for path in found:
-            if path not in seen and not os.path.isdir(path):  # noqa: PTH112
-                seen.add(path)
-                yield path
+            if path in seen or (path != root and not _regular(path)):
+                continue
+            seen.add(path)
+            yield path
+
+
+def _regular(path: str) -> bool:
+    """Whether a walked path is a regular file; warns about special files (never directories)."""
+    try:
+        mode = os.stat(path).st_mode  # noqa: PTH116
+    except OSError:
+        return True  # vanished or unreadable: the reader reports it
+    kind = special_kind(mode)
+    if kind is not None and not stat.S_ISDIR(mode):
+        log.warning("skipping %s: %s, not a regular file", path, kind)
+    return kind is None

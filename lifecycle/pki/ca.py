@@ -30,10 +30,24 @@ def signing_hash(key: PrivateKey) -> hashes.SHA256 | hashes.SHA384 | None:
     return hashes.SHA256()
 
 
+MAX_NAME_ATTRIBUTE = 64
+"""RFC 5280's upper bound for commonName and organizationName (cryptography enforces it)."""
+
+
+def shortened(text: str, limit: int = MAX_NAME_ATTRIBUTE) -> str:
+    """``text`` cut to ``limit`` characters with a marker; names are labels, never matched.
+
+    Identities (workflow URIs of 100-200 characters) travel in full in the SubjectAltName,
+    which is what verifiers match; the subject only has to stay a valid, readable name.
+    """
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def name(common_name: str, organization: str | None = None) -> x509.Name:
-    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    """A subject of CN (and O); over-long values are shortened to stay valid (RFC 5280)."""
+    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, shortened(common_name))]
     if organization:
-        attrs.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+        attrs.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, shortened(organization)))
     return x509.Name(attrs)
 
 

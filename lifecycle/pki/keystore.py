@@ -2,11 +2,19 @@
 
 PEM keys are PKCS#8 under the store passphrase; PGP keys stay armored and pgpy-protected. Imports
 are re-encrypted under the store passphrase, so one secret unlocks the store. The directory is
-0700 and every file 0600, written atomically.
+0700 and every file 0600, written atomically. A PEM file written with weaker parameters (older
+versions used 2,048 PBKDF2 iterations) is rewritten with the current ones on its next unlock.
+
+Unlocking costs ~0.2 s of key derivation, so an unlocked key is kept for the process, keyed by
+the file's exact bytes and a keyed digest of the passphrase: a changed file or another
+passphrase unlocks afresh.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,8 +23,13 @@ from typing import Literal
 import pgpy
 
 from lifecycle.errors import KeyMaterialError
+from lifecycle.files import read_key
 from lifecycle.pki import keys, pgp
 from lifecycle.pki.files import write_atomic
+
+MAX_CACHED_KEYS = 256
+_CACHE_SECRET = os.urandom(32)
+_unlocked: dict[tuple[str, bytes, bytes], keys.PrivateKey] = {}
 
 
 @dataclass(frozen=True)
@@ -69,22 +82,27 @@ class KeyDirectory:
 
     def load_pem(self, file: str, passphrase: bytes) -> keys.PrivateKey:
         path = self.path(file)
-        return keys.load_private_key(_read(path), passphrase, path=path)
+        data = read_key(path)
+        cache_key = (str(path), hashlib.sha256(data).digest(),
+                     hmac.digest(_CACHE_SECRET, passphrase, "sha256"))  # fmt: skip
+        if (key := _unlocked.get(cache_key)) is not None:
+            return key
+        key = keys.load_private_key(data, passphrase, path=path)
+        if keys.weak_encryption(data) is not None:
+            data = keys.encrypt_private_key(key, passphrase)
+            write_atomic(path, data)
+            cache_key = (cache_key[0], hashlib.sha256(data).digest(), cache_key[2])
+        if len(_unlocked) >= MAX_CACHED_KEYS:
+            _unlocked.clear()
+        _unlocked[cache_key] = key
+        return key
 
     def load_pgp(self, file: str) -> pgpy.PGPKey:
         path = self.path(file)
-        return pgp.load_pgp_key(_read(path), path=path)
+        return pgp.load_pgp_key(read_key(path), path=path)
 
     def remove(self, file: str) -> None:
         self.path(file).unlink(missing_ok=True)
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise KeyMaterialError(f"cannot read key file: {exc.strerror}", path=path,
-                               hint="is the key directory in the config right?") from exc
 
 
 def import_pem(data: bytes, source_passphrase: bytes | None, *, path: Path) -> keys.PrivateKey:

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 from lifecycle.config import Config
 from lifecycle.errors import LogError
+from lifecycle.files import read_key
 from lifecycle.service.tlog_http import LogEndpoints
 from lifecycle.store.db import make_engine
 from lifecycle.store.migrate import open_migrated
@@ -40,10 +41,7 @@ def open_log(db: str, key_path: Path | None = None, passphrase: bytes | None = N
     meta = log_meta(engine, db)
     signer = None
     if key_path is not None:
-        try:
-            data = key_path.read_bytes()
-        except OSError as exc:
-            raise LogError(f"cannot read the log key: {exc.strerror}", path=key_path) from None
+        data = read_key(key_path)
         if passphrase is None:
             raise LogError("the log key needs its passphrase", path=key_path)
         signer = decrypt_signer(data, passphrase, path=str(key_path))

@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 from lifecycle.errors import SifError
+from lifecycle.files import DOCUMENT_LIMIT, read_file
 from lifecycle.sif.format import (
     ARCH_CODES,
     DEFAULT_DESCRIPTOR_CAPACITY,
@@ -110,8 +111,8 @@ def json_spec(value: object | Path, *, group: int = 1, name: str = "data.json") 
     """A GenericJSON object from a file (checked to be JSON) or a Python value."""
     if isinstance(value, Path):
         try:
-            json.loads(value.read_bytes())
-        except (OSError, ValueError) as exc:
+            json.loads(read_file(value, limit=DOCUMENT_LIMIT, what="JSON file", error=SifError))
+        except ValueError as exc:
             raise SifError(f"not a readable JSON file: {exc}", path=value) from exc
         data: bytes | Path = value
     else:

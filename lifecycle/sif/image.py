@@ -12,6 +12,11 @@ leaves an image that loads and still verifies with every key that verified it be
 
 Replacing an object is "add the new one, then free the old one" with the same one-byte flip, so
 an envelope rewrite is never half-visible. Writers hold an exclusive ``flock`` on the file.
+
+Readers accept any layout the reference reads, but writers only touch images whose header,
+descriptor table and objects occupy disjoint bytes, with the table before the append point: a
+table placed after the data (valid to read) would otherwise be overwritten by the next object,
+losing every object and signature. Such layouts are refused before the first byte is written.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from types import TracebackType
 from typing import Any, BinaryIO, Protocol
 
 from lifecycle.errors import ObjectNotFoundError, SifCapacityError, SifError, SifFormatError
+from lifecycle.files import open_regular
 from lifecycle.sif.format import (
     ARCH_CODES,
     DESCRIPTOR_SIZE,
@@ -126,10 +132,8 @@ class SifImage:
     @classmethod
     def open(cls, path: str | Path, *, writable: bool = False) -> SifImage:
         path = Path(path)
-        try:
-            handle = path.open("r+b" if writable else "rb")
-        except OSError as exc:
-            raise SifError(f"cannot open image: {exc.strerror}", path=path) from exc
+        fd = open_regular(path, "image", writable=writable, error=SifError)
+        handle = os.fdopen(fd, "r+b" if writable else "rb")
         try:
             if writable:
                 _lock(handle, path)
@@ -181,6 +185,33 @@ class SifImage:
     def signatures_for_group(self, group: int) -> list[Descriptor]:
         return [d for d in self.objects if d.is_signature and d.linked_group == group]
 
+    def require_writable_layout(self, *, end: int | None = None) -> None:
+        """Refuse a change that would overwrite bytes the header, table or an object uses.
+
+        ``end``: where new data will be written (an add) or the file cut (a compaction);
+        everything in use must lie before it. Checked before any write, so a refused change
+        leaves the file byte-for-byte as it was.
+        """
+        table_start = self.header.descriptors_offset
+        table_end = table_start + self.header.descriptors_total * DESCRIPTOR_SIZE
+        hint = "this layout can be read and verified but not changed in place; rebuild the image"
+        spans = [("the header", 0, HEADER_SIZE), ("the descriptor table", table_start, table_end)]
+        spans += [(f"object {d.id}", d.offset, d.end) for d in self.objects if d.size]
+        spans.sort(key=lambda span: span[1:])
+        for (name, start, stop), (other, other_start, other_stop) in itertools.pairwise(spans):
+            if other_start < stop:
+                raise SifError(
+                    f"{other} [{other_start}, {other_stop}) overlaps {name} [{start}, {stop}) "
+                    "(descriptor table and header must not share bytes with objects)",
+                    path=self.path, hint=hint,
+                )  # fmt: skip
+        if end is not None and end < table_end:
+            raise SifError(
+                f"the change would write at byte {end}, before the end of the descriptor table "
+                f"[{table_start}, {table_end}), and destroy it",
+                path=self.path, hint=hint,
+            )  # fmt: skip
+
     def data_end(self) -> int:
         """Where the next object's bytes start before alignment (spec 1.8 step 2)."""
         return max([self.header.data_offset, *(d.end for d in self.objects)])
@@ -229,6 +260,7 @@ class SifImage:
     def add(self, spec: ObjectSpec, *, when: int | None = None) -> Descriptor:
         """Append an object (spec 1.8), crash-safe, and return its descriptor."""
         self._require_writable()
+        self.require_writable_layout(end=self.data_end())
         if len(spec.name) > NAME_SIZE:
             raise SifError(f"object name is longer than {NAME_SIZE} bytes", path=self.path)
         slot = next((d.slot for d in self.slots if not d.in_use), None)
@@ -273,6 +305,9 @@ class SifImage:
         """Free objects (spec 1.10); ``zero`` wipes their data, ``compact`` truncates the file."""
         self._require_writable()
         targets = [self.object(i) for i in object_ids]
+        kept_ends = [d.end for d in self.objects if d.id not in set(object_ids)]
+        cut = max([self.header.data_offset, *kept_ends]) if compact else None
+        self.require_writable_layout(end=cut)
         stamp = self.timestamp(when)
         resets_arch = False
         for desc in targets:
@@ -315,7 +350,7 @@ class SifImage:
             self.sink.pwrite(data, offset)
             return len(data)
         written = 0
-        with data.open("rb") as source:
+        with os.fdopen(open_regular(data, "object data file", error=SifError), "rb") as source:
             while chunk := source.read(CHUNK_SIZE):
                 self.sink.pwrite(chunk, offset + written)
                 written += len(chunk)

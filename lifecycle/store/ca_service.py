@@ -164,12 +164,16 @@ class CaService:
                 f"the intermediate lifetime ({intermediate_lifetime.days} days) must be positive "
                 f"and no longer than the root's ({root_lifetime.days} days)",
                 hint="choose --intermediate-days <= --root-days")
+        # CA names are refused, not shortened: two shortened names could become one issuer
         for suffix in ("Root CA", "Signing CA", "Ephemeral Signing CA"):
-            try:
-                ca.name(f"{common_name} {suffix}", self.settings.organization)
-            except ValueError as exc:
-                raise CertificateError(f"CA name {common_name!r} + {suffix!r}: {exc}",
-                                       hint="choose a shorter --name") from None
+            cn = f"{common_name} {suffix}"
+            if len(cn) > ca.MAX_NAME_ATTRIBUTE:
+                raise CertificateError(f"CA name {cn!r} is {len(cn)} characters, more than the "
+                                       f"{ca.MAX_NAME_ATTRIBUTE} a certificate name may have",
+                                       hint="choose a shorter --name")
+        if len(self.settings.organization or "") > ca.MAX_NAME_ATTRIBUTE:
+            raise CertificateError(f"organization is longer than {ca.MAX_NAME_ATTRIBUTE} characters",
+                                   hint="shorten [ca] organization")
 
     def init_ephemeral(self, *, algorithm: keys.KeyAlgorithm = keys.KeyAlgorithm.P256,
                        lifetime: timedelta = timedelta(days=3650),

@@ -13,14 +13,10 @@ from __future__ import annotations
 import json
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from cryptography.hazmat.primitives.serialization import (
-    BestAvailableEncryption,
-    Encoding,
-    PrivateFormat,
-    load_pem_private_key,
-)
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from lifecycle.errors import KeyMaterialError
+from lifecycle.pki.keys import encrypt_private_key
 from lifecycle.tlog.note import NoteSigner
 
 KEY_TYPE = "sif-lifecycle/tlog-key"
@@ -29,9 +25,7 @@ KEY_TYPE = "sif-lifecycle/tlog-key"
 def encrypt_signer(signer: NoteSigner, passphrase: bytes) -> bytes:
     if not passphrase:
         raise KeyMaterialError("an empty passphrase cannot protect the log key")
-    pem = signer.private_key.private_bytes(
-        Encoding.PEM, PrivateFormat.PKCS8, BestAvailableEncryption(passphrase)
-    )
+    pem = encrypt_private_key(signer.private_key, passphrase)
     doc = {"type": KEY_TYPE, "version": 1, "name": signer.name, "private_key": pem.decode()}
     return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
 

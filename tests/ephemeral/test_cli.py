@@ -111,3 +111,36 @@ def test_sign_ephemeral_uses_the_configured_log(tmp_path: Path) -> None:
     assert not (tmp_path / "tlog.db").exists()
     entry = run("tlog", "get", "0")
     assert entry.returncode == 0 and "example.org/configured" not in entry.stderr
+
+
+def test_identity_of_any_realistic_length(cli: object, tmp_path: Path) -> None:
+    """A 200-character workflow URI (finding 10): full in the SAN, the CN shortened but valid."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    run = cli  # type: ignore[assignment]
+    identity = ("https://github.com/example-organisation/" + "a" * 80
+                + "/.github/workflows/release.yml@refs/heads/main")
+    identity += "x" * (200 - len(identity))
+    assert run("db", "upgrade").returncode == 0  # type: ignore[operator]
+    assert run("ca", "init", "--ephemeral").returncode == 0  # type: ignore[operator]
+    vkey = run("tlog", "init", "--origin", "example.org/long-ids")  # type: ignore[operator]
+    (tmp_path / "log.vkey").write_text(vkey.stdout)
+    create_image(tmp_path / "image.sif", [partition_spec(b"hsqs" + bytes(64)), json_spec({})])
+    signed = run("sign", "--ephemeral", "--identity", identity, "image.sif")  # type: ignore[operator]
+    assert signed.returncode == 0, signed.stderr
+    assert run("ca", "certificate", "root", "-o", "root.pem").returncode == 0  # type: ignore[operator]
+    assert run("ca", "crl", "--issuer", "root", "-o", "root.crl").returncode == 0  # type: ignore[operator]
+    base = ["verify", "--log-key", "log.vkey", "--certificate-roots", "root.pem",
+            "--crl", "root.crl", "--json"]
+    ok = run(*base, "--identity", identity, "image.sif")  # type: ignore[operator]
+    assert ok.returncode == 0, ok.stderr + ok.stdout
+    (longterm,) = json.loads(ok.stdout)["signatures"][0]["longterm"]
+    assert longterm["identity"] == identity
+    shorter = run(*base, "--identity", identity[:64], "image.sif")  # type: ignore[operator]
+    assert shorter.returncode == 1, shorter.stdout
+    from lifecycle.pki import ca
+
+    subject = ca.name(identity, "O" * 100)
+    cn = subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    assert cn == identity[:61] + "..." and isinstance(subject, x509.Name)

@@ -22,7 +22,7 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
     config.write_text('[database]\npath = "db.sqlite"\n[keys]\ndirectory = "keys"\n'
                       '[ca]\npublic_url = "http://127.0.0.1:9"\n')
     monkeypatch.setenv("SIF_LIFECYCLE_CONFIG", str(config))
-    monkeypatch.setenv("SIF_LIFECYCLE_PASSPHRASE", "s3cret")
+    monkeypatch.setenv("SIF_LIFECYCLE_PASSPHRASE", "pki cli test passphrase")
     monkeypatch.chdir(tmp_path)
 
     def invoke(*args: str) -> Result:

@@ -62,7 +62,7 @@ def test_bad_serve_settings_name_file_and_key(tmp_path: Path, body: str, message
 
 def run_serve(config: Path) -> tuple[int, str]:
     result = CliRunner().invoke(cli, ["serve", "--config", str(config)],
-                                env={"SIF_LIFECYCLE_PASSPHRASE": "x"})
+                                env={"SIF_LIFECYCLE_PASSPHRASE": "config test passphrase"})
     return result.exit_code, result.output
 
 

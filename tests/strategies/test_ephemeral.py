@@ -180,7 +180,7 @@ def test_bad_ephemeral_settings_name_the_key(tmp_path: Path, body: str, reason: 
 def test_tlog_commands_default_to_the_config_log(tmp_path: Path) -> None:
     path = _config(tmp_path, '[database]\npath = "store.db"\n[tlog]\norigin = "x.example/log"\n')
     env = {**os.environ, "PYTHONPATH": str(REPO), "SIF_LIFECYCLE_CONFIG": str(path),
-           "SIF_LIFECYCLE_PASSPHRASE": "pw"}
+           "SIF_LIFECYCLE_PASSPHRASE": "ephemeral test passphrase"}
     env.pop("SIF_LIFECYCLE_TLOG_DB", None)
     env.pop("SIF_LIFECYCLE_TLOG_KEY", None)
 

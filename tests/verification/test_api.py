@@ -73,7 +73,7 @@ def test_bad_input_is_a_usage_error_not_a_verdict(tmp_path: Path) -> None:
         TrustMaterial(keys=("k.pub",), at=datetime(2030, 1, 1))
     with pytest.raises(LifecycleError, match="need --log-key"):
         verify(image, TrustMaterial(keys=("k.pub",), identity=IdentityPolicy(("a@b.org",))))
-    with pytest.raises(LifecycleError, match="cannot read key file"):
+    with pytest.raises(LifecycleError, match="cannot open key file"):
         verify(image, TrustMaterial(keys=(tmp_path / "missing.pub",)))
 
 
