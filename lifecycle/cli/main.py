@@ -40,7 +40,8 @@ EXIT_CODES = {
     ExitCode.CHECK_FAILED: "a check ran and failed: a signature or certificate did not verify, a log "
                            "proof or bundle was rejected, an image was tampered with, an action failed",
     ExitCode.BAD_INPUT: "bad usage, input or environment, to fix before running again: an option, "
-                        "file, key, config, or a database that is missing, not migrated or unreachable",
+                        "file, key, config, a database that is missing, not migrated or unreachable, "
+                        "a port in use",
     ExitCode.BUG: f"an unexpected error inside sif-lifecycle, a bug (EX_SOFTWARE): it is one line; "
                   f"run again with `{DEBUG_ENV}=1` for the traceback and report it",
     ExitCode.INTERRUPTED: "stopped by Ctrl-C",
@@ -53,6 +54,8 @@ def exit_code(exc: BaseException) -> ExitCode:
     if isinstance(exc, VerificationError | LogProofError):
         return ExitCode.CHECK_FAILED
     if isinstance(exc, LifecycleError | click.UsageError | click.FileError):
+        return ExitCode.BAD_INPUT
+    if isinstance(exc, OSError) and exc.strerror:  # the environment refused: a port in use, a full disk
         return ExitCode.BAD_INPUT
     if isinstance(exc, click.Abort):  # click's wrapper of Ctrl-C and of end of input at a prompt
         return ExitCode.INTERRUPTED if isinstance(exc.__cause__, KeyboardInterrupt) else ExitCode.BAD_INPUT
@@ -70,6 +73,9 @@ def report_error(exc: BaseException) -> ExitCode:
         exc.show()
     elif isinstance(exc, click.Abort | KeyboardInterrupt):
         click.echo("Aborted!", err=True)
+    elif isinstance(exc, OSError) and code is ExitCode.BAD_INPUT:
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(f"Error: {where}{exc.strerror} (the system refused; fix that and run again)", err=True)
     elif code is ExitCode.BUG:
         debug = bool(os.environ.get(DEBUG_ENV))
         if debug:
