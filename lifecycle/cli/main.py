@@ -13,26 +13,15 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from enum import IntEnum
 from typing import Any
 
 import click
 
 from lifecycle import __version__
-from lifecycle.errors import LifecycleError, LogProofError, VerificationError
+from lifecycle.errors import ExitCode, LifecycleError
 
 DEBUG_ENV = "SIF_LIFECYCLE_DEBUG"
 """Set to 1 to see the traceback of an unexpected error (a bug) instead of only its one line."""
-
-
-class ExitCode(IntEnum):
-    """The exit status of every command; the CLI reference lists them from :data:`EXIT_CODES`."""
-
-    OK = 0
-    CHECK_FAILED = 1
-    BAD_INPUT = 2
-    BUG = 70
-    INTERRUPTED = 130
 
 
 EXIT_CODES = {
@@ -46,14 +35,14 @@ EXIT_CODES = {
                   f"run again with `{DEBUG_ENV}=1` for the traceback and report it",
     ExitCode.INTERRUPTED: "stopped by Ctrl-C",
 }
-"""What each exit status means, for the CLI reference."""
+"""What each exit status (:class:`lifecycle.errors.ExitCode`) means, for the CLI reference."""
 
 
 def exit_code(exc: BaseException) -> ExitCode:
     """The one mapping from an exception that ended a command to the exit status."""
-    if isinstance(exc, VerificationError | LogProofError):
-        return ExitCode.CHECK_FAILED
-    if isinstance(exc, LifecycleError | click.UsageError | click.FileError):
+    if isinstance(exc, LifecycleError):
+        return exc.exit_code
+    if isinstance(exc, click.UsageError | click.FileError):
         return ExitCode.BAD_INPUT
     if isinstance(exc, OSError) and exc.strerror:  # the environment refused: a port in use, a full disk
         return ExitCode.BAD_INPUT

@@ -16,6 +16,7 @@ from lifecycle.errors import (
     BundleVerificationError,
     CertificateValidationError,
     KeyMaterialError,
+    LifecycleError,
     LogForkError,
     LogProofError,
     SifFormatError,
@@ -55,6 +56,8 @@ def _cause(exc: BaseException, cause: BaseException) -> BaseException:
 ])
 def test_exit_code(exc: BaseException, code: ExitCode) -> None:
     assert exit_code(exc) is code
+    if isinstance(exc, LifecycleError):  # the same status for Python callers of the API
+        assert exc.exit_code is code
 
 
 def test_every_exit_status_is_documented() -> None:
