@@ -2,17 +2,29 @@
 
 Every error raised to the command line is a :class:`LifecycleError`: one line that names the file
 (and object or field) at fault and says what to do. Anything else reaching the CLI is a bug.
-``lifecycle.cli.main.exit_code`` maps them to exit statuses: :class:`VerificationError` and
-:class:`LogProofError` (a check that ran and failed) to 1, every other one to 2.
+Their exit status is :attr:`LifecycleError.exit_code`: 1 for a check that ran and failed
+(:class:`VerificationError`, :class:`LogProofError`), 2 for every other one;
+``lifecycle.cli.main.exit_code`` adds the statuses of everything else that can end a command.
 """
 
 from __future__ import annotations
 
+from enum import IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the public result type lives above this layer; only named here
     from lifecycle.verify import VerificationResult
+
+
+class ExitCode(IntEnum):
+    """The exit status of every command; the CLI reference explains each one."""
+
+    OK = 0
+    CHECK_FAILED = 1
+    BAD_INPUT = 2
+    BUG = 70
+    INTERRUPTED = 130
 
 
 class LifecycleError(Exception):
@@ -27,6 +39,12 @@ class LifecycleError(Exception):
     def __str__(self) -> str:
         text = f"{self.path}: {self.message}" if self.path else self.message
         return f"{text} ({self.hint})" if self.hint else text
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """The one rule: a check that ran and failed is 1, anything to fix before running again is 2."""
+        failed = isinstance(self, VerificationError | LogProofError)
+        return ExitCode.CHECK_FAILED if failed else ExitCode.BAD_INPUT
 
 
 class SifError(LifecycleError):

@@ -13,26 +13,15 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from enum import IntEnum
 from typing import Any
 
 import click
 
 from lifecycle import __version__
-from lifecycle.errors import LifecycleError, LogProofError, VerificationError
+from lifecycle.errors import ExitCode, LifecycleError
 
 DEBUG_ENV = "SIF_LIFECYCLE_DEBUG"
 """Set to 1 to see the traceback of an unexpected error (a bug) instead of only its one line."""
-
-
-class ExitCode(IntEnum):
-    """The exit status of every command; the CLI reference lists them from :data:`EXIT_CODES`."""
-
-    OK = 0
-    CHECK_FAILED = 1
-    BAD_INPUT = 2
-    BUG = 70
-    INTERRUPTED = 130
 
 
 EXIT_CODES = {
@@ -40,19 +29,22 @@ EXIT_CODES = {
     ExitCode.CHECK_FAILED: "a check ran and failed: a signature or certificate did not verify, a log "
                            "proof or bundle was rejected, an image was tampered with, an action failed",
     ExitCode.BAD_INPUT: "bad usage, input or environment, to fix before running again: an option, "
-                        "file, key, config, or a database that is missing, not migrated or unreachable",
+                        "file, key, config, a database that is missing, not migrated or unreachable, "
+                        "a port in use",
     ExitCode.BUG: f"an unexpected error inside sif-lifecycle, a bug (EX_SOFTWARE): it is one line; "
                   f"run again with `{DEBUG_ENV}=1` for the traceback and report it",
     ExitCode.INTERRUPTED: "stopped by Ctrl-C",
 }
-"""What each exit status means, for the CLI reference."""
+"""What each exit status (:class:`lifecycle.errors.ExitCode`) means, for the CLI reference."""
 
 
 def exit_code(exc: BaseException) -> ExitCode:
     """The one mapping from an exception that ended a command to the exit status."""
-    if isinstance(exc, VerificationError | LogProofError):
-        return ExitCode.CHECK_FAILED
-    if isinstance(exc, LifecycleError | click.UsageError | click.FileError):
+    if isinstance(exc, LifecycleError):
+        return exc.exit_code
+    if isinstance(exc, click.UsageError | click.FileError):
+        return ExitCode.BAD_INPUT
+    if isinstance(exc, OSError) and exc.strerror:  # the environment refused: a port in use, a full disk
         return ExitCode.BAD_INPUT
     if isinstance(exc, click.Abort):  # click's wrapper of Ctrl-C and of end of input at a prompt
         return ExitCode.INTERRUPTED if isinstance(exc.__cause__, KeyboardInterrupt) else ExitCode.BAD_INPUT
@@ -70,6 +62,9 @@ def report_error(exc: BaseException) -> ExitCode:
         exc.show()
     elif isinstance(exc, click.Abort | KeyboardInterrupt):
         click.echo("Aborted!", err=True)
+    elif isinstance(exc, OSError) and code is ExitCode.BAD_INPUT:
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(f"Error: {where}{exc.strerror} (the system refused; fix that and run again)", err=True)
     elif code is ExitCode.BUG:
         debug = bool(os.environ.get(DEBUG_ENV))
         if debug:

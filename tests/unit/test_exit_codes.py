@@ -16,6 +16,7 @@ from lifecycle.errors import (
     BundleVerificationError,
     CertificateValidationError,
     KeyMaterialError,
+    LifecycleError,
     LogForkError,
     LogProofError,
     SifFormatError,
@@ -47,11 +48,16 @@ def _cause(exc: BaseException, cause: BaseException) -> BaseException:
     (click.ClickException("demo finished with failures"), ExitCode.CHECK_FAILED),
     (_cause(click.Abort(), KeyboardInterrupt()), ExitCode.INTERRUPTED),
     (_cause(click.Abort(), EOFError()), ExitCode.BAD_INPUT),
+    (OSError(98, "Address already in use"), ExitCode.BAD_INPUT),
+    (PermissionError(13, "Permission denied", "/srv/out"), ExitCode.BAD_INPUT),
+    (OSError("no errno: raised by our own code"), ExitCode.BUG),
     (ValueError("oops"), ExitCode.BUG),
     (KeyError("k"), ExitCode.BUG),
 ])
 def test_exit_code(exc: BaseException, code: ExitCode) -> None:
     assert exit_code(exc) is code
+    if isinstance(exc, LifecycleError):  # the same status for Python callers of the API
+        assert exc.exit_code is code
 
 
 def test_every_exit_status_is_documented() -> None:
@@ -85,6 +91,13 @@ def test_a_wrapped_multi_line_message_is_still_one_line() -> None:
     error = KeyMaterialError("unreadable certificate: ASN.1 parse error\n  at offset 4\n", path="c.pem")
     result = CliRunner().invoke(_group(error), ["boom"])
     assert result.stderr == "Error: c.pem: unreadable certificate: ASN.1 parse error at offset 4\n"
+
+
+def test_the_system_refusing_is_bad_environment_not_a_bug() -> None:
+    result = CliRunner().invoke(_group(PermissionError(13, "Permission denied", "/srv/out")), ["boom"])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "Error: /srv/out: Permission denied (the system refused; fix that and run again)"]
 
 
 def test_bug_is_one_line_that_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
