@@ -82,7 +82,8 @@ def logging_attest(
     cert_pem = certificate_pem(cert)
 
     def attest(message: bytes, signature: dsse.Signature) -> dsse.Extension:
-        evidence = log.submit(Submission(digest_payload(message), signature.sig, cert_pem, ident))
+        evidence = log.submit(Submission(digest_payload(message), signature.sig, cert_pem, ident,
+                                         payload=message))
         verified = evidence.verify(verifiers)
         sub = verified.entry.submission
         if (sub.signature, sub.certificate, sub.image_id) != (signature.sig, cert_pem, ident):
