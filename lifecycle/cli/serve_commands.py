@@ -52,7 +52,7 @@ def serve(config_path: Path | None, passphrase_file: Path | None, listen: str | 
       sif-lifecycle serve --no-ca --tlog-db tlog.db --tlog-key tlog-key.json
     """
     from lifecycle.service import logs
-    from lifecycle.service.http import RevocationSource, start_http
+    from lifecycle.service.http import HttpLimits, RevocationSource, start_http
     from lifecycle.service.runner import Service, check_schema
     from lifecycle.service.work import SourceContext, initialized_ca, load_source
 
@@ -78,10 +78,18 @@ def serve(config_path: Path | None, passphrase_file: Path | None, listen: str | 
     endpoints = None
     if tlog_db is not None:
         from lifecycle.service.transparency import log_endpoints
+        from lifecycle.store.ca_service import EPHEMERAL
 
-        endpoints = log_endpoints(tlog_db, tlog_key, passphrase)
+        signing_ca = store_ca  # appended entries' certificates must come from its ephemeral CA
+        endpoints = log_endpoints(
+            tlog_db, tlog_key, passphrase, settings=config.tlog,
+            issuers=lambda: [signing_ca.certificate(EPHEMERAL)] if signing_ca.has_role(
+                EPHEMERAL) else [])
     revocation = RevocationSource(ca) if ca is not None and not no_ca else None
-    running = start_http(revocation, host, port, log_endpoints=endpoints, health=service.health)
+    limits = HttpLimits(config.serve.max_connections, config.serve.idle_timeout,
+                        config.serve.max_request_bytes)
+    running = start_http(revocation, host, port, log_endpoints=endpoints, health=service.health,
+                         limits=limits)
     service.start()
     if log_format == "text":  # in json mode the http.listening event carries the address
         click.echo(f"serving on {running.url} (SIGTERM or Ctrl-C to stop)", err=True)

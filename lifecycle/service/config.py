@@ -48,6 +48,12 @@ class ServeSettings:
     bundle_outbox: Path | None = None
     """Where the publish job exports verification bundles when their content changed (off when unset)."""
     bundle_keep: int = 5
+    max_connections: int = 100
+    """Open HTTP connections at most; further clients wait in the listen backlog."""
+    idle_timeout: timedelta = timedelta(seconds=30)
+    """An HTTP connection silent for this long, or whose request has not arrived by then, is closed."""
+    max_request_bytes: int = 1024 * 1024
+    """Largest HTTP request body; larger ones get 413."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,9 @@ class TlogSettings:
     origin: str
     key_file: Path
     url: str | None = None
+    append_token_file: Path | None = None
+    """The bearer token for HTTP appends: the server requires it, the client sends it (absent on
+    the server: appends over HTTP are refused)."""
 
 
 @dataclass(frozen=True)
@@ -192,13 +201,15 @@ def _tlog(doc: dict[str, Any], database_url: str, base: Path, path: Path) -> Tlo
     if "tlog" not in doc:
         return None
     table = _section(doc, "tlog", path)
-    unknown = sorted(set(table) - {"origin", "key_file", "url"})
+    unknown = sorted(set(table) - {"origin", "key_file", "url", "append_token_file"})
     if unknown:
-        raise ConfigError(f"[tlog] {unknown[0]}: unknown key (known: key_file, origin, url)",
-                          path=path)
+        raise ConfigError(f"[tlog] {unknown[0]}: unknown key (known: append_token_file, key_file, "
+                          "origin, url)", path=path)
     origin = _get(table, "origin", str, None, path)
     if not origin or any(c.isspace() for c in origin):
         raise ConfigError("[tlog] origin: required, a log name without spaces (e.g. "
                           "\"example.org/sif-lifecycle/log\")", path=path)
     key_file = base / _get(table, "key_file", str, "tlog-key.json", path)
-    return TlogSettings(database_url, origin, key_file, _get(table, "url", str, None, path))
+    token = _get(table, "append_token_file", str, None, path)
+    return TlogSettings(database_url, origin, key_file, _get(table, "url", str, None, path),
+                        base / token if token else None)
