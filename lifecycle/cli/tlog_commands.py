@@ -374,3 +374,19 @@ def check(
     if store is not None and new_note is not None and new.size > old.size:
         write_atomic(old_path, new_note)
     click.echo(f"consistent: {old.origin} grew from {old.size} to {new.size} entries")
+    if log_url is None and new_path is None:
+        _echo_orphans(db)
+
+
+def _echo_orphans(db: str) -> None:
+    """Signings that appended to the log and never wrote their image (see store.tlog)."""
+    from lifecycle.store.tlog import IntentJournal
+
+    for intent in IntentJournal(make_engine(engine_url(db))).pending():
+        if not intent.entries and not intent.suspects:
+            continue  # stopped before its append: nothing in the log is orphaned
+        recorded = [f"{origin} #{index}" for origin, index in intent.entries]
+        found = [f"#{index} (same image id, logged since)" for index in intent.suspects]
+        click.echo(f"orphan: signing of {intent.image_path} (image {intent.image_id}) began "
+                   f"{intent.started.isoformat()} and never wrote its signature; log entries: "
+                   f"{', '.join(recorded + found) or 'none'}")
