@@ -210,3 +210,12 @@ def test_tlog_check_advances_a_checkpoint_store_over_http(
     assert fork.exit_code == 1 and "does not extend" in fork.output
     assert CliRunner().invoke(cli, ["tlog", "check", str(tmp_path / "cps"), "--log-url",
                                     server.url]).exit_code == 2
+
+
+def test_the_client_takes_the_token_from_the_environment(
+        world: World, server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(LogError, match="bearer token"):
+        HttpLogClient(server.url).submit(signed_submission(world.ca, 0))
+    monkeypatch.setenv("SIF_LIFECYCLE_TLOG_TOKEN", TOKEN)
+    assert HttpLogClient(server.url).submit(signed_submission(world.ca, 0)).inclusion_proof.index == 0
+    assert world.log.size == 1
