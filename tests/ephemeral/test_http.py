@@ -214,6 +214,7 @@ def test_tlog_check_advances_a_checkpoint_store_over_http(
 
 def test_the_client_takes_the_token_from_the_environment(
         world: World, server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SIF_LIFECYCLE_TLOG_TOKEN", raising=False)
     with pytest.raises(LogError, match="bearer token"):
         HttpLogClient(server.url).submit(signed_submission(world.ca, 0))
     monkeypatch.setenv("SIF_LIFECYCLE_TLOG_TOKEN", TOKEN)
