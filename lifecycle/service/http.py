@@ -284,6 +284,8 @@ def start_http(source: RevocationSource | None, host: str = "127.0.0.1", port: i
                limits: HttpLimits | None = None) -> RunningServer:
     """Serve CRLs, CA certificates, OCSP, the log and /healthz on ``host:port`` (0: a free port)."""
     limits = limits or HttpLimits()
+    # waitress warns on every request that waits for a thread: under load, a line per request
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     adjustments = Adjustments(
         host=host, port=port, threads=limits.threads, connection_limit=limits.max_connections,
         channel_timeout=limits.idle_seconds, cleanup_interval=max(1, limits.idle_seconds // 2),
