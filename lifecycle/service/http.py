@@ -193,12 +193,22 @@ def _reader(environ: dict[str, Any]) -> Callable[[int], bytes]:
     return read
 
 
+def _target(environ: dict[str, Any]) -> str:
+    """The path and query as sent (not URL-decoded: OCSP GET and the log parse them), also for an
+    absolute-form request line (``GET http://host/ocsp/...``)."""
+    raw = str(environ.get("REQUEST_URI") or "/")
+    if raw.startswith("/"):
+        return raw
+    url = urllib.parse.urlsplit(raw)
+    return (url.path or "/") + (f"?{url.query}" if url.query else "")
+
+
 def make_app(routes: Routes) -> WsgiApp:
     """The WSGI application: every answer has a length, errors are JSON, nothing escapes."""
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method = str(environ.get("REQUEST_METHOD", "GET"))
-        target = str(environ.get("REQUEST_URI") or environ.get("PATH_INFO") or "/")
+        target = _target(environ)
         headers = {"authorization": str(environ.get("HTTP_AUTHORIZATION", ""))}
         max_age = 0
         try:

@@ -203,3 +203,24 @@ def test_fuzzed_requests_never_break_the_server(
         if status >= 400 and method != b"HEAD":
             assert isinstance(parsed, dict) and "error" in parsed, answer[:500]
     assert _healthz_ms(server) < 1000
+
+
+def test_an_absolute_form_request_line_is_routed(world: World, server: RunningServer) -> None:
+    status, body = _status(_exchange(server, b"GET http://x/tlog/key HTTP/1.1\r\nHost: x\r\n\r\n"))
+    assert status == 200 and world.verifier_key.encode() in bytes(body)  # type: ignore[arg-type]
+
+
+def test_finding_6_entries_of_930_kb_are_refused(world: World) -> None:
+    """The reviewer put in 20 entries of ~930 KB in 0.5 s; certificates and signatures are small."""
+    import base64
+
+    from lifecycle.tlog.client import submission_to_json
+    from tests.ephemeral.conftest import signed_submission
+
+    real = submission_to_json(signed_submission(world.ca, 0))
+    for field, size in (("certificate", 600_000), ("signature", 4096), ("payload", 700_000)):
+        doc = real | {field: base64.b64encode(bytes(size)).decode()}
+        status, body, _ = endpoints(world).handle("POST", "/tlog/entries", json.dumps(doc).encode(),
+                                                  {"authorization": f"Bearer {TOKEN}"})
+        assert (status == 400 and b"too long" in body) or b"at most" in body, body
+    assert world.log.size == 0
