@@ -95,12 +95,11 @@ def config_log_client(config: Config, passphrase: bytes) -> LogClient | None:
 
 
 def log_endpoints(db: str, key_path: Path, passphrase: bytes | None = None, *,
-                  settings: TlogSettings | None = None, issuers: Issuers | None = None,
+                  token_file: Path | None = None, issuers: Issuers | None = None,
                   ) -> LogEndpoints:
-    """What ``serve`` mounts at /tlog/: appends need ``settings.append_token_file``'s token and a
+    """What ``serve`` mounts at /tlog/: appends need the token in ``token_file`` and a
     certificate from one of ``issuers`` (without a token file they are refused)."""
     client = local_client(db, key_path, passphrase)
-    token_file = settings.append_token_file if settings is not None else None
     token = read_append_token(token_file).encode() if token_file else None
     return LogEndpoints(client.log, client.verifier_key(), token, issuers or (lambda: ()))
 
