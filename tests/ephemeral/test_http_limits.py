@@ -224,3 +224,23 @@ def test_finding_6_entries_of_930_kb_are_refused(world: World) -> None:
                                                   {"authorization": f"Bearer {TOKEN}"})
         assert (status == 400 and b"too long" in body) or b"at most" in body, body
     assert world.log.size == 0
+
+
+def test_a_request_trickled_byte_by_byte_is_closed_after_the_timeout(server: RunningServer) -> None:
+    """Never idle, never finished (slowloris): closed once the request is older than the timeout."""
+    start = time.monotonic()
+    with socket.create_connection(_address(server), timeout=5) as conn:
+        closed = False
+        for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100:
+            try:
+                conn.sendall(bytes([byte]))
+                conn.settimeout(0.25)
+                if conn.recv(1024) == b"":
+                    closed = True
+                    break
+            except TimeoutError:
+                continue
+            except OSError:
+                closed = True
+                break
+    assert closed and time.monotonic() - start < 4 * IDLE.total_seconds() + 1
