@@ -32,6 +32,7 @@ from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask
 
+from lifecycle.errors import LifecycleError
 from lifecycle.pki.ocsp import OcspResponder
 from lifecycle.service.tlog_http import JSON, Answer, LogEndpoints, error_answer
 from lifecycle.store.ca_service import INTERMEDIATE, ROOT, CaService
@@ -302,7 +303,12 @@ def start_http(source: RevocationSource | None, host: str = "127.0.0.1", port: i
         max_request_body_size=limits.max_request_bytes,
         max_request_header_size=limits.max_header_bytes, ident="sif-lifecycle",
         expose_tracebacks=False, backlog=max(1024, limits.max_connections))
-    server = _Server(make_app(Routes(source, log_endpoints, health)), adj=adjustments)
+    try:
+        server = _Server(make_app(Routes(source, log_endpoints, health)), adj=adjustments)
+    except OSError as exc:
+        raise LifecycleError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                             hint="choose another --listen address, or stop what uses this one"
+                             ) from None
     thread = threading.Thread(target=server.run, name="sif-lifecycle-http", daemon=True)
     thread.start()
     running = RunningServer(server, thread)

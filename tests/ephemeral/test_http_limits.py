@@ -244,3 +244,11 @@ def test_a_request_trickled_byte_by_byte_is_closed_after_the_timeout(server: Run
                 closed = True
                 break
     assert closed and time.monotonic() - start < 4 * IDLE.total_seconds() + 1
+
+
+def test_a_port_in_use_is_one_line_not_a_traceback(server: RunningServer) -> None:
+    from lifecycle.errors import LifecycleError
+
+    host, port = _address(server)
+    with pytest.raises(LifecycleError, match=f"cannot listen on {host}:{port}: Address already in use"):
+        start_http(None, host, port)
