@@ -25,7 +25,7 @@ from lifecycle.service.http import start_http
 from lifecycle.service.tlog_http import LogEndpoints
 from lifecycle.sif import create_image, json_spec, partition_spec
 from lifecycle.store import migrate
-from lifecycle.store.ca_service import ROOT, CaService
+from lifecycle.store.ca_service import EPHEMERAL, ROOT, CaService
 from lifecycle.store.db import make_engine, sqlite_url
 from lifecycle.store.key_service import KeyService
 from lifecycle.store.tlog import SqlLogStorage
@@ -71,7 +71,9 @@ def main() -> int:
         log = Log(SqlLogStorage(engine), signer.name, signer)
         vkey = signer.verifier.verifier_key()
         local = LocalLogClient(log, vkey)
-        server = start_http(None, log_endpoints=LogEndpoints(log, vkey))
+        token = "benchmark-append-token-0123456789"
+        server = start_http(None, log_endpoints=LogEndpoints(
+            log, vkey, token.encode(), lambda: [ca.certificate(EPHEMERAL)]))
         pinned = [NoteVerifier.from_verifier_key(vkey)]
 
         def images(prefix: str) -> list[Path]:
@@ -90,7 +92,7 @@ def main() -> int:
             ok = report("sign --ephemeral, local SQLite log", timed(local_images, signing(local)),
                         100)
             ok &= report("sign --ephemeral, HTTP log on loopback",
-                         timed(images("http"), signing(HttpLogClient(server.url))), 150)
+                         timed(images("http"), signing(HttpLogClient(server.url, token=token))), 150)
         finally:
             server.stop()
         trust = LongTermTrust((ca.certificate(ROOT),), tuple(pinned), IdentityPolicy((IDENTITY,)),

@@ -8,15 +8,17 @@ signature's v1.1 extension; write the envelope into the image in ONE crash-safe 
 key. The extension is not covered by the signature, which is what lets the evidence (which
 needs the signature) travel with it; verifiers check every piece of it on its own.
 
-If the log append succeeds and the image write then fails, the log holds an entry no image
-carries: harmless (the signature is useless without the image) and visible in the log.
+If the log append succeeds and the image write then fails (or the process is killed), the log
+holds an entry no image carries: harmless (the signature is useless without the image), and
+recorded: the signing is journalled in the store (``tlog_intent``) before the append, each entry
+as soon as it is appended, and completed after the write, so ``tlog check`` lists the rest.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
 
@@ -29,9 +31,10 @@ from lifecycle.pki.certs import certificate_pem
 from lifecycle.pki.keys import KeyAlgorithm, PrivateKey, generate_private_key
 from lifecycle.sif.image import SifImage
 from lifecycle.store.ca_service import EPHEMERAL, CaService
+from lifecycle.store.tlog import IntentJournal
 from lifecycle.tlog.client import LogClient
 from lifecycle.tlog.entry import Submission, digest_payload
-from lifecycle.tlog.evidence import VerifiedEntry
+from lifecycle.tlog.evidence import Evidence, VerifiedEntry
 from lifecycle.tlog.note import NoteVerifier
 from lifecycle.verification.extension import EPHEMERAL_KIND, build_extension
 from lifecycle.verification.longterm import image_id
@@ -69,6 +72,7 @@ def logging_attest(
     kind: str,
     path: str,
     logged: list[VerifiedEntry],
+    on_logged: Callable[[Evidence], None] | None = None,
 ) -> Attest:
     """An :data:`Attest` hook that logs each fresh signature and returns its evidence extension.
 
@@ -82,7 +86,10 @@ def logging_attest(
     cert_pem = certificate_pem(cert)
 
     def attest(message: bytes, signature: dsse.Signature) -> dsse.Extension:
-        evidence = log.submit(Submission(digest_payload(message), signature.sig, cert_pem, ident))
+        evidence = log.submit(Submission(digest_payload(message), signature.sig, cert_pem, ident,
+                                         payload=message))
+        if on_logged is not None:  # first, so a failure below still leaves the entry recorded
+            on_logged(evidence)
         verified = evidence.verify(verifiers)
         sub = verified.entry.submission
         if (sub.signature, sub.certificate, sub.image_id) != (signature.sig, cert_pem, ident):
@@ -132,10 +139,15 @@ def sign_ephemeral(
     chain = [issued.certificate, ca.certificate(EPHEMERAL)]
     result = EphemeralResult([], issued.certificate, identity)
 
-    attest = logging_attest(log, chain, ident, verifiers, EPHEMERAL_KIND, path, result.entries)
+    journal = IntentJournal(ca.engine)
+    intent = journal.begin(path, ident, issued.certificate.not_valid_before_utc)
+    attest = logging_attest(log, chain, ident, verifiers, EPHEMERAL_KIND, path, result.entries,
+                            lambda ev: journal.logged(intent, verifiers[0].name,
+                                                      ev.inclusion_proof.index))
     signer = DsseSigner((key,), attest=attest)
     try:
         result.signed = sign_image(path, signer, options or SignOptions(), progress)
+        journal.complete(intent, datetime.now(UTC))
     finally:
         # The only references to the key: dropping them is destroying it (never serialized).
         del signer, key

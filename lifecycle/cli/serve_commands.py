@@ -36,9 +36,15 @@ def _level() -> int:
 @click.option("--tlog-key", envvar="SIF_LIFECYCLE_TLOG_KEY", default="tlog-key.json",
               show_default=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The log key file (env SIF_LIFECYCLE_TLOG_KEY).")
+@click.option("--tlog-token-file", envvar="SIF_LIFECYCLE_TLOG_TOKEN_FILE", default=None,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Bearer token that POST /tlog/entries must carry (default: [tlog] "
+                   "append_token_file; without either, appends over HTTP are refused; env "
+                   "SIF_LIFECYCLE_TLOG_TOKEN_FILE).")
 @click.option("--no-ca", is_flag=True, help="Do not serve OCSP and CRLs (e.g. a log-only instance).")
 def serve(config_path: Path | None, passphrase_file: Path | None, listen: str | None,
-          log_format: str, tlog_db: str | None, tlog_key: Path, no_ca: bool) -> None:
+          log_format: str, tlog_db: str | None, tlog_key: Path, tlog_token_file: Path | None,
+          no_ca: bool) -> None:
     """Run the service: scheduled scan, plan+apply and CRL jobs, OCSP/CRL/health endpoints.
 
     Runs until SIGTERM or SIGINT, then finishes the actions in progress (at most
@@ -52,7 +58,7 @@ def serve(config_path: Path | None, passphrase_file: Path | None, listen: str | 
       sif-lifecycle serve --no-ca --tlog-db tlog.db --tlog-key tlog-key.json
     """
     from lifecycle.service import logs
-    from lifecycle.service.http import RevocationSource, start_http
+    from lifecycle.service.http import HttpLimits, RevocationSource, start_http
     from lifecycle.service.runner import Service, check_schema
     from lifecycle.service.work import SourceContext, initialized_ca, load_source
 
@@ -78,10 +84,20 @@ def serve(config_path: Path | None, passphrase_file: Path | None, listen: str | 
     endpoints = None
     if tlog_db is not None:
         from lifecycle.service.transparency import log_endpoints
+        from lifecycle.store.ca_service import EPHEMERAL
 
-        endpoints = log_endpoints(tlog_db, tlog_key, passphrase)
+        signing_ca = store_ca  # appended entries' certificates must come from its ephemeral CA
+        if tlog_token_file is None and config.tlog is not None:
+            tlog_token_file = config.tlog.append_token_file
+        endpoints = log_endpoints(
+            tlog_db, tlog_key, passphrase, token_file=tlog_token_file,
+            issuers=lambda: [signing_ca.certificate(EPHEMERAL)] if signing_ca.has_role(
+                EPHEMERAL) else [])
     revocation = RevocationSource(ca) if ca is not None and not no_ca else None
-    running = start_http(revocation, host, port, log_endpoints=endpoints, health=service.health)
+    limits = HttpLimits(config.serve.max_connections, config.serve.idle_timeout,
+                        config.serve.max_request_bytes)
+    running = start_http(revocation, host, port, log_endpoints=endpoints, health=service.health,
+                         limits=limits)
     service.start()
     if log_format == "text":  # in json mode the http.listening event carries the address
         click.echo(f"serving on {running.url} (SIGTERM or Ctrl-C to stop)", err=True)

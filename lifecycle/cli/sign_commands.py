@@ -157,15 +157,15 @@ def _sign_ephemeral(
 
     from lifecycle.cli.pki_options import ca_service, open_config
     from lifecycle.pki.keys import KeyAlgorithm
-    from lifecycle.service.transparency import config_log_client, local_client
+    from lifecycle.service.transparency import config_log_client, http_log_client, local_client
     from lifecycle.sign import sign_ephemeral
-    from lifecycle.tlog.client import HttpLogClient, LogClient
+    from lifecycle.tlog.client import LogClient
 
     passphrase = read_passphrase(passphrase_file)
     config = open_config(config_path)
     ca = ca_service(config, passphrase)
     configured = config_log_client(config, passphrase) if log_db is None and log_key_file is None else None
-    log: LogClient = (HttpLogClient(log_url) if log_url else configured
+    log: LogClient = (http_log_client(log_url, config.tlog) if log_url else configured
                       or local_client(log_db or "tlog.db", log_key_file or Path("tlog-key.json"), passphrase))
     with ProgressBar(_image_size(image), "hashing") as bar:
         result = sign_ephemeral(

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from lifecycle.cli.common import read_passphrase
+from lifecycle.cli.common import passphrase_file_option, read_passphrase
 from lifecycle.config import ENV_CONFIG, TlogSettings, load_config
 from lifecycle.errors import LogError
 from lifecycle.files import read_document
@@ -66,7 +66,8 @@ key_option = click.option(
     default=None,
     callback=_default_key,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="The log key file, encrypted with SIF_LIFECYCLE_PASSPHRASE (env SIF_LIFECYCLE_TLOG_KEY; "
+    help="The log key file, encrypted with the passphrase (--passphrase-file, else "
+         "SIF_LIFECYCLE_PASSPHRASE; env SIF_LIFECYCLE_TLOG_KEY; "
          "default: [tlog] key_file of the config, else tlog-key.json).",
 )
 size_option = click.option(
@@ -74,9 +75,11 @@ size_option = click.option(
 )
 
 
-def open_log(db: str, key_path: Path | None = None) -> Log:
-    """The log in ``db``; with ``key_path``, its signing key too (the passphrase is asked for)."""
-    passphrase = read_passphrase(None, what="the log key") if key_path is not None else None
+def open_log(db: str, key_path: Path | None = None, passphrase_file: Path | None = None) -> Log:
+    """The log in ``db``; with ``key_path``, its signing key too (the passphrase from
+    ``--passphrase-file``, else $SIF_LIFECYCLE_PASSPHRASE, else asked for)."""
+    passphrase = (read_passphrase(passphrase_file, what="the log key")
+                  if key_path is not None else None)
     return transparency.open_log(db, key_path, passphrase)
 
 
@@ -120,7 +123,8 @@ def _default_origin(ctx: click.Context, param: click.Parameter, value: str | Non
               help="Unique name of the log, also its key name (default: [tlog] origin).")
 @db_option
 @key_option
-def init(origin: str, db: str, key_path: Path) -> None:
+@passphrase_file_option
+def init(origin: str, db: str, key_path: Path, passphrase_file: Path | None) -> None:
     """Create a log and its Ed25519 key (encrypted with the passphrase); print the verifier key.
 
     \b
@@ -129,7 +133,7 @@ def init(origin: str, db: str, key_path: Path) -> None:
         --db tlog.db --key tlog-key.json
     """
     click.echo(create_log(db, origin, key_path,
-                          read_passphrase(None, what="the log key", confirm=True)))
+                          read_passphrase(passphrase_file, what="the log key", confirm=True)))
 
 
 @tlog.command("verifier-key")
@@ -163,6 +167,7 @@ def verifier_key(db: str) -> None:
 )
 @db_option
 @key_option
+@passphrase_file_option
 def add(
     image_id: str,
     payload_digest: str,
@@ -170,6 +175,7 @@ def add(
     certificate_path: Path,
     db: str,
     key_path: Path,
+    passphrase_file: Path | None,
 ) -> None:
     """Record a signature; print its index, leaf hash and signed timestamp (JSON).
 
@@ -178,7 +184,7 @@ def add(
       sif-lifecycle tlog add --image-id 3f2a... --payload-digest sha256:ab12... \\
         --signature sig.bin --certificate cert.pem
     """
-    log = open_log(db, key_path)
+    log = open_log(db, key_path, passphrase_file)
     algorithm, digest = parse_digest(payload_digest)
     submission = Submission(
         digest, read_document(signature_path), read_document(certificate_path), image_id, algorithm
@@ -199,14 +205,15 @@ def add(
 @click.option("--timestamp", is_flag=True, help="Add the signed timestamp (needs the log key).")
 @db_option
 @key_option
-def get(index: int, timestamp: bool, db: str, key_path: Path) -> None:
+@passphrase_file_option
+def get(index: int, timestamp: bool, db: str, key_path: Path, passphrase_file: Path | None) -> None:
     """Print entry INDEX as JSON.
 
     \b
     Example:
       sif-lifecycle tlog get 0 --timestamp
     """
-    log = open_log(db, key_path if timestamp else None)
+    log = open_log(db, key_path if timestamp else None, passphrase_file)
     out = _entry_json(log.get(index))
     if timestamp:
         out["timestamp"] = log.signed_timestamp(index).decode()
@@ -218,7 +225,9 @@ def get(index: int, timestamp: bool, db: str, key_path: Path) -> None:
 @size_option
 @db_option
 @key_option
-def evidence(index: int, size: int | None, db: str, key_path: Path) -> None:
+@passphrase_file_option
+def evidence(index: int, size: int | None, db: str, key_path: Path,
+             passphrase_file: Path | None) -> None:
     """Print entry INDEX with its inclusion proof, checkpoint and signed timestamp (JSON).
 
     This is what a signature carries to be verified offline, years later.
@@ -227,21 +236,22 @@ def evidence(index: int, size: int | None, db: str, key_path: Path) -> None:
     Example:
       sif-lifecycle tlog evidence 0 > evidence.json
     """
-    _echo_json(open_log(db, key_path).evidence(index, size).to_json())
+    _echo_json(open_log(db, key_path, passphrase_file).evidence(index, size).to_json())
 
 
 @tlog.command()
 @size_option
 @db_option
 @key_option
-def checkpoint(size: int | None, db: str, key_path: Path) -> None:
+@passphrase_file_option
+def checkpoint(size: int | None, db: str, key_path: Path, passphrase_file: Path | None) -> None:
     """Print a signed checkpoint (C2SP tlog-checkpoint) of the log.
 
     \b
     Example:
       sif-lifecycle tlog checkpoint > checkpoint.txt
     """
-    click.echo(open_log(db, key_path).signed_checkpoint(size), nl=False)
+    click.echo(open_log(db, key_path, passphrase_file).signed_checkpoint(size), nl=False)
 
 
 @tlog.command("prove-inclusion")
@@ -358,3 +368,19 @@ def check(
     if store is not None and new_note is not None and new.size > old.size:
         write_atomic(old_path, new_note)
     click.echo(f"consistent: {old.origin} grew from {old.size} to {new.size} entries")
+    if log_url is None and new_path is None:
+        _echo_orphans(db)
+
+
+def _echo_orphans(db: str) -> None:
+    """Signings that appended to the log and never wrote their image (see store.tlog)."""
+    from lifecycle.store.tlog import IntentJournal
+
+    for intent in IntentJournal(make_engine(engine_url(db))).pending():
+        if not intent.entries and not intent.suspects:
+            continue  # stopped before its append: nothing in the log is orphaned
+        recorded = [f"{origin} #{index}" for origin, index in intent.entries]
+        found = [f"#{index} (same image id, logged since)" for index in intent.suspects]
+        click.echo(f"orphan: signing of {intent.image_path} (image {intent.image_id}) began "
+                   f"{intent.started.isoformat()} and never wrote its signature; log entries: "
+                   f"{', '.join(recorded + found) or 'none'}")

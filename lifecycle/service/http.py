@@ -1,9 +1,14 @@
-"""CRL download and an RFC 6960 OCSP responder over HTTP (GET and POST), standard library only.
+"""CRL download, an RFC 6960 OCSP responder (GET and POST), the log and /healthz over HTTP.
 
-``ThreadingHTTPServer`` with HTTP/1.1 keep-alive is enough: answers come from a cache of
-pre-signed responses (RFC 5019), so a request costs a parse, two hash compares and a dict lookup.
-The source re-reads the store when another process changed it (checked at most once a second),
-so ``sif-lifecycle ca revoke`` in another shell is visible to a running server.
+The server is waitress: one asynchronous loop reads requests (an idle or unfinished connection
+costs a socket, not a thread), a fixed pool of threads answers complete ones, and
+:class:`HttpLimits` caps connections, request sizes and how long a request may take to arrive.
+Every answer the server itself writes is JSON, including the parser's own 4xx for malformed
+requests, and an unexpected exception becomes a 500 and one structured log record, never a
+traceback. OCSP answers come from a cache of pre-signed responses (RFC 5019), so a request
+costs a parse, two hash compares and a dict lookup. The source re-reads the store when another
+process changed it (checked at most once a second), so ``sif-lifecycle ca revoke`` in another
+shell is visible to a running server.
 """
 
 from __future__ import annotations
@@ -15,21 +20,46 @@ import logging
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
+from waitress.adjustments import Adjustments
+from waitress.channel import HTTPChannel
+from waitress.server import TcpWSGIServer
+from waitress.task import ErrorTask
 
+from lifecycle.errors import LifecycleError
 from lifecycle.pki.ocsp import OcspResponder
-from lifecycle.service.tlog_http import MAX_SUBMISSION, LogEndpoints
+from lifecycle.service.tlog_http import JSON, Answer, LogEndpoints, error_answer
 from lifecycle.store.ca_service import INTERMEDIATE, ROOT, CaService
 
 log = logging.getLogger(__name__)
-MAX_REQUEST = 64 * 1024
+MAX_OCSP_REQUEST = 64 * 1024
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    """What clients may hold of the server: ``[serve] max_connections``, ``idle_timeout`` and
+    ``max_request_bytes``.
+
+    ``idle_timeout`` closes a connection that sent nothing for that long, and one whose request
+    has not fully arrived that long after it began (slow headers or a short body); waitress checks
+    every ``idle_timeout / 2`` (at least every second).
+    """
+
+    max_connections: int = 100
+    idle_timeout: timedelta = timedelta(seconds=30)
+    max_request_bytes: int = 1024 * 1024
+    max_header_bytes: int = 64 * 1024
+    threads: int = 8
+
+    @property
+    def idle_seconds(self) -> int:
+        return max(1, round(self.idle_timeout.total_seconds()))
 
 
 class RevocationSource:
@@ -83,6 +113,7 @@ _FILES = {
     "/ca/root.crt": ("cert", ROOT), "/ca/intermediate.crt": ("cert", INTERMEDIATE),
 }
 _TYPES = {"crl": "application/pkix-crl", "cert": "application/pkix-cert"}
+_CACHED = 300  # seconds a client may cache CRLs, certificates and OCSP answers
 
 
 def _decode_get(path: str) -> bytes | None:
@@ -95,119 +126,192 @@ def _decode_get(path: str) -> bytes | None:
 
 
 Health = Callable[[], dict[str, Any]]
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
-def make_handler(source: RevocationSource | None, log_endpoints: LogEndpoints | None = None,
-                 health: Health | None = None) -> type[BaseHTTPRequestHandler]:
-    """Routes CA paths to ``source``, ``/tlog/...`` to ``log_endpoints`` and /healthz to ``health``
-    (each may be off)."""
+@dataclass(frozen=True)
+class Routes:
+    """Routes CA paths to ``source``, ``/tlog/...`` to ``log_endpoints`` and /healthz to
+    ``health`` (each may be off); a request is answered with an :data:`Answer` and a max-age."""
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        # headers and body go out in two writes; with Nagle on, keep-alive clients stall 40 ms
-        disable_nagle_algorithm = True
-        server_version = "sif-lifecycle"
+    source: RevocationSource | None
+    log_endpoints: LogEndpoints | None
+    health: Health | None
 
-        def log_message(self, format: str, *args: object) -> None:
-            log.debug("%s " + format, self.address_string(), *args)
+    def answer(self, method: str, target: str, headers: dict[str, str],
+               body: Callable[[int], bytes]) -> tuple[Answer, int]:
+        path = target.split("?", 1)[0]
+        if path.startswith("/tlog/") and self.log_endpoints is not None:
+            if method not in ("GET", "POST"):
+                return error_answer(HTTPStatus.METHOD_NOT_ALLOWED, "use GET or POST"), 0
+            data = body(self.log_endpoints.max_submission) if method == "POST" else b""
+            return self.log_endpoints.handle(method, target, data, headers), 0
+        if method == "GET" and path == "/healthz" and self.health is not None:
+            return self._health(), 0
+        if self.source is None:
+            return error_answer(HTTPStatus.NOT_FOUND, "not found (no CA in the store)"), 0
+        if method == "GET" and path.startswith("/ocsp/"):
+            return self._ocsp(_decode_get(path[len("/ocsp/"):]))
+        if method == "GET" and path in _FILES:
+            kind, role = _FILES[path]
+            der = self.source.crl(role) if kind == "crl" else self.source.certificate(role)
+            return (HTTPStatus.OK, der, _TYPES[kind]), _CACHED
+        if method == "POST" and path in ("/ocsp", "/ocsp/", "/"):
+            return self._ocsp(body(MAX_OCSP_REQUEST))
+        return error_answer(HTTPStatus.NOT_FOUND, "not found"), 0
 
-        def _send(self, status: HTTPStatus, body: bytes, content_type: str,
-                  max_age: int = 0) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            if max_age:
-                self.send_header("Cache-Control", f"max-age={max_age}, public, no-transform")
-            self.end_headers()
-            self.wfile.write(body)
+    def _ocsp(self, request: bytes | None) -> tuple[Answer, int]:
+        assert self.source is not None
+        if request is None:
+            return error_answer(HTTPStatus.BAD_REQUEST, "bad OCSP request encoding"), 0
+        return (HTTPStatus.OK, self.source.ocsp(request), "application/ocsp-response"), _CACHED
 
-        def _ocsp(self, request: bytes | None) -> None:
-            assert source is not None
-            if request is None:
-                self._send(HTTPStatus.BAD_REQUEST, b"bad OCSP request encoding\n", "text/plain")
-                return
-            self._send(HTTPStatus.OK, source.ocsp(request), "application/ocsp-response", 300)
+    def _health(self) -> Answer:
+        assert self.health is not None
+        try:
+            report, status = self.health(), HTTPStatus.OK
+        except Exception as exc:  # the database is away: say so, with 503 for load balancers
+            report, status = {"status": "error", "error": str(exc)}, HTTPStatus.SERVICE_UNAVAILABLE
+        if report.get("status") != "ok":
+            status = HTTPStatus.SERVICE_UNAVAILABLE
+        return status, json.dumps(report).encode() + b"\n", JSON
 
-        def _health(self) -> None:
-            assert health is not None
-            try:
-                report, status = health(), HTTPStatus.OK
-            except Exception as exc:  # the database is away: say so, with 503 for load balancers
-                report, status = {"status": "error", "error": str(exc)}, HTTPStatus.SERVICE_UNAVAILABLE
-            if report.get("status") != "ok":
-                status = HTTPStatus.SERVICE_UNAVAILABLE
-            self._send(status, json.dumps(report).encode() + b"\n", "application/json")
 
-        def _log(self, body: bytes = b"") -> None:
-            assert log_endpoints is not None
-            self._send(*log_endpoints.handle(self.command, self.path, body))
+class BodyError(Exception):
+    """The request body is missing or longer than the route accepts."""
 
-        def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
-            if path == "/healthz" and health is not None:
-                self._health()
-            elif path.startswith("/tlog/") and log_endpoints is not None:
-                self._log()
-            elif source is None:
-                self._send(HTTPStatus.NOT_FOUND, b"not found (no CA in the store)\n", "text/plain")
-            elif path.startswith("/ocsp/"):
-                self._ocsp(_decode_get(path[len("/ocsp/"):]))
-            elif path in _FILES:
-                kind, role = _FILES[path]
-                assert source is not None
-                body = source.crl(role) if kind == "crl" else source.certificate(role)
-                self._send(HTTPStatus.OK, body, _TYPES[kind], 300)
-            else:
-                self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
 
-        def do_POST(self) -> None:
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-            except ValueError:
-                length = -1  # not a number: answered below as a bad length
-            path = self.path.split("?", 1)[0]
-            if path.startswith("/tlog/") and log_endpoints is not None:
-                if not 0 < length <= MAX_SUBMISSION:
-                    self.close_connection = True
-                    self._send(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, b"bad length\n", "text/plain")
-                else:
-                    self._log(self.rfile.read(length))
-            elif source is None or path not in ("/ocsp", "/ocsp/", "/"):
-                self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
-            elif not 0 < length <= MAX_REQUEST:
-                self.close_connection = True
-                self._send(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, b"bad length\n", "text/plain")
-            else:
-                self._ocsp(self.rfile.read(length))
+def _reader(environ: dict[str, Any]) -> Callable[[int], bytes]:
+    """Reads the (already fully buffered) body, refusing an empty one or one over ``limit``."""
 
-    return Handler
+    def read(limit: int) -> bytes:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        if not 0 < length <= limit:
+            raise BodyError(f"the request body must be 1 to {limit} bytes, not {length}")
+        return bytes(environ["wsgi.input"].read(length))
+
+    return read
+
+
+def _target(environ: dict[str, Any]) -> str:
+    """The path and query as sent (not URL-decoded: OCSP GET and the log parse them), also for an
+    absolute-form request line (``GET http://host/ocsp/...``)."""
+    raw = str(environ.get("REQUEST_URI") or "/")
+    if raw.startswith("/"):
+        return raw
+    url = urllib.parse.urlsplit(raw)
+    return (url.path or "/") + (f"?{url.query}" if url.query else "")
+
+
+def make_app(routes: Routes) -> WsgiApp:
+    """The WSGI application: every answer has a length, errors are JSON, nothing escapes."""
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        method = str(environ.get("REQUEST_METHOD", "GET"))
+        target = _target(environ)
+        headers = {"authorization": str(environ.get("HTTP_AUTHORIZATION", ""))}
+        max_age = 0
+        try:
+            (status, body, content_type), max_age = routes.answer(
+                method, target, headers, _reader(environ))
+        except BodyError as exc:
+            status, body, content_type = error_answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, str(exc))
+        except Exception as exc:  # one record, no traceback; the client gets a JSON 500
+            log.error("%s %s failed: %s: %s", method, target[:200], type(exc).__name__, exc,
+                      extra={"fields": {"event": "http.error", "method": method,
+                                        "path": target[:200], "error": type(exc).__name__}})
+            status, body, content_type = error_answer(HTTPStatus.INTERNAL_SERVER_ERROR,
+                                                      "internal error; see the server log")
+        response = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+        if max_age:
+            response.append(("Cache-Control", f"max-age={max_age}, public, no-transform"))
+        start_response(f"{status.value} {status.phrase}", response)
+        return [body]
+
+    return app
+
+
+class _JsonErrorTask(ErrorTask):  # type: ignore[misc]
+    """waitress's answer to a request it could not parse, as JSON like every other error."""
+
+    def execute(self) -> None:
+        error = self.request.error
+        self.status = f"{error.code} {error.reason}"
+        body = json.dumps({"error": f"{error.reason}: {error.body}"}).encode()
+        self.response_headers.append(("Content-Type", JSON))
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+        log.info("refused a malformed request: %s: %s", error.reason, error.body,
+                 extra={"fields": {"event": "http.bad_request", "status": error.code}})
+
+
+class _Channel(HTTPChannel):  # type: ignore[misc]
+    """Remembers when the request being received began, for :meth:`_Server.maintenance`."""
+
+    error_task_class = _JsonErrorTask
+    request_started = 0.0
+
+    def received(self, data: bytes) -> bool:
+        if self.request is None:
+            self.request_started = time.time()
+        return bool(super().received(data))
+
+
+class _Server(TcpWSGIServer):  # type: ignore[misc]
+    channel_class = _Channel
+
+    def maintenance(self, now: float) -> None:
+        """waitress closes connections idle for ``channel_timeout``; also close those whose
+        request began that long ago and is still incomplete (slow headers, short bodies)."""
+        super().maintenance(now)
+        cutoff = now - self.adj.channel_timeout
+        for channel in list(self.active_channels.values()):
+            if channel.request is not None and channel.request_started < cutoff:
+                channel.will_close = True
 
 
 @dataclass
 class RunningServer:
-    server: ThreadingHTTPServer
+    server: _Server
     thread: threading.Thread
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"http://{self.server.effective_host}:{self.server.effective_port}"
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        """Close the listener and every connection, then let the answering threads finish."""
+        from waitress import wasyncore
+
+        self.server.trigger.pull_trigger(lambda: wasyncore.close_all(self.server._map))
         self.thread.join(timeout=5)
+        self.server.task_dispatcher.shutdown(timeout=5)
 
 
 def start_http(source: RevocationSource | None, host: str = "127.0.0.1", port: int = 0, *,
-               log_endpoints: LogEndpoints | None = None, health: Health | None = None) -> RunningServer:
+               log_endpoints: LogEndpoints | None = None, health: Health | None = None,
+               limits: HttpLimits | None = None) -> RunningServer:
     """Serve CRLs, CA certificates, OCSP, the log and /healthz on ``host:port`` (0: a free port)."""
-    server = ThreadingHTTPServer((host, port), make_handler(source, log_endpoints, health))
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="sif-lifecycle-http",
-                              daemon=True)
+    limits = limits or HttpLimits()
+    # waitress warns on every request that waits for a thread: under load, a line per request
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    adjustments = Adjustments(
+        host=host, port=port, threads=limits.threads, connection_limit=limits.max_connections,
+        channel_timeout=limits.idle_seconds, cleanup_interval=max(1, limits.idle_seconds // 2),
+        max_request_body_size=limits.max_request_bytes,
+        max_request_header_size=limits.max_header_bytes, ident="sif-lifecycle",
+        expose_tracebacks=False, backlog=max(1024, limits.max_connections))
+    try:
+        server = _Server(make_app(Routes(source, log_endpoints, health)), adj=adjustments)
+    except OSError as exc:
+        raise LifecycleError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                             hint="choose another --listen address, or stop what uses this one"
+                             ) from None
+    thread = threading.Thread(target=server.run, name="sif-lifecycle-http", daemon=True)
     thread.start()
-    log.info("serving HTTP on http://%s:%s", *server.server_address[:2],
-             extra={"fields": {"event": "http.listening",
-                               "url": "http://{}:{}".format(*server.server_address[:2])}})
-    return RunningServer(server, thread)
+    running = RunningServer(server, thread)
+    log.info("serving HTTP on %s", running.url,
+             extra={"fields": {"event": "http.listening", "url": running.url}})
+    return running

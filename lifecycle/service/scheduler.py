@@ -7,10 +7,16 @@ a changed interval is written back. APScheduler's store is not multi-instance sa
 can fire one job), so every run first claims its slot in ``service_jobs`` and the queue's claims
 keep each action single anyway. (:class:`SlotExecutor` uses APScheduler 3's executor hook
 ``_do_submit_job``; the dependency is pinned below 4.)
+
+The store is :class:`JsonJobStore`: APScheduler's own SQL store pickles jobs, so anyone who can
+write the table could run code in ``serve``. Ours stores an interval, a start and a next run time
+as JSON and rebuilds every job around :func:`run_job` with fixed options; a row it cannot read
+(an old pickled one included) is never unpickled: it is dropped and the job re-added, due now.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -20,10 +26,12 @@ from typing import Any
 from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.job import Job
+from apscheduler.jobstores.base import ConflictingIdError, JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from lifecycle.config import ServeSettings
 from lifecycle.store.queue import JOBSTORE_TABLE
@@ -53,6 +61,97 @@ def run_job(job_id: str, scheduled: datetime | None = None) -> None:
         log.error("job %s fired with no service running in this process", job_id)
         return
     _runner(job_id, scheduled or datetime.now(UTC))
+
+
+RUN_JOB = f"{__name__}:run_job"
+JOB_DEFAULTS: dict[str, Any] = {"coalesce": True, "misfire_grace_time": None, "max_instances": 1}
+STATE_VERSION = 1
+
+
+def job_state(job: Job) -> bytes:
+    """The JSON a job is stored as; only interval jobs of :func:`run_job` on their own id."""
+    trigger = job.trigger
+    if job.func_ref != RUN_JOB or tuple(job.args) != (job.id,) or not isinstance(
+            trigger, IntervalTrigger):
+        raise ValueError(f"job {job.id!r} is not an interval job of {RUN_JOB} and cannot be stored")
+    return json.dumps({
+        "version": STATE_VERSION, "name": job.name,
+        "interval": trigger.interval.total_seconds(),
+        "start": trigger.start_date.astimezone(UTC).isoformat(),
+        "next_run": job.next_run_time.astimezone(UTC).isoformat() if job.next_run_time else None,
+    }, sort_keys=True).encode()
+
+
+def job_from_state(job_id: str, data: bytes) -> dict[str, Any]:
+    """The APScheduler state of a stored job; raises ValueError for anything but our JSON."""
+    doc = json.loads(data)  # bytes that are not JSON (a pickle) raise ValueError here
+    if not isinstance(doc, dict) or doc.get("version") != STATE_VERSION:
+        raise ValueError(f"job {job_id!r}: not a version {STATE_VERSION} job state")
+    interval, start, next_run = doc.get("interval"), doc.get("start"), doc.get("next_run")
+    if not isinstance(interval, int | float) or not interval > 0 or not isinstance(start, str) or (
+            next_run is not None and not isinstance(next_run, str)):
+        raise ValueError(f"job {job_id!r}: malformed job state")
+    trigger = IntervalTrigger(seconds=float(interval), start_date=datetime.fromisoformat(start),
+                              timezone=UTC)
+    return {"version": 1, "id": job_id, "func": RUN_JOB, "trigger": trigger,
+            "executor": "default", "args": (job_id,), "kwargs": {},
+            "name": str(doc.get("name") or job_id), **JOB_DEFAULTS,
+            "next_run_time": datetime.fromisoformat(next_run) if next_run else None}
+
+
+class JsonJobStore(SQLAlchemyJobStore):  # type: ignore[misc]
+    """APScheduler's SQL job store on the same table, with JSON rows instead of pickles."""
+
+    def _reconstitute_job(self, data: bytes) -> Job:
+        raise NotImplementedError("rows are read with their id (see _job)")  # never pickle.loads
+
+    def _job(self, job_id: str, data: bytes) -> Job:
+        job = Job.__new__(Job)
+        job.__setstate__(job_from_state(job_id, data) | {"jobstore": self})
+        job._scheduler, job._jobstore_alias = self._scheduler, self._alias
+        return job
+
+    def lookup_job(self, job_id: str) -> Job | None:
+        found = self._get_jobs(self.jobs_t.c.id == job_id)
+        return found[0] if found else None
+
+    def _get_jobs(self, *conditions: Any) -> list[Job]:
+        query = self.jobs_t.select().order_by(self.jobs_t.c.next_run_time)
+        for condition in conditions:
+            query = query.where(condition)
+        jobs, unreadable = [], []
+        with self.engine.begin() as conn:
+            for row in conn.execute(query):
+                try:
+                    jobs.append(self._job(row.id, row.job_state))
+                except (ValueError, TypeError) as exc:
+                    unreadable.append(row.id)
+                    log.warning("dropping stored job %s, whose state is not ours (%s); it is "
+                                "re-added due now", row.id, exc,
+                                extra={"fields": {"event": "job.unreadable", "job": row.id}})
+            if unreadable:
+                conn.execute(self.jobs_t.delete().where(self.jobs_t.c.id.in_(unreadable)))
+        return jobs
+
+    def add_job(self, job: Job) -> None:
+        row = {"id": job.id, "next_run_time": _timestamp(job.next_run_time),
+               "job_state": job_state(job)}
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(self.jobs_t.insert().values(**row))
+        except IntegrityError:
+            raise ConflictingIdError(job.id) from None
+
+    def update_job(self, job: Job) -> None:
+        with self.engine.begin() as conn:
+            done = conn.execute(self.jobs_t.update().where(self.jobs_t.c.id == job.id).values(
+                next_run_time=_timestamp(job.next_run_time), job_state=job_state(job)))
+        if done.rowcount == 0:
+            raise JobLookupError(job.id)
+
+
+def _timestamp(when: datetime | None) -> float | None:
+    return when.timestamp() if when is not None else None
 
 
 class SlotExecutor(ThreadPoolExecutor):  # type: ignore[misc]
@@ -86,9 +185,9 @@ def start_scheduler(engine: Engine, specs: list[JobSpec], runner: JobRunner,
     global _runner  # one service per process: the stored jobs find it here
     _runner = runner
     scheduler = BackgroundScheduler(
-        jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename=JOBSTORE_TABLE)},
+        jobstores={"default": JsonJobStore(engine=engine, tablename=JOBSTORE_TABLE)},
         executors={"default": SlotExecutor(max(2, len(specs)))},
-        job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
+        job_defaults=JOB_DEFAULTS,
         timezone=UTC,
     )
     scheduler.add_listener(_log_submission, EVENT_JOB_SUBMITTED)

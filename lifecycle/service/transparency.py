@@ -12,10 +12,10 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from lifecycle.config import Config
+from lifecycle.config import Config, TlogSettings
 from lifecycle.errors import LogError
 from lifecycle.files import read_key
-from lifecycle.service.tlog_http import LogEndpoints
+from lifecycle.service.tlog_http import Issuers, LogEndpoints
 from lifecycle.store.db import make_engine
 from lifecycle.store.migrate import open_migrated
 from lifecycle.store.tlog import SqlLogStorage, read_meta, write_meta
@@ -57,6 +57,30 @@ def local_client(db: str, key_path: Path, passphrase: bytes | None = None) -> Lo
     return LocalLogClient(log, log.signer.verifier.verifier_key())
 
 
+MIN_TOKEN = 16
+
+
+def read_append_token(path: Path) -> str:
+    """The bearer token in ``path`` (first line, whitespace stripped), at least 16 characters."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LogError(f"cannot read the append token: {getattr(exc, 'strerror', None) or exc}",
+                       path=path) from None
+    token = lines[0].strip() if lines else ""
+    if len(token) < MIN_TOKEN or not token.isprintable():
+        raise LogError(f"the append token must be one line of at least {MIN_TOKEN} printable "
+                       "characters", path=path, hint="e.g. openssl rand -hex 32 > tlog-token")
+    return token
+
+
+def http_log_client(url: str, settings: TlogSettings | None) -> HttpLogClient:
+    """A client of the log at ``url`` that appends with ``[tlog] append_token_file`` (if set;
+    else $SIF_LIFECYCLE_TLOG_TOKEN)."""
+    token_file = settings.append_token_file if settings is not None else None
+    return HttpLogClient(url, token=read_append_token(token_file) if token_file else None)
+
+
 def config_log_client(config: Config, passphrase: bytes) -> LogClient | None:
     """The log ``[tlog]`` configures (over HTTP when it has a ``url``), or None without one:
     what ephemeral image sets sign through."""
@@ -64,14 +88,18 @@ def config_log_client(config: Config, passphrase: bytes) -> LogClient | None:
     if settings is None:
         return None
     if settings.url:
-        return HttpLogClient(settings.url)
+        return http_log_client(settings.url, settings)
     return local_client(settings.database_url, settings.key_file, passphrase)
 
 
-def log_endpoints(db: str, key_path: Path, passphrase: bytes | None = None) -> LogEndpoints:
-    """What ``serve`` mounts at /tlog/."""
+def log_endpoints(db: str, key_path: Path, passphrase: bytes | None = None, *,
+                  token_file: Path | None = None, issuers: Issuers | None = None,
+                  ) -> LogEndpoints:
+    """What ``serve`` mounts at /tlog/: appends need the token in ``token_file`` and a
+    certificate from one of ``issuers`` (without a token file they are refused)."""
     client = local_client(db, key_path, passphrase)
-    return LogEndpoints(client.log, client.verifier_key())
+    token = read_append_token(token_file).encode() if token_file else None
+    return LogEndpoints(client.log, client.verifier_key(), token, issuers or (lambda: ()))
 
 
 def create_log(db: str, origin: str, key_path: Path, passphrase: bytes) -> str:

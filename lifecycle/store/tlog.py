@@ -2,17 +2,21 @@
 
 Three tables: ``tlog_entry`` (one row per leaf, keyed by index), ``tlog_hash`` (one row per stored
 subtree hash, keyed by its stored hash index, see :mod:`lifecycle.tlog.merkle`) and ``tlog_meta``
-(the log's origin and verifier key). An append is one transaction; it is acknowledged only after
-the commit returned, and SQLite runs with ``synchronous=FULL`` so a committed append survives a
-crash or power loss. Two writers racing for the same index collide on the primary key, which the
-log turns into a retry.
+(the log's origin and verifier key), plus ``tlog_intent``: one row per ephemeral signing,
+written before its log append and completed after the image write, so entries whose image
+signature was never written (a crash in between) are listed by ``tlog check``. An append is one
+transaction; it is acknowledged only after the commit returned, and SQLite runs with
+``synchronous=FULL`` so a committed append survives a crash or power loss. Two writers racing
+for the same index collide on the primary key, which the log turns into a retry.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     BigInteger,
@@ -26,13 +30,14 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
 from sqlmodel import Field, SQLModel
 
 from lifecycle.errors import LogConflictError, LogError
-from lifecycle.store.db import connection_error
+from lifecycle.store.db import UTCDateTime, connection_error
 from lifecycle.tlog.log import LeafRecord
 
 # SQLite makes only INTEGER PRIMARY KEY the rowid; BIGINT would add a second index.
@@ -69,6 +74,21 @@ class TlogMetaRow(SQLModel, table=True):
     value: str = Field(sa_column=Column(String, nullable=False))
 
 
+class TlogIntentRow(SQLModel, table=True):
+    """An ephemeral signing of ``image_path``: begun, the log entries it appended, completed."""
+
+    __tablename__: ClassVar[str] = "tlog_intent"
+
+    id: int | None = Field(default=None, sa_column=Column(_Index, primary_key=True))
+    image_path: str = Field(sa_column=Column(String, nullable=False))
+    image_id: str = Field(sa_column=Column(String, nullable=False))
+    started: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    entries: str = Field(sa_column=Column(String, nullable=False))
+    """JSON list of [origin, index] of the entries appended so far."""
+    completed: datetime | None = Field(default=None,
+                                       sa_column=Column(UTCDateTime, nullable=True, index=True))
+
+
 def _table(model: type[SQLModel]) -> Table:
     table = model.__table__  # type: ignore[attr-defined]
     assert isinstance(table, Table)
@@ -78,7 +98,77 @@ def _table(model: type[SQLModel]) -> Table:
 ENTRY = _table(TlogEntryRow)
 HASH = _table(TlogHashRow)
 META = _table(TlogMetaRow)
+INTENT = _table(TlogIntentRow)
 TABLES = (ENTRY, HASH, META)
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A signing that appended ``entries`` ((origin, index) pairs) and never wrote its image."""
+
+    id: int
+    image_path: str
+    image_id: str
+    started: datetime
+    entries: tuple[tuple[str, int], ...]
+    suspects: tuple[int, ...] = ()
+    """Entries of this image logged since the signing began but not recorded (a kill right after
+    the append), when the log is in the same database."""
+
+
+class IntentJournal:
+    """Records each ephemeral signing around its log appends (see the module docstring)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def begin(self, image_path: str, image_id: str, now: datetime) -> int:
+        with self.engine.begin() as conn:
+            row = conn.execute(insert(INTENT).values(
+                image_path=image_path, image_id=image_id, started=now, entries="[]"))
+            key = row.inserted_primary_key
+            assert key is not None
+            return int(key[0])
+
+    def logged(self, intent: int, origin: str, index: int) -> None:
+        """Called as soon as an append returned, before anything else can fail."""
+        with self.engine.begin() as conn:
+            entries = json.loads(conn.execute(
+                select(INTENT.c.entries).where(INTENT.c.id == intent)).scalar_one())
+            conn.execute(update(INTENT).where(INTENT.c.id == intent).values(
+                entries=json.dumps([*entries, [origin, index]])))
+
+    def complete(self, intent: int, now: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(INTENT).where(INTENT.c.id == intent).values(completed=now))
+
+    def pending(self) -> list[Intent]:
+        """Signings never completed (none when the database has no journal)."""
+        with self.engine.connect() as conn:
+            try:
+                rows = conn.execute(select(INTENT).order_by(INTENT.c.id)).all()
+            except (OperationalError, ProgrammingError):  # a log-only database: no journal
+                return []
+            recorded = {int(i) for r in rows for _, i in json.loads(r.entries)}
+            intents = []
+            for r in rows:
+                if r.completed is not None:
+                    continue
+                entries = tuple((str(o), int(i)) for o, i in json.loads(r.entries))
+                suspects = () if entries else self._suspects(conn, r, recorded)
+                intents.append(Intent(int(r.id), r.image_path, r.image_id, r.started, entries,
+                                      suspects))
+        return intents
+
+    @staticmethod
+    def _suspects(conn: Connection, intent: Row[Any], recorded: set[int]) -> tuple[int, ...]:
+        query = select(ENTRY.c.idx).where(ENTRY.c.image_id == intent.image_id,
+                                          ENTRY.c.integrated_time >= intent.started)
+        try:
+            found = conn.execute(query.order_by(ENTRY.c.idx)).scalars().all()
+        except (OperationalError, ProgrammingError):  # the log is in another database
+            return ()
+        return tuple(int(i) for i in found if int(i) not in recorded)
 
 
 def write_meta(engine: Engine, values: Mapping[str, str]) -> None:

@@ -9,8 +9,10 @@ callers verify the evidence against the pinned verifier key like any verifier wo
 The HTTP API (all JSON unless noted; hashes and bytes in standard base64)::
 
     POST /tlog/entries                     {"payload_digest": "sha256:HEX", "signature": B64,
-                                            "certificate": B64, "image_id": ID}
+                                            "certificate": B64, "image_id": ID, "payload": B64}
                                            -> {"index": N, "evidence": <Evidence JSON>}
+         (needs "Authorization: Bearer TOKEN"; the certificate must come from the log's
+         signing CA and the signature verify over the payload, see lifecycle.tlog.admission)
     GET  /tlog/entries/N                   -> {"index", "leaf_hash", "entry", "timestamp"}
     GET  /tlog/evidence/N[?size=S]         -> <Evidence JSON>
     GET  /tlog/checkpoint[?size=S]         -> signed checkpoint note (text/plain)
@@ -24,6 +26,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -38,6 +41,7 @@ from lifecycle.tlog.log import Log
 from lifecycle.tlog.proof import ConsistencyProof
 
 MAX_ANSWER = 4 * 1024 * 1024
+TOKEN_ENV = "SIF_LIFECYCLE_TLOG_TOKEN"  # noqa: S105 - the name of the variable
 
 
 class LogClient(Protocol):
@@ -55,12 +59,22 @@ class LogClient(Protocol):
 
 
 def submission_to_json(submission: Submission) -> dict[str, Any]:
-    return {
+    doc = {
         "payload_digest": submission.payload_digest_text(),
         "signature": base64.b64encode(submission.signature).decode(),
         "certificate": base64.b64encode(submission.certificate).decode(),
         "image_id": submission.image_id,
     }
+    if submission.payload is not None:
+        doc["payload"] = base64.b64encode(submission.payload).decode()
+    return doc
+
+
+def _b64(doc: Mapping[str, Any], name: str) -> bytes:
+    value = doc[name]
+    if not isinstance(value, str):
+        raise LogError(f"the submission's {name} is not a base64 string")
+    return base64.b64decode(value, validate=True)
 
 
 def submission_from_json(doc: Any) -> Submission:
@@ -71,15 +85,16 @@ def submission_from_json(doc: Any) -> Submission:
         algorithm, digest = parse_digest(str(doc["payload_digest"]))
         return Submission(
             digest,
-            base64.b64decode(str(doc["signature"]), validate=True),
-            base64.b64decode(str(doc["certificate"]), validate=True),
+            _b64(doc, "signature"),
+            _b64(doc, "certificate"),
             doc["image_id"],
             algorithm,
+            _b64(doc, "payload") if "payload" in doc else None,
         )
     except KeyError as exc:
         raise LogError(f"the submission has no {exc.args[0]!r}") from None
-    except binascii.Error:
-        raise LogError("the submission's signature or certificate is not base64") from None
+    except (binascii.Error, ValueError):
+        raise LogError("the submission's signature, certificate or payload is not base64") from None
 
 
 class LocalLogClient:
@@ -110,22 +125,30 @@ class LocalLogClient:
 
 
 class HttpLogClient:
-    """A log served by ``sif-lifecycle serve`` at ``url`` (e.g. ``http://127.0.0.1:8080``)."""
+    """A log served by ``sif-lifecycle serve`` at ``url`` (e.g. ``http://127.0.0.1:8080``).
 
-    def __init__(self, url: str, *, timeout: float = 30.0) -> None:
+    Appends send ``token`` as a bearer token; without one, ``$SIF_LIFECYCLE_TLOG_TOKEN``.
+    """
+
+    def __init__(self, url: str, *, timeout: float = 30.0, token: str | None = None) -> None:
         if not url.startswith(("http://", "https://")):
             raise LogError(f"log URL {url!r} is not http(s)", hint="e.g. http://127.0.0.1:8080")
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self.token = token if token is not None else os.environ.get(TOKEN_ENV, "").strip() or None
 
     def _call(self, path: str, body: bytes | None = None,
               query: Mapping[str, int] | None = None) -> bytes:
         url = f"{self.url}/tlog/{path}"
         if query:
             url += "?" + urllib.parse.urlencode(query)
+        headers = {}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            if self.token:
+                headers["Authorization"] = f"Bearer {self.token}"
         request = urllib.request.Request(  # noqa: S310 - scheme checked in __init__
-            url, data=body, method="POST" if body is not None else "GET",
-            headers={"Content-Type": "application/json"} if body is not None else {})
+            url, data=body, method="POST" if body is not None else "GET", headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as answer:  # noqa: S310
                 return bytes(answer.read(MAX_ANSWER))

@@ -22,7 +22,7 @@ import binascii
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +30,7 @@ from lifecycle.errors import LogError
 
 ENTRY_TYPE = "sif-lifecycle/tlog-entry"
 ENTRY_VERSION = 1
+MAX_IMAGE_ID = 1024
 DIGEST_SIZES = {"sha256": 32, "sha384": 48, "sha512": 64}
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _DIGEST = re.compile(r"([a-z0-9]+):([0-9a-f]+)")
@@ -94,6 +95,8 @@ class Submission:
     certificate: bytes
     image_id: str
     digest_algorithm: str = "sha256"
+    payload: bytes | None = field(default=None, compare=False, repr=False)
+    """The signed bytes, sent so a remote log can check the signature; never part of the leaf."""
 
     def __post_init__(self) -> None:
         format_digest(self.digest_algorithm, self.payload_digest)
@@ -103,6 +106,8 @@ class Submission:
             raise LogError("the entry has an empty certificate")
         if not isinstance(self.image_id, str) or not self.image_id:
             raise LogError("the entry has an empty image id")
+        if len(self.image_id) > MAX_IMAGE_ID or not self.image_id.isprintable():  # no surrogates
+            raise LogError(f"the image id must be at most {MAX_IMAGE_ID} printable characters")
 
     def payload_digest_text(self) -> str:
         return format_digest(self.digest_algorithm, self.payload_digest)

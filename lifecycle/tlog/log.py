@@ -193,11 +193,10 @@ class Log:
     def evidence(self, index: int, size: int | None = None) -> Evidence:
         """Everything a verifier needs offline for entry ``index``, signed at tree ``size``."""
         n = self._resolve_size(size)
-        leaf = self.storage.read_leaves(index, index + 1)
-        if not leaf or index >= n:
+        if not 0 <= index < n:  # before any query: a huge index is no database error
             raise LogError(f"entry {index} is not in the log at size {n}")
         return Evidence(
-            leaf[0],
+            self.storage.read_leaves(index, index + 1)[0],
             self.inclusion_proof(index, n),
             self.signed_checkpoint(n),
             self.signed_timestamp(index),

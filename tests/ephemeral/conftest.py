@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from lifecycle.integrity.dsse import sign_pae
 from lifecycle.pki import keys
 from lifecycle.pki.certs import certificate_pem
 from lifecycle.sif import create_image, json_spec, partition_spec
@@ -18,12 +19,27 @@ from lifecycle.store.ca_service import EPHEMERAL, ROOT, CaService, CaSettings
 from lifecycle.store.db import make_engine, sqlite_url
 from lifecycle.store.key_service import KeyService
 from lifecycle.store.tlog import SqlLogStorage
-from lifecycle.tlog import Log, NoteSigner
+from lifecycle.tlog import Log, NoteSigner, Submission
 from lifecycle.tlog.client import LocalLogClient
+from lifecycle.tlog.entry import digest_payload
 from tests.pki.conftest import PASSPHRASE, URLS
 
 ORIGIN = "example.org/sif-lifecycle/ephemeral-test"
 IDENTITY = "builder@example.org"
+
+
+TOKEN = "append-token-0123456789abcdef"
+
+
+def signed_submission(ca: CaService, i: int, image_id: str | None = None) -> Submission:
+    """What a real signer submits: a signature over a payload by a key ``ca``'s ephemeral CA
+    certified (the certificate starts at the CA's clock)."""
+    key = keys.generate_private_key(keys.KeyAlgorithm.P256)
+    issued = ca.issue_ephemeral(key.public_key(), x509.RFC822Name(IDENTITY), timedelta(minutes=10))
+    payload = b"DSSEv1 payload %d" % i
+    return Submission(digest_payload(payload), sign_pae(key, payload),
+                      certificate_pem(issued.certificate), image_id or f"image-{i}",
+                      payload=payload)
 
 
 class Clock:

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from lifecycle.cli.main import cli
 from lifecycle.config import DEFAULT_WORK_SOURCE, load_config, parse_duration
-from lifecycle.errors import ConfigError
+from lifecycle.errors import ConfigError, LifecycleError
 from lifecycle.store import migrate
 from lifecycle.store.db import sqlite_url
 
@@ -78,3 +78,24 @@ def test_serve_refuses_a_work_source_it_cannot_load(tmp_path: Path) -> None:
                                              'listen = "127.0.0.1:0"\n'))
     assert code == 2
     assert "work_source 'no.such.module:source' cannot be loaded" in output
+
+
+def test_http_limits_and_append_token_settings(tmp_path: Path) -> None:
+    from lifecycle.service.transparency import http_log_client
+
+    defaults = load_config(write(tmp_path, ""))
+    assert (defaults.serve.max_connections, defaults.serve.idle_timeout,
+            defaults.serve.max_request_bytes) == (100, timedelta(seconds=30), 1024 * 1024)
+    config = load_config(write(tmp_path, '[serve]\nmax_connections = 7\nidle_timeout = "2s"\n'
+                                         'max_request_bytes = 4096\n[tlog]\norigin = "x.org/log"\n'
+                                         'append_token_file = "token"\n'))
+    assert (config.serve.max_connections, config.serve.idle_timeout,
+            config.serve.max_request_bytes) == (7, timedelta(seconds=2), 4096)
+    assert config.tlog is not None and config.tlog.append_token_file == tmp_path / "token"
+    with pytest.raises(ConfigError, match=r"max_connections: must be a whole number from 1 to"):
+        load_config(write(tmp_path, "[serve]\nmax_connections = 0\n"))
+    (tmp_path / "token").write_text("short\n")
+    with pytest.raises(LifecycleError, match="at least 16"):
+        http_log_client("http://127.0.0.1:9", config.tlog)
+    (tmp_path / "token").write_text("0123456789abcdef0123\n")
+    assert http_log_client("http://127.0.0.1:9", config.tlog).token == "0123456789abcdef0123"

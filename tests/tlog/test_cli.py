@@ -113,3 +113,21 @@ def test_every_help_has_an_example(run) -> None:  # type: ignore[no-untyped-def]
                     "prove-consistency", "check", "verifier-key"]:  # fmt: skip
         args = [command, "--help"] if command else ["--help"]
         assert "Example:" in run(*args).stdout
+
+
+def test_init_takes_the_passphrase_file_it_suggests(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`tlog init` said "pass --passphrase-file" and then rejected the option."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SIF_LIFECYCLE_PASSPHRASE", raising=False)
+    runner = CliRunner()
+    refused = runner.invoke(cli, ["tlog", "init", "--origin", "example.org/log"], input="")
+    assert refused.exit_code == 2 and "--passphrase-file" in refused.output
+    Path("pass.txt").write_text(PASS + "\n")
+    made = runner.invoke(cli, ["tlog", "init", "--origin", "example.org/log",
+                               "--passphrase-file", "pass.txt"])
+    assert made.exit_code == 0, made.output
+    vkey = made.stdout.strip()
+    note = runner.invoke(cli, ["tlog", "checkpoint", "--passphrase-file", "pass.txt"])
+    assert note.exit_code == 0, note.output
+    assert open_checkpoint(note.stdout_bytes, [NoteVerifier.from_verifier_key(vkey)]).size == 0
