@@ -231,7 +231,8 @@ class Demo:
             private = self.ca.keys.private_key(self.ca.keys.get(active.fingerprint),
                                                self.passphrase)
             sign_image(str(path), DsseSigner((private,)), SignOptions())
-        scan(self.ca.engine, [str(path)], self.clock.now, full=True, strict=True)
+        scan(self.ca.engine, [str(path)], self.clock.now, full=True, strict=True,
+             policies=self.config.policies)
         self.result.images.setdefault(image_set, []).append(path)
         how_signed = "unsigned" if policy.strategy == EPHEMERAL else "signed by the release pipeline"
         self.log_line(self.clock.now, "new image",

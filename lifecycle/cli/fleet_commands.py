@@ -38,7 +38,8 @@ def _print_scan(report: ScanReport, as_json: bool) -> None:
     click.echo(f"{report.scanned} image(s): {len(report.new)} new, {len(report.changed)} "
                f"changed, {report.unchanged} unchanged, {len(report.removed)} removed")
     for path in report.tampered:
-        click.echo(f"TAMPERED {path}: its signatures no longer match; it will not be re-signed")
+        click.echo(f"TAMPERED {path}: its signatures changed or no longer match (see "
+                   "'sif-lifecycle report'); it will not be signed")
     for error in report.errors:
         click.echo(f"skipped {error}", err=True)
 
@@ -61,7 +62,7 @@ def track(config_path: Path | None, paths: tuple[Path, ...], as_json: bool,
     """
     config = open_config(config_path)
     report = scan(make_engine(config.database_url), [str(p) for p in paths], _now(at), full=True,
-                  strict=True)
+                  strict=True, policies=config.policies)
     _print_scan(report, as_json)
     if report.tampered:
         raise SystemExit(1)
@@ -90,7 +91,8 @@ def scan_command(config_path: Path | None, roots: tuple[Path, ...], full: bool, 
     targets = [str(r) for r in roots] or config.policies.scan_roots()
     if not targets:
         raise LifecycleError("nothing to scan", hint="give ROOTS or configure [[image_sets]]")
-    report = scan(make_engine(config.database_url), targets, _now(at), full=full)
+    report = scan(make_engine(config.database_url), targets, _now(at), full=full,
+                  policies=config.policies)
     _print_scan(report, as_json)
     if report.tampered:
         raise SystemExit(1)

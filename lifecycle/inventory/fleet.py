@@ -130,7 +130,7 @@ def load_state(engine: Engine, now: datetime,
     ``now`` is accepted for symmetry with ``plan``; the state is the store as it is.
     """
     del now
-    i, s, e = (_table(m) for m in (ImageRecord, ImageSignatureRecord, ImageEventRecord))
+    i, s = (_table(m) for m in (ImageRecord, ImageSignatureRecord))
     with engine.connect() as conn, _no_gc():
         trust = load_trust(conn)
         signers: dict[int, set[str]] = {}
@@ -141,11 +141,18 @@ def load_state(engine: Engine, now: datetime,
             ImageState(path, status, frozenset(signers[image_id]) if image_id in signers else none)
             for image_id, path, status in conn.execute(
                 select(i.c.id, i.c.path, i.c.status).order_by(i.c.path)).all())
-        logged: dict[str, set[str]] = {}
-        for (detail,) in conn.execute(select(e.c.detail).where(e.c.kind == EPHEMERAL_EVENT)):
-            doc = json.loads(detail)
-            logged.setdefault(str(doc["identity"]), set()).add(str(doc["keyid"]))
+        logged = logged_keyids(conn)
     published = {name: read_published(directory)
                  for name, directory in (publish_directories or {}).items()}
     return FleetState(trust.keys, trust.certificates, trust.crls, images, trust.revision,
-                      published, {name: frozenset(ids) for name, ids in logged.items()})
+                      published, logged)
+
+
+def logged_keyids(conn: Connection) -> dict[str, frozenset[str]]:
+    """Identity -> DSSE keyids of the ephemeral signatures applied (and verified) for it."""
+    e = _table(ImageEventRecord)
+    logged: dict[str, set[str]] = {}
+    for (detail,) in conn.execute(select(e.c.detail).where(e.c.kind == EPHEMERAL_EVENT)):
+        doc = json.loads(detail)
+        logged.setdefault(str(doc["identity"]), set()).add(str(doc["keyid"]))
+    return {name: frozenset(ids) for name, ids in logged.items()}

@@ -1,9 +1,11 @@
 """Register SIF images and keep the inventory current, cheaply when nothing changed.
 
 An unchanged file (same size, mtime_ns and inode) is not opened; ``full=True`` re-reads every
-image. A changed image whose signed metadata no longer matches its content becomes ``tampered``
-(an event row says why) and is never re-signed automatically. A file that disappeared is marked
-``removed``, not forgotten: its history stays.
+image. A changed image becomes ``tampered`` (an event row and an audit record say why) and is
+never signed automatically when its signed metadata no longer matches its content, when it was
+seen signed and lost its signatures, or when a signer is not its set's (see
+:mod:`lifecycle.inventory.expected`). A file that disappeared is marked ``removed``, not
+forgotten: its history stays.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from lifecycle.errors import LifecycleError
 from lifecycle.inventory import globs
+from lifecycle.inventory.expected import ExpectedSigners, Resolver, expected_signers
+from lifecycle.inventory.fleet import EPHEMERAL_EVENT
 from lifecycle.inventory.inspect import ImageInfo, inspect_image
 from lifecycle.inventory.models import (
     PRESENT,
@@ -30,6 +34,8 @@ from lifecycle.inventory.models import (
     ImageRecord,
     ImageSignatureRecord,
 )
+from lifecycle.store import audit
+from lifecycle.strategies.policy import Policies
 
 IMAGES = ImageRecord.__table__  # type: ignore[attr-defined]
 SIGNATURES = ImageSignatureRecord.__table__  # type: ignore[attr-defined]
@@ -69,15 +75,74 @@ def _signature_rows(image_id: int, info: ImageInfo) -> list[dict[str, Any]]:
     return list({(r["object_id"], r["signer"]): r for r in rows}.values())
 
 
+def _previous_signers(conn: Connection, image_id: int) -> frozenset[str]:
+    return frozenset(s for (s,) in conn.execute(
+        select(SIGNATURES.c.signer).where(SIGNATURES.c.image_id == image_id)) if s)
+
+
+def ever_signed(conn: Connection, image_id: int) -> bool:
+    """The inventory recorded a signature on the image since it was last (re-)tracked.
+
+    Its signature rows are rewritten on every change; the events that counted its signatures
+    stay. An explicit ``track`` is the operator saying "this is the image now": history
+    before it is not held against the image.
+    """
+    for kind, detail in conn.execute(select(EVENTS.c.kind, EVENTS.c.detail).where(
+            EVENTS.c.image_id == image_id, EVENTS.c.kind.in_((*_COUNTED, EPHEMERAL_EVENT)))
+            .order_by(EVENTS.c.id.desc())):
+        if kind == EPHEMERAL_EVENT or json.loads(detail).get("signatures", 0):
+            return True
+        if kind == TRACKED:
+            return False
+    return False
+
+
+TRACKED = "tracked"
+_COUNTED = (TRACKED, "changed")
+"""The events whose ``signatures`` detail counts the signatures the image carried."""
+
+
+LOST_SIGNATURES = "the inventory saw it signed and it carries no signature now"
+
+
+def tamper_reasons(conn: Connection, info: ImageInfo, image_id: int | None,
+                   expected: ExpectedSigners | None, *, registering: bool = False) -> list[str]:
+    """Why the image must not be signed as it is now (empty when nothing is wrong).
+
+    ``registering`` (an explicit ``track``) does not hold lost signatures against the image.
+    """
+    reasons = [info.problems] if not info.intact else []
+    previous: frozenset[str] = frozenset()
+    seen = False
+    if image_id is not None:
+        previous = _previous_signers(conn, image_id)
+        seen = bool(previous) or ever_signed(conn, image_id)
+        if seen and not info.signatures and not registering:
+            reasons.append(LOST_SIGNATURES)
+    if expected is not None:
+        signers = frozenset(s for sig in info.signatures for s in sig.signers)
+        foreign = expected.foreign(signers, previous, seen)
+        if foreign:
+            reasons.append(f"signed by {', '.join(foreign)}, not a signer of image set "
+                           f"{expected.image_set}")
+    return reasons
+
+
 def record_image(conn: Connection, info: ImageInfo, st: os.stat_result, now: datetime,
-                 existing: tuple[int, str] | None, *, clear_tampered: bool = True) -> str:
+                 existing: tuple[int, str] | None, *, clear_tampered: bool = True,
+                 expected: ExpectedSigners | None = None, registering: bool = False) -> str:
     """Insert or refresh one image's rows; returns its new status. Digests stay as first seen.
 
-    A ``tampered`` image stays tampered unless ``clear_tampered`` (an explicit ``track``): it may
-    have been refused for signatures that are intact but not trusted, and a periodic scan must
-    not make the service try, and refuse, again and again.
+    A ``tampered`` image stays tampered unless ``clear_tampered`` (an explicit ``track``) and
+    nothing is wrong with it now: it may have been refused for signatures that are intact but
+    not trusted, and a periodic scan must not make the service try, and refuse, again and again.
+    ``expected`` (the image's set's signers) adds the foreign-signer check; the apply handlers
+    that just verified and signed the image leave it out. ``registering`` (``track``) records
+    the image as it is now as its new starting point (a ``tracked`` event).
     """
-    status = PRESENT if info.intact else TAMPERED
+    reasons = tamper_reasons(conn, info, None if existing is None else existing[0], expected,
+                             registering=registering)
+    status = TAMPERED if reasons else PRESENT
     if existing is not None and existing[1] == TAMPERED and not clear_tampered:
         status = TAMPERED
     values = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino,
@@ -87,7 +152,7 @@ def record_image(conn: Connection, info: ImageInfo, st: os.stat_result, now: dat
         image_id = conn.execute(insert(IMAGES).values(
             path=info.path, digests=json.dumps({str(k): v for k, v in info.digests.items()}),
             first_seen=now, **values)).inserted_primary_key[0]  # type: ignore[index]
-        event(conn, image_id, now, "tracked", signatures=len(info.signatures))
+        event(conn, image_id, now, TRACKED, signatures=len(info.signatures))
         previous = None
     else:
         image_id, previous = existing
@@ -95,13 +160,17 @@ def record_image(conn: Connection, info: ImageInfo, st: os.stat_result, now: dat
         conn.execute(delete(SIGNATURES).where(SIGNATURES.c.image_id == image_id))
         if previous == REMOVED:
             event(conn, image_id, now, "reappeared")
-        elif status == PRESENT:
+        if registering:
+            event(conn, image_id, now, TRACKED, signatures=len(info.signatures))
+        elif status == PRESENT and previous != REMOVED:
             event(conn, image_id, now, "changed", signatures=len(info.signatures))
     rows = _signature_rows(image_id, info)
     if rows:
         conn.execute(insert(SIGNATURES), rows)
     if status == TAMPERED and previous != TAMPERED:
-        event(conn, image_id, now, "tampered", reason=info.problems)
+        reason = "; ".join(reasons)
+        event(conn, image_id, now, "tampered", reason=reason)
+        audit.record_in(conn, now, "image.tampered", info.path[-255:], reason=reason)
     return status
 
 
@@ -112,11 +181,12 @@ def _known(conn: Connection) -> dict[str, tuple[int, int, int, int, str]]:
 
 
 def scan(engine: Engine, roots_or_paths: Sequence[str | Path], now: datetime, full: bool = False,
-         *, strict: bool = False) -> ScanReport:
+         *, strict: bool = False, policies: Policies | None = None) -> ScanReport:
     """Bring the inventory of the images under ``roots_or_paths`` up to date.
 
     ``strict`` (used by ``track``) raises on the first file that is not a readable SIF image,
-    instead of listing it in the report, and lets an intact image leave the ``tampered`` state.
+    instead of listing it in the report, and lets an image with nothing wrong leave the
+    ``tampered`` state. ``policies`` names the managed sets whose signers are checked.
     """
     roots = [os.path.abspath(os.fspath(r)) for r in roots_or_paths]  # noqa: PTH100
     report = ScanReport()
@@ -139,8 +209,12 @@ def scan(engine: Engine, roots_or_paths: Sequence[str | Path], now: datetime, fu
             report.unchanged += 1
             continue
         pending.append((path, st))
+    resolve: Resolver = lambda _path: None  # noqa: E731
+    if policies is not None and pending:
+        with engine.connect() as conn:
+            resolve = expected_signers(conn, policies)
     for start in range(0, len(pending), BATCH):
-        _record_batch(engine, pending[start:start + BATCH], known, now, report, strict)
+        _record_batch(engine, pending[start:start + BATCH], known, now, report, strict, resolve)
     gone = [(p, row[0]) for p, row in known.items()
             if row[4] != REMOVED and p not in seen and any(globs.covers(r, p) for r in roots)
             and not os.path.exists(p)]  # noqa: PTH110
@@ -155,7 +229,7 @@ def scan(engine: Engine, roots_or_paths: Sequence[str | Path], now: datetime, fu
 
 def _record_batch(engine: Engine, batch: Iterable[tuple[str, os.stat_result]],
                   known: dict[str, tuple[int, int, int, int, str]], now: datetime,
-                  report: ScanReport, strict: bool) -> None:
+                  report: ScanReport, strict: bool, resolve: Resolver) -> None:
     with engine.begin() as conn:
         for path, st in batch:
             try:
@@ -168,7 +242,8 @@ def _record_batch(engine: Engine, batch: Iterable[tuple[str, os.stat_result]],
             row = known.get(path)
             status = record_image(conn, info, st, now,
                                   None if row is None else (row[0], row[4]),
-                                  clear_tampered=strict)
+                                  clear_tampered=strict, expected=resolve(path),
+                                  registering=strict)
             (report.new if row is None else report.changed).append(path)
             if status == TAMPERED:
                 report.tampered.append(path)
