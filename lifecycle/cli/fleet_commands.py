@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 from sqlalchemy import select
 
+from lifecycle import simulation
 from lifecycle.cli.common import UtcTime, passphrase_file_option, read_passphrase
 from lifecycle.cli.pki_options import ca_service, config_option, open_config
 from lifecycle.errors import LifecycleError
@@ -180,21 +181,34 @@ def plan_command(config_path: Path | None, at: datetime | None, as_json: bool) -
 @passphrase_file_option
 @_AT
 @click.option("--dry-run", is_flag=True, help="Only list the actions that would run.")
+@click.option("--simulate", "simulate", type=click.Path(path_type=Path, file_okay=False),
+              default=None, help="Copy the store, keys, log key, publish directories and images "
+              "into this new directory and apply there (the real ones are not touched).")
 @_JSON
 def apply_command(config_path: Path | None, passphrase_file: Path | None, at: datetime | None,
-                  dry_run: bool, as_json: bool) -> None:
+                  dry_run: bool, simulate: Path | None, as_json: bool) -> None:
     """Execute every action whose window is open, one by one, re-planning after each round.
 
     Every action re-checks the store first (applying twice changes nothing) and lands in the
-    audit log. Exit 1 when an action was refused (a tampered image) or failed.
+    audit log. Exit 1 when an action was refused (a tampered image) or failed. A future --at
+    (beyond 5 minutes of clock skew) needs --dry-run or --simulate DIR: it never changes the
+    real store. Continue a simulation with --config DIR/config.toml.
 
     \b
     Example:
       sif-lifecycle apply --dry-run
       SIF_LIFECYCLE_PASSPHRASE=... sif-lifecycle apply
+      sif-lifecycle apply --at 2030-01-01 --simulate /tmp/in-2030
     """
     config = open_config(config_path)
     now = _now(at)
+    if simulate is not None and not dry_run:
+        config_path = simulation.create(config, config_path, simulate)
+        config = open_config(config_path)
+        click.echo(f"simulating in {simulate} (the real store is not changed); continue with "
+                   f"--config {config_path}", err=True)
+    elif not dry_run:
+        simulation.guard_future(now, datetime.now(UTC))
     if dry_run:
         _print_plan(due_now(_plan(config, now), now), now, as_json, config)
         return
