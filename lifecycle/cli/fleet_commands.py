@@ -205,8 +205,9 @@ def apply_command(config_path: Path | None, passphrase_file: Path | None, at: da
     if simulate is not None and not dry_run:
         config_path = simulation.create(config, config_path, simulate)
         config = open_config(config_path)
-        click.echo(f"simulating in {simulate} (the real store is not changed); continue with "
-                   f"--config {config_path}", err=True)
+        if not as_json:
+            click.echo(f"simulating in {simulate} (the real store is not changed); continue "
+                       f"with --config {config_path}", err=True)
     elif not dry_run:
         simulation.guard_future(now, datetime.now(UTC))
     if dry_run:
