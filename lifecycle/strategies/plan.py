@@ -116,12 +116,14 @@ def _keys(policy: ImageSetPolicy, keys: Sequence[KeyInfo], certs: dict[str, list
         if key.state not in _LIVE:
             continue
         cert = _current(certs.get(key.fingerprint, ()), now)
+        end = _retire_at(policy, key)
+        if cert is None and end is not None and end <= now:
+            continue  # its overlap is over: it retires now and needs no new certificate
         if cert is None:
             yield Action(f"certify:{key.fingerprint}:{len(certs.get(key.fingerprint, ()))}",
                          k.CERTIFY, key.fingerprint, now, now,
                          f"key {short(key.fingerprint)} has no valid certificate", name)
             continue
-        end = _retire_at(policy, key)
         if end is not None and end <= cert.not_after:
             continue  # the key retires before this certificate expires
         opens = policy.renewal_opens(cert.not_before, cert.not_after)

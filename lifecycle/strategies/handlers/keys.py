@@ -27,6 +27,7 @@ from lifecycle.strategies.context import (
 )
 from lifecycle.strategies.model import Action, short
 from lifecycle.strategies.policy import ImageSetPolicy
+from lifecycle.strategies.publish import LIVE
 
 SET_KEYS = SetKeyRecord.__table__  # type: ignore[attr-defined]
 
@@ -72,8 +73,14 @@ def _prepare(action: Action, ctx: ApplyContext, now: datetime) -> str:
 
 def _certify(action: Action, ctx: ApplyContext, now: datetime) -> str:
     policy = policy_of(ctx, action)
-    if has_valid_certificate(load_trust_of(ctx), action.subject, now):
+    trust = load_trust_of(ctx)
+    if has_valid_certificate(trust, action.subject, now):
         raise NothingToDoError("the key already has a valid certificate")
+    key = next((x for x in trust.keys if x.fingerprint == action.subject), None)
+    if key is not None and key.state not in LIVE:
+        # Retired since it was planned: a round can hold both retire and certify of one key.
+        raise NothingToDoError(f"key {short(key.fingerprint)} is {key.state}; it needs no "
+                               "certificate")
     issued = ctx.ca.issue(action.subject, policy.subject_name, policy.certificate_lifetime)
     publish_all(ctx, now)
     return f"certificate {issued.record.serial} issued"
