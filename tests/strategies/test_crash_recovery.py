@@ -107,3 +107,30 @@ def test_apply_killed_at_random_points_converges_without_failure(tmp_path: Path)
                      if r.status == FAILED]
         assert all(r.ok for r in run_due(context(root, AT), AT))  # converged
     assert failures == []
+
+
+def test_a_rotation_killed_between_its_two_transitions_resumes(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch
+                                                               ) -> None:
+    fleet = make_fleet(tmp_path, SETS)
+    fleet.run()
+    fleet.signed_images("web", 1)
+    fleet.now = ROTATED
+    service = type(fleet.ca.keys)
+    original = service.transition
+    calls = []
+
+    def crash_on_second(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(args[1])
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed")
+        return original(self, *args, **kwargs)
+
+    rotate = next(a for a in fleet.plan() if a.kind == "rotate")
+    with monkeypatch.context() as m:
+        m.setattr(service, "transition", crash_on_second)
+        with pytest.raises(KeyboardInterrupt):
+            apply(rotate, fleet.context(), ROTATED)
+    assert [r for r in fleet.run() if r.status == FAILED] == []
+    states = sorted(k.state for k in fleet.state().keys if k.image_set == "web")
+    assert states == ["active", "retiring"]

@@ -111,11 +111,13 @@ def _rotate(action: Action, ctx: ApplyContext, now: datetime) -> str:
     fingerprint = pending[0].fingerprint if pending else _new_key(ctx, policy, now).fingerprint
     if not has_valid_certificate(load_trust_of(ctx), fingerprint, now):
         ctx.ca.issue(fingerprint, policy.subject_name, policy.certificate_lifetime)
-    ctx.ca.keys.transition(fingerprint, KeyState.ACTIVE, f"rotation of image set {policy.name}",
-                           at=now)
+    # Retiring first: a crash between the two leaves no active key, which provision resumes
+    # by activating the pending one; the other order would leave two active keys for ever.
     ctx.ca.keys.transition(current.fingerprint, KeyState.RETIRING,
                            f"replaced by {fingerprint}; signatures kept for "
                            f"{policy.overlap.days} days", at=now)
+    ctx.ca.keys.transition(fingerprint, KeyState.ACTIVE, f"rotation of image set {policy.name}",
+                           at=now)
     publish_all(ctx, now)
     return f"key {fingerprint} active; key {current.fingerprint} retiring"
 
