@@ -56,6 +56,8 @@ def track(config_path: Path | None, paths: tuple[Path, ...], as_json: bool,
 
     Records size, SIF id, groups, every signature (format, signer, covered objects) and the
     digest of every object as first seen. A file that is not a SIF image is an error (exit 2).
+    Tracking again registers an image as it is now (the way out of 'tampered' once it is
+    restored): signatures it lost are not held against it, a foreign signer still is (exit 1).
 
     \b
     Example:
@@ -80,7 +82,11 @@ def scan_command(config_path: Path | None, roots: tuple[Path, ...], full: bool, 
     """Update the inventory: new, changed, removed and tampered images.
 
     Without ROOTS, scans the path globs of every [[image_sets]] table of the config. Unchanged
-    files (same size, mtime and inode) are not opened unless --full is given. Exit 1 when an
+    files (same size, mtime and inode) are not opened unless --full is given. An image is
+    tampered when its signatures no longer match its content, when it was seen signed and
+    carries no signature now, or when a signer is not its set's (not one of the set's keys;
+    for an ephemeral set, a new signer on an image seen signed). A tampered image is never
+    signed; it gets an audit record (image.tampered) and is listed by 'report'. Exit 1 when an
     image was found tampered.
 
     \b
