@@ -20,11 +20,12 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from lifecycle.bundles import export
 from lifecycle.bundles.archive import read_bundle
+from lifecycle.clock import utc_now
 from lifecycle.config import Config, Strategy, load_config
 from lifecycle.errors import LifecycleError
 from lifecycle.integrity.sign import DsseSigner, SignOptions, sign_image
@@ -180,7 +181,7 @@ class Demo:
     def __init__(self, workspace: Path, out: Callable[[str], None]) -> None:
         self.workspace = workspace.resolve()
         self.out = out
-        end = datetime.now(UTC).replace(microsecond=0)
+        end = utc_now().replace(microsecond=0)
         self.clock = Clock(end - timedelta(days=365 * YEARS))
         self.end = end
         self.passphrase = secrets.token_urlsafe(24).encode()
@@ -231,7 +232,8 @@ class Demo:
             private = self.ca.keys.private_key(self.ca.keys.get(active.fingerprint),
                                                self.passphrase)
             sign_image(str(path), DsseSigner((private,)), SignOptions())
-        scan(self.ca.engine, [str(path)], self.clock.now, full=True, strict=True)
+        scan(self.ca.engine, [str(path)], self.clock.now, full=True, strict=True,
+             policies=self.config.policies)
         self.result.images.setdefault(image_set, []).append(path)
         how_signed = "unsigned" if policy.strategy is Strategy.EPHEMERAL else "signed by the release pipeline"
         self.log_line(self.clock.now, "new image",

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from cryptography import x509
 
+from lifecycle.clock import utc_now
 from lifecycle.config import IdentityKind, identity_kind
 from lifecycle.errors import LifecycleError, SigningError
 from lifecycle.integrity import dsse
@@ -147,7 +148,7 @@ def sign_ephemeral(
     signer = DsseSigner((key,), attest=attest)
     try:
         result.signed = sign_image(path, signer, options or SignOptions(), progress)
-        journal.complete(intent, datetime.now(UTC))
+        journal.complete(intent, utc_now())
     finally:
         # The only references to the key: dropping them is destroying it (never serialized).
         del signer, key

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from lifecycle.bundles import layout as ex
 from lifecycle.bundles import manifest as mf
 from lifecycle.bundles import trust
 from lifecycle.bundles.archive import read_bundle
+from lifecycle.clock import utc_now
 from lifecycle.errors import BundleVerificationError, LifecycleError, LogProofError
 from lifecycle.files import read_key
 from lifecycle.integrity import dsse
@@ -151,7 +152,7 @@ def open_bundle(path: Path, *, trust_store: Path | None = None, trust_key: Path 
     ``stale``; with ``strict`` it is rejected.
     """
     store = trust_store or trust.default_trust_store()
-    now = datetime.now(UTC)
+    now = utc_now()
     when = at or now
     files = read_bundle(path)
     for name in (mf.ENVELOPE, mf.MANIFEST):

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
+from lifecycle import simulation
 from lifecycle.cli.common import UtcTime, passphrase_file_option, read_passphrase
 from lifecycle.cli.pki_options import ca_service, config_option, open_config
+from lifecycle.clock import utc_now
 from lifecycle.config import Config
 from lifecycle.errors import LifecycleError
 from lifecycle.inventory.fleet import list_images, load_state
@@ -27,7 +29,7 @@ _JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable o
 
 
 def _now(at: datetime | None) -> datetime:
-    return at or datetime.now(UTC)
+    return at or utc_now()
 
 
 def _print_scan(report: ScanReport, as_json: bool) -> None:
@@ -37,7 +39,8 @@ def _print_scan(report: ScanReport, as_json: bool) -> None:
     click.echo(f"{report.scanned} image(s): {len(report.new)} new, {len(report.changed)} "
                f"changed, {report.unchanged} unchanged, {len(report.removed)} removed")
     for path in report.tampered:
-        click.echo(f"TAMPERED {path}: its signatures no longer match; it will not be re-signed")
+        click.echo(f"TAMPERED {path}: its signatures changed or no longer match (see "
+                   "'sif-lifecycle report'); it will not be signed")
     for error in report.errors:
         click.echo(f"skipped {error}", err=True)
 
@@ -53,6 +56,8 @@ def track(config_path: Path | None, paths: tuple[Path, ...], as_json: bool,
 
     Records size, SIF id, groups, every signature (format, signer, covered objects) and the
     digest of every object as first seen. A file that is not a SIF image is an error (exit 2).
+    Tracking again registers an image as it is now (the way out of 'tampered' once it is
+    restored): signatures it lost are not held against it, a foreign signer still is (exit 1).
 
     \b
     Example:
@@ -60,7 +65,7 @@ def track(config_path: Path | None, paths: tuple[Path, ...], as_json: bool,
     """
     config = open_config(config_path)
     report = scan(open_store(config.database_url), [str(p) for p in paths], _now(at), full=True,
-                  strict=True)
+                  strict=True, policies=config.policies)
     _print_scan(report, as_json)
     if report.tampered:
         raise SystemExit(1)
@@ -77,7 +82,11 @@ def scan_command(config_path: Path | None, roots: tuple[Path, ...], full: bool, 
     """Update the inventory: new, changed, removed and tampered images.
 
     Without ROOTS, scans the path globs of every [[image_sets]] table of the config. Unchanged
-    files (same size, mtime and inode) are not opened unless --full is given. Exit 1 when an
+    files (same size, mtime and inode) are not opened unless --full is given. An image is
+    tampered when its signatures no longer match its content, when it was seen signed and
+    carries no signature now, or when a signer is not its set's (not one of the set's keys;
+    for an ephemeral set, a new signer on an image seen signed). A tampered image is never
+    signed; it gets an audit record (image.tampered) and is listed by 'report'. Exit 1 when an
     image was found tampered.
 
     \b
@@ -89,7 +98,8 @@ def scan_command(config_path: Path | None, roots: tuple[Path, ...], full: bool, 
     targets = [str(r) for r in roots] or config.policies.scan_roots()
     if not targets:
         raise LifecycleError("nothing to scan", hint="give ROOTS or configure [[image_sets]]")
-    report = scan(open_store(config.database_url), targets, _now(at), full=full)
+    report = scan(open_store(config.database_url), targets, _now(at), full=full,
+                  policies=config.policies)
     _print_scan(report, as_json)
     if report.tampered:
         raise SystemExit(1)
@@ -169,21 +179,35 @@ def plan_command(config_path: Path | None, at: datetime | None, as_json: bool) -
 @passphrase_file_option
 @_AT
 @click.option("--dry-run", is_flag=True, help="Only list the actions that would run.")
+@click.option("--simulate", "simulate", type=click.Path(path_type=Path, file_okay=False),
+              default=None, help="Copy the store, keys, log key, publish directories and images "
+              "into this new directory and apply there (the real ones are not touched).")
 @_JSON
 def apply_command(config_path: Path | None, passphrase_file: Path | None, at: datetime | None,
-                  dry_run: bool, as_json: bool) -> None:
+                  dry_run: bool, simulate: Path | None, as_json: bool) -> None:
     """Execute every action whose window is open, one by one, re-planning after each round.
 
     Every action re-checks the store first (applying twice changes nothing) and lands in the
-    audit log. Exit 1 when an action was refused (a tampered image) or failed.
+    audit log. Exit 1 when an action was refused (a tampered image) or failed. A future --at
+    (beyond 5 minutes of clock skew) needs --dry-run or --simulate DIR: it never changes the
+    real store. Continue a simulation with --config DIR/config.toml.
 
     \b
     Example:
       sif-lifecycle apply --dry-run
       SIF_LIFECYCLE_PASSPHRASE=... sif-lifecycle apply
+      sif-lifecycle apply --at 2030-01-01 --simulate /tmp/in-2030
     """
     config = open_config(config_path)
     now = _now(at)
+    if simulate is not None and not dry_run:
+        config_path = simulation.create(config, config_path, simulate)
+        config = open_config(config_path)
+        if not as_json:
+            click.echo(f"simulating in {simulate} (the real store is not changed); continue "
+                       f"with --config {config_path}", err=True)
+    elif not dry_run:
+        simulation.guard_future(now, utc_now())
     if dry_run:
         _print_plan(due_now(_plan(config, now), now), now, as_json, config)
         return

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import click
 
 from lifecycle.cli.common import UtcTime
 from lifecycle.cli.pki_options import config_option, open_config
+from lifecycle.clock import utc_now
 from lifecycle.errors import LogError
 from lifecycle.reports import FORMATS, build_report, render
 from lifecycle.reports.render import write_rendered
@@ -51,7 +52,7 @@ def report(config_path: Path | None, at: datetime | None, fmt: str, out: Path | 
             raise LogError("no such log database", path=tlog_db,
                            hint="give the file 'sif-lifecycle tlog init --db' created")
         log_engine = make_engine(tlog_db if "://" in tlog_db else f"sqlite:///{tlog_db}")
-    data = build_report(open_store(config.database_url), config, at or datetime.now(UTC),
+    data = build_report(open_store(config.database_url), config, at or utc_now(),
                         log_engine=log_engine, outbox=outbox)
     if out is None:
         click.echo(render(data, fmt).decode(), nl=False)

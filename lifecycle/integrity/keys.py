@@ -127,23 +127,29 @@ def parse_verifier_keys(data: bytes, path: Path) -> KeySet:
     return keys
 
 
-def load_signing_key(path: Path, passphrase: PassphraseSource) -> SigningKey:
-    """A PEM private key (PKCS#8 or traditional, encrypted or not) usable for DSSE."""
-    data = read_key(path)
-    password: bytes | None = None
-    if b"ENCRYPTED" in data:
-        password = passphrase(str(path))
+def parse_private_key(data: bytes, password: bytes | None, *, path: Path | str) -> SigningKey:
+    """The one PEM private-key parser (PKCS#8 or traditional, encrypted or not); errors name
+    the file, the reason and what to do."""
     try:
-        key = serialization.load_pem_private_key(data, password=password)
-    except TypeError:
-        key = serialization.load_pem_private_key(data, password=passphrase(str(path)))
-    except ValueError as exc:
-        reason = "wrong passphrase or corrupt key" if password is not None else str(exc)
+        key = serialization.load_pem_private_key(data, password or None)
+    except TypeError as exc:
+        hint = "give the passphrase" if not password else "this key is not encrypted"
+        raise KeyMaterialError(f"cannot load private key: {exc}", path=path, hint=hint) from None
+    except ValueError:
+        reason = ("wrong passphrase or corrupt key" if b"ENCRYPTED" in data
+                  else "not a valid PEM private key")
         raise KeyMaterialError(f"cannot load private key: {reason}", path=path) from None
     if isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
-        _checked_public(key.public_key(), path)
+        _checked_public(key.public_key(), Path(path))
         return key
     raise KeyMaterialError(f"unsupported key type {type(key).__name__}; use {SUPPORTED_KEYS}", path=path)
+
+
+def load_signing_key(path: Path, passphrase: PassphraseSource) -> SigningKey:
+    """A PEM private key file usable for DSSE; the passphrase is asked only if it is encrypted."""
+    data = read_key(path)
+    return parse_private_key(data, passphrase(str(path)) if b"ENCRYPTED" in data else None,
+                             path=path)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from lifecycle.clock import utc_now
 from lifecycle.errors import KeyMaterialError, SignatureFormatError
 
 with warnings.catch_warnings():
@@ -232,7 +233,7 @@ def verify(signed: ClearSigned, keyring: list[Any], at: datetime | None = None) 
         return PgpVerification(False, issuer, fpr, uid, f"signature check failed: {exc}", created)
     if not good:
         return PgpVerification(False, issuer, fpr, uid, "signature does not verify", created)
-    when = at or datetime.now(UTC)
+    when = at or utc_now()
     expires = key.expires_at
     if expires is not None and expires <= when:
         return PgpVerification(False, issuer, fpr, uid, f"key expired at {expires:%Y-%m-%d}")

@@ -14,8 +14,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
+from lifecycle.clock import utc_now
 from lifecycle.errors import ObjectNotFoundError, SignatureFormatError, SigningError
 from lifecycle.integrity import digest, dsse, metadata, pgp
 from lifecycle.integrity.dsse import SigningKey
@@ -255,7 +256,7 @@ def _make(
                 attested = dataclasses.replace(fresh, extension=extension)
                 signed = dataclasses.replace(signed, signatures=(*signed.signatures[:-1], attested))
         return signed.to_bytes()
-    created = options.signing_time or datetime.now(UTC)
+    created = options.signing_time or utc_now()
     return signer.key.sign(payload, created)
 
 

@@ -130,7 +130,7 @@ def load_state(engine: Engine, now: datetime,
     ``now`` is accepted for symmetry with ``plan``; the state is the store as it is.
     """
     del now
-    i, s, e = (table(m) for m in (ImageRecord, ImageSignatureRecord, ImageEventRecord))
+    i, s = (table(m) for m in (ImageRecord, ImageSignatureRecord))
     with engine.connect() as conn, _no_gc():
         trust = load_trust(conn)
         signers: dict[int, set[str]] = {}
@@ -143,14 +143,21 @@ def load_state(engine: Engine, now: datetime,
                        frozenset(signers[image_id]) if image_id in signers else none)
             for image_id, path, status in conn.execute(
                 select(i.c.id, i.c.path, i.c.status).order_by(i.c.path)).all())
-        logged: dict[str, set[str]] = {}
-        for (detail,) in conn.execute(select(e.c.detail).where(e.c.kind == ImageEvent.EPHEMERAL_SIGNED)):
-            doc = json.loads(detail)
-            logged.setdefault(str(doc["identity"]), set()).add(str(doc["keyid"]))
+        logged = logged_keyids(conn)
     published = {name: read_published(directory)
                  for name, directory in (publish_directories or {}).items()}
     return FleetState(trust.keys, trust.certificates, trust.crls, images, trust.revision,
-                      published, {name: frozenset(ids) for name, ids in logged.items()})
+                      published, logged)
+
+
+def logged_keyids(conn: Connection) -> dict[str, frozenset[str]]:
+    """Identity -> DSSE keyids of the ephemeral signatures applied (and verified) for it."""
+    e = table(ImageEventRecord)
+    logged: dict[str, set[str]] = {}
+    for (detail,) in conn.execute(select(e.c.detail).where(e.c.kind == ImageEvent.EPHEMERAL_SIGNED)):
+        doc = json.loads(detail)
+        logged.setdefault(str(doc["identity"]), set()).add(str(doc["keyid"]))
+    return {name: frozenset(ids) for name, ids in logged.items()}
 
 
 def link_key(engine: Engine, image_set: str, key_id: int, now: datetime) -> None:

@@ -78,6 +78,12 @@ def _parse(image: SifImage, object_id: int) -> _Parsed:
         return _Parsed(object_id, group, "unknown", (), None)
 
 
+def is_signed(path: str | Path) -> bool:
+    """Whether the image holds a signature object at all: reads the descriptors only."""
+    with SifImage.open(path) as image:
+        return any(d.is_signature for d in image.objects)
+
+
 def inspect_image(path: str | Path) -> ImageInfo:
     """Read ``path`` once: object digests, signatures and whether their metadata still matches."""
     with SifImage.open(path) as image:

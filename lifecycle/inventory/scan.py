@@ -1,9 +1,11 @@
 """Register SIF images and keep the inventory current, cheaply when nothing changed.
 
 An unchanged file (same size, mtime_ns and inode) is not opened; ``full=True`` re-reads every
-image. A changed image whose signed metadata no longer matches its content becomes ``tampered``
-(an event row says why) and is never re-signed automatically. A file that disappeared is marked
-``removed``, not forgotten: its history stays.
+image. A changed image becomes ``tampered`` (an event row and an audit record say why) and is
+never signed automatically when its signed metadata no longer matches its content, when it was
+seen signed and lost its signatures, or when a signer is not its set's (see
+:mod:`lifecycle.inventory.expected`). A file that disappeared is marked ``removed``, not
+forgotten: its history stays.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
+from lifecycle.config import Policies
 from lifecycle.errors import LifecycleError
 from lifecycle.inventory import globs
+from lifecycle.inventory.expected import ExpectedSigners, Resolver, expected_signers
 from lifecycle.inventory.inspect import ImageInfo, inspect_image
 from lifecycle.inventory.models import (
     ImageEventRecord,
@@ -28,6 +32,7 @@ from lifecycle.inventory.models import (
     ImageSignatureRecord,
 )
 from lifecycle.inventory.status import ImageEvent, ImageStatus
+from lifecycle.store import audit
 
 IMAGES = ImageRecord.__table__  # type: ignore[attr-defined]
 SIGNATURES = ImageSignatureRecord.__table__  # type: ignore[attr-defined]
@@ -68,15 +73,73 @@ def _signature_rows(image_id: int, info: ImageInfo) -> list[dict[str, Any]]:
     return list({(r["object_id"], r["signer"]): r for r in rows}.values())
 
 
+def _previous_signers(conn: Connection, image_id: int) -> frozenset[str]:
+    return frozenset(s for (s,) in conn.execute(
+        select(SIGNATURES.c.signer).where(SIGNATURES.c.image_id == image_id)) if s)
+
+
+def ever_signed(conn: Connection, image_id: int) -> bool:
+    """The inventory recorded a signature on the image since it was last (re-)tracked.
+
+    Its signature rows are rewritten on every change; the events that counted its signatures
+    stay. An explicit ``track`` is the operator saying "this is the image now": history
+    before it is not held against the image.
+    """
+    for kind, detail in conn.execute(select(EVENTS.c.kind, EVENTS.c.detail).where(
+            EVENTS.c.image_id == image_id, EVENTS.c.kind.in_((*_COUNTED, ImageEvent.EPHEMERAL_SIGNED)))
+            .order_by(EVENTS.c.id.desc())):
+        if kind == ImageEvent.EPHEMERAL_SIGNED or json.loads(detail).get("signatures", 0):
+            return True
+        if kind == ImageEvent.TRACKED:
+            return False
+    return False
+
+
+_COUNTED = (ImageEvent.TRACKED, ImageEvent.CHANGED)
+"""The events whose ``signatures`` detail counts the signatures the image carried."""
+
+
+LOST_SIGNATURES = "the inventory saw it signed and it carries no signature now"
+
+
+def tamper_reasons(conn: Connection, info: ImageInfo, image_id: int | None,
+                   expected: ExpectedSigners | None, *, registering: bool = False) -> list[str]:
+    """Why the image must not be signed as it is now (empty when nothing is wrong).
+
+    ``registering`` (an explicit ``track``) does not hold lost signatures against the image.
+    """
+    reasons = [info.problems] if not info.intact else []
+    previous: frozenset[str] = frozenset()
+    seen = False
+    if image_id is not None:
+        previous = _previous_signers(conn, image_id)
+        seen = bool(previous) or ever_signed(conn, image_id)
+        if seen and not info.signatures and not registering:
+            reasons.append(LOST_SIGNATURES)
+    if expected is not None:
+        signers = frozenset(s for sig in info.signatures for s in sig.signers)
+        foreign = expected.foreign(signers, previous, seen)
+        if foreign:
+            reasons.append(f"signed by {', '.join(foreign)}, not a signer of image set "
+                           f"{expected.image_set}")
+    return reasons
+
+
 def record_image(conn: Connection, info: ImageInfo, st: os.stat_result, now: datetime,
-                 existing: tuple[int, str] | None, *, clear_tampered: bool = True) -> ImageStatus:
+                 existing: tuple[int, str] | None, *, clear_tampered: bool = True,
+                 expected: ExpectedSigners | None = None, registering: bool = False) -> ImageStatus:
     """Insert or refresh one image's rows; returns its new status. Digests stay as first seen.
 
-    A ``tampered`` image stays tampered unless ``clear_tampered`` (an explicit ``track``): it may
-    have been refused for signatures that are intact but not trusted, and a periodic scan must
-    not make the service try, and refuse, again and again.
+    A ``tampered`` image stays tampered unless ``clear_tampered`` (an explicit ``track``) and
+    nothing is wrong with it now: it may have been refused for signatures that are intact but
+    not trusted, and a periodic scan must not make the service try, and refuse, again and again.
+    ``expected`` (the image's set's signers) adds the foreign-signer check; the apply handlers
+    that just verified and signed the image leave it out. ``registering`` (``track``) records
+    the image as it is now as its new starting point (a ``tracked`` event).
     """
-    status = ImageStatus.PRESENT if info.intact else ImageStatus.TAMPERED
+    reasons = tamper_reasons(conn, info, None if existing is None else existing[0], expected,
+                             registering=registering)
+    status = ImageStatus.TAMPERED if reasons else ImageStatus.PRESENT
     if existing is not None and existing[1] == ImageStatus.TAMPERED and not clear_tampered:
         status = ImageStatus.TAMPERED
     values = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino,
@@ -94,13 +157,17 @@ def record_image(conn: Connection, info: ImageInfo, st: os.stat_result, now: dat
         conn.execute(delete(SIGNATURES).where(SIGNATURES.c.image_id == image_id))
         if previous == ImageStatus.REMOVED:
             event(conn, image_id, now, ImageEvent.REAPPEARED)
-        elif status == ImageStatus.PRESENT:
+        if registering:
+            event(conn, image_id, now, ImageEvent.TRACKED, signatures=len(info.signatures))
+        elif status == ImageStatus.PRESENT and previous != ImageStatus.REMOVED:
             event(conn, image_id, now, ImageEvent.CHANGED, signatures=len(info.signatures))
     rows = _signature_rows(image_id, info)
     if rows:
         conn.execute(insert(SIGNATURES), rows)
     if status == ImageStatus.TAMPERED and previous != ImageStatus.TAMPERED:
-        event(conn, image_id, now, ImageEvent.TAMPERED, reason=info.problems)
+        reason = "; ".join(reasons)
+        event(conn, image_id, now, ImageEvent.TAMPERED, reason=reason)
+        audit.record_in(conn, now, "image.tampered", info.path[-255:], reason=reason)
     return status
 
 
@@ -153,11 +220,12 @@ def _known(conn: Connection) -> dict[str, tuple[int, int, int, int, str]]:
 
 
 def scan(engine: Engine, roots_or_paths: Sequence[str | Path], now: datetime, full: bool = False,
-         *, strict: bool = False) -> ScanReport:
+         *, strict: bool = False, policies: Policies | None = None) -> ScanReport:
     """Bring the inventory of the images under ``roots_or_paths`` up to date.
 
     ``strict`` (used by ``track``) raises on the first file that is not a readable SIF image,
-    instead of listing it in the report, and lets an intact image leave the ``tampered`` state.
+    instead of listing it in the report, and lets an image with nothing wrong leave the
+    ``tampered`` state. ``policies`` names the managed sets whose signers are checked.
     """
     roots = [os.path.abspath(os.fspath(r)) for r in roots_or_paths]  # noqa: PTH100
     report = ScanReport()
@@ -180,8 +248,12 @@ def scan(engine: Engine, roots_or_paths: Sequence[str | Path], now: datetime, fu
             report.unchanged += 1
             continue
         pending.append((path, st))
+    resolve: Resolver = lambda _path: None  # noqa: E731
+    if policies is not None and pending:
+        with engine.connect() as conn:
+            resolve = expected_signers(conn, policies)
     for start in range(0, len(pending), BATCH):
-        _record_batch(engine, pending[start:start + BATCH], known, now, report, strict)
+        _record_batch(engine, pending[start:start + BATCH], known, now, report, strict, resolve)
     gone = [(p, row[0]) for p, row in known.items()
             if row[4] != ImageStatus.REMOVED and p not in seen and any(globs.covers(r, p) for r in roots)
             and not os.path.exists(p)]  # noqa: PTH110
@@ -196,7 +268,7 @@ def scan(engine: Engine, roots_or_paths: Sequence[str | Path], now: datetime, fu
 
 def _record_batch(engine: Engine, batch: Iterable[tuple[str, os.stat_result]],
                   known: dict[str, tuple[int, int, int, int, str]], now: datetime,
-                  report: ScanReport, strict: bool) -> None:
+                  report: ScanReport, strict: bool, resolve: Resolver) -> None:
     with engine.begin() as conn:
         for path, st in batch:
             try:
@@ -209,7 +281,8 @@ def _record_batch(engine: Engine, batch: Iterable[tuple[str, os.stat_result]],
             row = known.get(path)
             status = record_image(conn, info, st, now,
                                   None if row is None else (row[0], row[4]),
-                                  clear_tampered=strict)
+                                  clear_tampered=strict, expected=resolve(path),
+                                  registering=strict)
             (report.new if row is None else report.changed).append(path)
             if status == ImageStatus.TAMPERED:
                 report.tampered.append(path)

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from lifecycle.config import KeyAlgorithm as KeyAlgorithm  # moved down: the config names it
 from lifecycle.errors import KeyMaterialError
 from lifecycle.integrity import dsse
+from lifecycle.integrity.keys import parse_private_key
 
 PrivateKey = dsse.SigningKey
 PublicKey = dsse.PublicKey
@@ -120,18 +121,8 @@ def weak_encryption(data: bytes) -> str | None:
 
 
 def load_private_key(data: bytes, passphrase: bytes | None, *, path: Path | str) -> PrivateKey:
-    """Parse a PEM private key (encrypted or not); errors name the file and the reason."""
-    try:
-        key = serialization.load_pem_private_key(data, passphrase or None)
-    except TypeError as exc:
-        hint = "give the passphrase" if passphrase is None else "this key is not encrypted"
-        raise KeyMaterialError(f"cannot load private key: {exc}", path=path, hint=hint) from exc
-    except ValueError as exc:
-        reason = "wrong passphrase" if b"ENCRYPTED" in data else "not a valid PEM private key"
-        raise KeyMaterialError(f"cannot load private key: {reason}", path=path) from exc
-    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-                      | ed25519.Ed25519PrivateKey):
-        raise KeyMaterialError(f"unsupported key type {type(key).__name__}", path=path)
+    """:func:`~lifecycle.integrity.keys.parse_private_key`, for a key the CA supports."""
+    key = parse_private_key(data, passphrase, path=path)
     algorithm_of(key)
     return key
 

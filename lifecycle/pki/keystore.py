@@ -22,6 +22,7 @@ from typing import Literal
 
 import pgpy
 
+from lifecycle.clock import utc_now
 from lifecycle.errors import KeyMaterialError
 from lifecycle.files import read_key
 from lifecycle.pki import keys, pgp
@@ -66,7 +67,7 @@ class KeyDirectory:
         write_atomic(self.path(file), data)
         return StoredKey("pem", keys.algorithm_of(key).value, fingerprint,
                          keys.dsse_keyid(public), file, keys.public_pem(public),
-                         datetime.now(UTC))
+                         utc_now())
 
     def save_pgp(self, key: pgpy.PGPKey) -> StoredKey:
         if key.is_public or not key.is_protected:

@@ -28,6 +28,7 @@ from pgpy.constants import (  # noqa: E402
     SymmetricKeyAlgorithm,
 )
 
+from lifecycle.clock import utc_now  # noqa: E402
 from lifecycle.errors import KeyMaterialError  # noqa: E402
 
 _USER_ID = re.compile(
@@ -58,7 +59,7 @@ def generate_pgp_key(
                           email=match["email"] or "")
     extra = {}
     if expires is not None:
-        now = datetime.now(UTC)
+        now = utc_now()
         if expires <= now:
             raise KeyMaterialError(f"expiry {expires.isoformat()} is in the past")
         extra["key_expiration"] = expires - key.created.replace(tzinfo=UTC)

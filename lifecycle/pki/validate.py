@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
@@ -27,6 +27,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator import errors as pv_errors
 
+from lifecycle.clock import utc_now
 from lifecycle.errors import CertificateError, CertificateValidationError
 from lifecycle.pki.certs import require_code_signing
 from lifecycle.pki.crl import load_crl
@@ -171,7 +172,7 @@ def validate_signing_certificate(
     certificate. Raises :class:`CertificateError` for a non-code-signing leaf or bad input and
     :class:`CertificateValidationError` when the path does not validate.
     """
-    when = at if at is not None else datetime.now(UTC)
+    when = at if at is not None else utc_now()
     if when.utcoffset() is None:
         raise CertificateError("validation time must include a timezone (e.g. 2029-01-01T00:00Z)")
     if revocation_mode not in REVOCATION_MODES:

@@ -22,7 +22,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from http import HTTPStatus
 from typing import Any
 
@@ -32,6 +32,7 @@ from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask
 
+from lifecycle.clock import utc_now
 from lifecycle.errors import LifecycleError
 from lifecycle.pki.ocsp import OcspResponder
 from lifecycle.service.tlog_http import JSON, Answer, LogEndpoints, error_answer
@@ -92,7 +93,7 @@ class RevocationSource:
 
     def ocsp(self, request: bytes) -> bytes:
         self._refresh()
-        return self.responder.respond(request, datetime.now(UTC))
+        return self.responder.respond(request, utc_now())
 
     def crl(self, role: str) -> bytes:
         """The current CRL, re-published by the CA service once half its lifetime has passed."""

@@ -43,7 +43,8 @@ class PlannerSource:
         return ctx
 
     def scan(self, now: datetime, full: bool) -> Mapping[str, Any]:
-        report = scan(self.context.engine, self.context.config.policies.scan_roots(), now, full=full)
+        policies = self.context.config.policies
+        report = scan(self.context.engine, policies.scan_roots(), now, full=full, policies=policies)
         return report.to_dict()
 
     def plan_actions(self, now: datetime) -> Sequence[Mapping[str, Any]]:

@@ -17,10 +17,11 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from lifecycle.clock import Clock, utc_now
 from lifecycle.config import ServeSettings
 from lifecycle.service.scheduler import job_specs, start_scheduler, stop_scheduler
 from lifecycle.service.work import WorkSource
-from lifecycle.service.workers import Clock, WorkerPool, utc_now
+from lifecycle.service.workers import WorkerPool
 from lifecycle.store import audit, migrate
 from lifecycle.store.db import session_scope
 from lifecycle.store.queue import WorkQueue, start_job_run

@@ -33,6 +33,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from lifecycle.clock import utc_now
 from lifecycle.config import ServeSettings
 from lifecycle.store.queue import JOBSTORE_TABLE
 
@@ -60,7 +61,7 @@ def run_job(job_id: str, scheduled: datetime | None = None) -> None:
     if _runner is None:
         log.error("job %s fired with no service running in this process", job_id)
         return
-    _runner(job_id, scheduled or datetime.now(UTC))
+    _runner(job_id, scheduled or utc_now())
 
 
 RUN_JOB = f"{__name__}:run_job"
@@ -170,7 +171,7 @@ class SlotExecutor(ThreadPoolExecutor):  # type: ignore[misc]
 
 
 def _log_submission(event: JobSubmissionEvent) -> None:
-    now = datetime.now(UTC)
+    now = utc_now()
     times = [t.astimezone(UTC) for t in event.scheduled_run_times]
     late = (now - times[0]).total_seconds() if times else 0.0
     log.info("job %s due at %s", event.job_id, ", ".join(t.isoformat() for t in times),

@@ -11,18 +11,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
+from lifecycle.clock import Clock, utc_now
 from lifecycle.errors import LeaseLostError, LifecycleError
 from lifecycle.service.work import WorkSource
 from lifecycle.store.queue import Claim, WorkQueue
 
 log = logging.getLogger(__name__)
-Clock = Callable[[], datetime]
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Heartbeat:

@@ -6,26 +6,20 @@ that transaction fails, so a failed command leaves neither a row nor a file behi
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import pgpy
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, or_, select
 
+from lifecycle.clock import Clock, utc_now
 from lifecycle.errors import KeyMaterialError, KeyNotFoundError
 from lifecycle.pki import key_state, keys, pgp
 from lifecycle.pki.keystore import KeyDirectory, StoredKey, import_pem, import_pgp
 from lifecycle.store import audit
 from lifecycle.store.db import session_scope
 from lifecycle.store.models import KeyRecord, KeyTransitionRecord
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class KeyService:

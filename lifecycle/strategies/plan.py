@@ -126,13 +126,15 @@ def _keys(policy: ImageSetPolicy, keys: Sequence[KeyInfo], certs: dict[str, list
         if key.state not in LIVE:
             continue
         cert = _current(certs.get(key.fingerprint, ()), now)
+        end = _retire_at(policy, key)
+        if cert is None and end is not None and end <= now:
+            continue  # its overlap is over: it retires now and needs no new certificate
         if cert is None:
             yield Action(ActionKind.CERTIFY, key.fingerprint, now, now,
                          f"key {short(key.fingerprint)} has no valid certificate", name,
                          fingerprint=key.fingerprint,
                          revision=str(len(certs.get(key.fingerprint, ()))))
             continue
-        end = _retire_at(policy, key)
         if end is not None and end <= cert.not_after:
             continue  # the key retires before this certificate expires
         opens = policy.renewal_opens(cert.not_before, cert.not_after)

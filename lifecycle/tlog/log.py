@@ -10,9 +10,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol
 
+from lifecycle.clock import utc_now
 from lifecycle.errors import LogConflictError, LogError
 from lifecycle.tlog.checkpoint import Checkpoint
 from lifecycle.tlog.entry import Entry, Submission
@@ -71,8 +72,6 @@ class LoggedEntry:
     leaf_hash: bytes
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Log:

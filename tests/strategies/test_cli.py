@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -30,13 +31,13 @@ def test_plan_apply_track_rotate(tmp_path: Path) -> None:
     for command in (["db", "upgrade"], ["ca", "init"]):
         assert runner.invoke(cli, [*command, "--config", str(config)],
                              env={"SIF_LIFECYCLE_PASSPHRASE": PASSPHRASE}).exit_code == 0
-    planned = json.loads(run(runner, config, "plan", "--at", "2027-01-01", "--json"))
+    planned = json.loads(run(runner, config, "plan", "--json"))
     ready = [a["kind"] for a in planned["actions"] if a["ready"]]
     assert "provision" in ready and "rotate" not in ready
-    assert "provision" in run(runner, config, "apply", "--at", "2027-01-01", "--dry-run")
-    out = run(runner, config, "apply", "--at", "2027-01-01")
+    assert "provision" in run(runner, config, "apply", "--dry-run")
+    out = run(runner, config, "apply")
     assert any(line.split()[:3] == ["done", "provision", "apps"] for line in out.splitlines())
-    assert run(runner, config, "apply", "--at", "2027-01-01").strip() == "nothing to do"
+    assert run(runner, config, "apply").strip() == "nothing to do"
     manifest = json.loads((tmp_path / "publish" / "manifest.json").read_text())
     [key] = manifest["keys"]
     key_file = tmp_path / "keys" / f"{key['fingerprint']}.key.pem"
@@ -48,17 +49,22 @@ def test_plan_apply_track_rotate(tmp_path: Path) -> None:
     signed = runner.invoke(cli, ["sign", "--key", str(key_file), str(image)],
                            env={"SIF_LIFECYCLE_PASSPHRASE": PASSPHRASE})
     assert signed.exit_code == 0, signed.output
-    assert "1 new" in run(runner, config, "track", str(image), "--at", "2027-01-02")
+    assert "1 new" in run(runner, config, "track", str(image))
     listed = json.loads(run(runner, config, "images", "--json"))
     assert listed[0]["image_set"] == "apps" and listed[0]["signers"] == [key["dsse_keyid"]]
-    future = run(runner, config, "plan", "--at", "2028-01-01")
-    assert "rotate" in future and "has been active since 2027-01-01" in future
-    applied = json.loads(run(runner, config, "apply", "--at", "2028-01-01", "--json"))
+    today = datetime.now(UTC)
+    in_a_year = (today + timedelta(days=366)).isoformat()
+    future = run(runner, config, "plan", "--at", in_a_year)
+    assert "rotate" in future and f"has been active since {today:%Y-%m-%d}" in future
+    copy = tmp_path / "in-a-year"
+    applied = json.loads(run(runner, config, "apply", "--at", in_a_year, "--simulate",
+                             str(copy), "--json"))
     assert {r["kind"] for r in applied if r["status"] == "done"} >= {"rotate", "resign"}
-    verified = runner.invoke(cli, ["verify", "--key", str(old_public), str(image)],
+    copied = Path(f"{copy}/images/{str(image).lstrip('/')}")
+    verified = runner.invoke(cli, ["verify", "--key", str(old_public), str(copied)],
                              env={"SIF_LIFECYCLE_PASSPHRASE": PASSPHRASE})
     assert verified.exit_code == 0, verified.output  # the old key still verifies (overlap)
-    assert "0 new" in run(runner, config, "scan", "--at", "2028-01-02")
+    assert "0 new" in run(runner, copy / "config.toml", "scan", "--at", in_a_year)
 
 
 def test_track_refuses_a_non_sif_file(tmp_path: Path) -> None:

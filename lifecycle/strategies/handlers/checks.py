@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lifecycle.errors import VerificationError
 from lifecycle.integrity.keys import VerifierKey
-from lifecycle.inventory.inspect import inspect_image
+from lifecycle.inventory.inspect import is_signed
 from lifecycle.store.ca_service import ROOT
 from lifecycle.strategies.context import ApplyContext
 from lifecycle.tlog.client import LogClient
@@ -31,7 +31,7 @@ def _logged_for(ctx: ApplyContext, log: LogClient, path: str, identity: str
     CA's root; inclusion under a checkpoint signed by the log's key); a signature without
     evidence cannot be judged here, so it counts as failing: never bless what is not checked.
     """
-    if not inspect_image(path).signatures:
+    if not is_signed(path):
         return set(), ""
     trust = TrustMaterial(roots=(ctx.ca.certificate(ROOT),),
                           log_keys=(NoteVerifier.from_verifier_key(log.verifier_key()),),

@@ -7,7 +7,8 @@ from datetime import datetime
 from lifecycle.ephemeral import sign_ephemeral
 from lifecycle.errors import ActionError
 from lifecycle.integrity import dsse
-from lifecycle.inventory.scan import record_ephemeral
+from lifecycle.inventory.inspect import is_signed
+from lifecycle.inventory.scan import LOST_SIGNATURES, ever_signed, record_ephemeral
 from lifecycle.store.ca_service import EPHEMERAL
 from lifecycle.strategies.context import ApplyContext, Handler, NothingToDoError, log_at, policy_of
 from lifecycle.strategies.handlers.checks import _logged_for
@@ -32,6 +33,11 @@ def _sign_ephemeral(action: Action, ctx: ApplyContext, now: datetime) -> str:
         raise ActionError(f"image set {policy.name} signs ephemerally but no transparency log "
                           "is configured", hint="add a [tlog] section to the config and run "
                           "'sif-lifecycle tlog init'")
+    if not is_signed(path):
+        with ctx.engine.connect() as conn:
+            lost = ever_signed(conn, image_id)
+        if lost:  # signing it would bless whatever replaced the signed content
+            refuse(ctx, image_id, path, now, LOST_SIGNATURES)
     found, problem = _logged_for(ctx, log, path, policy.identity)
     if problem:
         refuse(ctx, image_id, path, now, f"its current signatures do not verify ({problem})")

@@ -24,7 +24,7 @@ from lifecycle.strategies.context import (
     policy_of,
     publish_all,
 )
-from lifecycle.strategies.model import Action, ActionKind, short
+from lifecycle.strategies.model import LIVE, Action, ActionKind, short
 
 
 def _new_key(ctx: ApplyContext, policy: ImageSetPolicy, now: datetime) -> KeyRecord:
@@ -67,8 +67,14 @@ def _prepare(action: Action, ctx: ApplyContext, now: datetime) -> str:
 
 def _certify(action: Action, ctx: ApplyContext, now: datetime) -> str:
     policy = policy_of(ctx, action)
-    if has_valid_certificate(load_trust_of(ctx), action.subject, now):
+    trust = load_trust_of(ctx)
+    if has_valid_certificate(trust, action.subject, now):
         raise NothingToDoError("the key already has a valid certificate")
+    key = next((x for x in trust.keys if x.fingerprint == action.subject), None)
+    if key is not None and key.state not in LIVE:
+        # Retired since it was planned: a round can hold both retire and certify of one key.
+        raise NothingToDoError(f"key {short(key.fingerprint)} is {key.state}; it needs no "
+                               "certificate")
     issued = ctx.ca.issue(action.subject, policy.subject_name, policy.certificate_lifetime, now=now)
     publish_all(ctx, now)
     return f"certificate {issued.record.serial} issued"
@@ -99,11 +105,13 @@ def _rotate(action: Action, ctx: ApplyContext, now: datetime) -> str:
     fingerprint = pending[0].fingerprint if pending else _new_key(ctx, policy, now).fingerprint
     if not has_valid_certificate(load_trust_of(ctx), fingerprint, now):
         ctx.ca.issue(fingerprint, policy.subject_name, policy.certificate_lifetime, now=now)
-    ctx.ca.keys.transition(fingerprint, KeyState.ACTIVE, f"rotation of image set {policy.name}",
-                           at=now)
+    # Retiring first: a crash between the two leaves no active key, which provision resumes
+    # by activating the pending one; the other order would leave two active keys for ever.
     ctx.ca.keys.transition(current.fingerprint, KeyState.RETIRING,
                            f"replaced by {fingerprint}; signatures kept for "
                            f"{policy.overlap.days} days", at=now)
+    ctx.ca.keys.transition(fingerprint, KeyState.ACTIVE, f"rotation of image set {policy.name}",
+                           at=now)
     publish_all(ctx, now)
     return f"key {fingerprint} active; key {current.fingerprint} retiring"
 
