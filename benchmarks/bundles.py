@@ -17,8 +17,8 @@ from typing import TypeVar
 
 from lifecycle.bundles import export, open_bundle
 from lifecycle.bundles.offline import key_set
+from lifecycle.model.key_state import KeyState
 from lifecycle.pki import ca, keys
-from lifecycle.pki.key_state import KeyState
 from lifecycle.store import migrate
 from lifecycle.store.ca_service import CaService, CaSettings
 from lifecycle.store.db import make_engine, sqlite_url

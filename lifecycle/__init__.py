@@ -15,13 +15,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from lifecycle._version import __version__
 from lifecycle.errors import LifecycleError, VerificationError
 from lifecycle.integrity.policy import Policy, PolicyMode
 from lifecycle.sign import EphemeralSignResult, SignResult, sign, sign_ephemeral
 from lifecycle.verification.identity import IdentityPolicy
 from lifecycle.verify import CertificateCheck, TrustMaterial, VerificationResult, verify
-
-__version__ = "0.1.0"
 
 __all__ = [
     "CertificateCheck",

@@ -40,7 +40,7 @@ from pydantic_core import PydanticCustomError
 
 from lifecycle.errors import ConfigError, PolicyError
 from lifecycle.files import DOCUMENT_LIMIT, read_file
-from lifecycle.inventory.globs import compile_glob
+from lifecycle.globs import compile_glob
 
 ENV_CONFIG = "SIF_LIFECYCLE_CONFIG"
 DEFAULT_WORK_SOURCE = "lifecycle.service.planner_source:planner_source"

@@ -31,7 +31,8 @@ from lifecycle.errors import LifecycleError
 from lifecycle.integrity.sign import DsseSigner, SignOptions, sign_image
 from lifecycle.inventory.fleet import load_state
 from lifecycle.inventory.scan import scan
-from lifecycle.pki.key_state import KeyState
+from lifecycle.model.fleet import Action, ActionKind, ApplyStatus, day
+from lifecycle.model.key_state import KeyState
 from lifecycle.pki.keys import KeyAlgorithm
 from lifecycle.reports import write_report
 from lifecycle.service.transparency import config_log_client, create_log, open_log
@@ -42,7 +43,6 @@ from lifecycle.store.db import make_engine
 from lifecycle.store.key_service import KeyService
 from lifecycle.strategies.apply import ApplyContext, ApplyResult
 from lifecycle.strategies.due import run_due
-from lifecycle.strategies.model import Action, ActionKind, ApplyStatus, day
 from lifecycle.strategies.plan import plan
 
 MARKER = ".sif-lifecycle-demo"
@@ -247,7 +247,7 @@ class Demo:
 
     def _record(self, action: Action, result: ApplyResult) -> None:
         self.result.history.append((self.clock.now, action, result))
-        if action.kind in ("crl-refresh", "publish") and result.ok:
+        if action.kind in (ActionKind.CRL_REFRESH, ActionKind.PUBLISH) and result.ok:
             return  # routine: counted per year, not listed
         status = "" if result.status == ApplyStatus.DONE else f"[{result.status}: {result.detail}] "
         reason = action.reason.replace(f"{self.workspace}/", "")
@@ -363,7 +363,7 @@ def _write_action_log(result: DemoResult, workspace: Path) -> Path:
     lines += [f"| {s} | {k} | {st} | {n} |" for (s, k, st), n in sorted(kinds.items())]
     lines += ["", "## Action log", ""]
     lines += [f"- {day(at)} `{a.kind}` {r.status}: {a.reason}" for at, a, r in result.history
-              if a.kind not in ("crl-refresh", "publish")]
+              if a.kind not in (ActionKind.CRL_REFRESH, ActionKind.PUBLISH)]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import tomli_w
 
+from lifecycle import globs
 from lifecycle.config import Config
 from lifecycle.errors import LifecycleError
-from lifecycle.inventory import globs
 
 CLOCK_SKEW = timedelta(minutes=5)
 """How far ahead of the real clock ``apply --at`` may act on the real store."""

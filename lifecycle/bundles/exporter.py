@@ -24,7 +24,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp
 
-from lifecycle import __version__
+from lifecycle._version import __version__
 from lifecycle.bundles import manifest as mf
 from lifecycle.bundles.archive import read_bundle, write_bundle
 from lifecycle.bundles.layout import (
@@ -42,8 +42,8 @@ from lifecycle.bundles.layout import (
 from lifecycle.bundles.render import render
 from lifecycle.errors import BundleError, LifecycleError
 from lifecycle.integrity import dsse
+from lifecycle.model.key_state import KeyState
 from lifecycle.pki import crl, keys
-from lifecycle.pki.key_state import KeyState
 from lifecycle.store import audit
 from lifecycle.store.ca_service import INTERMEDIATE, LEAF, ROOT, CaService
 from lifecycle.store.db import session_scope
@@ -99,7 +99,7 @@ class _Built:
 
 def bundle_signing_key(store: KeyService, passphrase: bytes) -> tuple[keys.PrivateKey, bool]:
     """The store's bundle-signing key, created (and activated) on first use; True if new."""
-    rows = [r for r in store.list() if r.purpose == BUNDLE_PURPOSE and r.state == "active"]
+    rows = [r for r in store.list() if r.purpose == BUNDLE_PURPOSE and r.state == KeyState.ACTIVE]
     if rows:
         return store.private_key(rows[-1], passphrase), False
     row = store.generate(keys.KeyAlgorithm.P256, passphrase, purpose=BUNDLE_PURPOSE)

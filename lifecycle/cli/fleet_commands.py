@@ -17,10 +17,10 @@ from lifecycle.config import Config
 from lifecycle.errors import LifecycleError
 from lifecycle.inventory.fleet import list_images, load_state
 from lifecycle.inventory.scan import ScanReport, scan
+from lifecycle.model.fleet import Action
 from lifecycle.store.migrate import open_store
 from lifecycle.strategies.apply import ApplyContext
 from lifecycle.strategies.due import run_due
-from lifecycle.strategies.model import Action
 from lifecycle.strategies.plan import due_now, notes, plan
 
 _AT = click.option("--at", "at", type=UtcTime(), default=None,

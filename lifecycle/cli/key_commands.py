@@ -15,7 +15,7 @@ from lifecycle.cli.pki_options import (
     open_config,
 )
 from lifecycle.files import read_key
-from lifecycle.pki.key_state import KeyState
+from lifecycle.model.key_state import KeyState
 from lifecycle.pki.keys import KeyAlgorithm
 from lifecycle.pki.pgp import PgpAlgorithm
 from lifecycle.store.models import KeyRecord

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from lifecycle import __version__
+from lifecycle._version import __version__
 from lifecycle.errors import ExitCode, LifecycleError
 
 DEBUG_ENV = "SIF_LIFECYCLE_DEBUG"

@@ -1,4 +1,4 @@
-"""Load the fleet the planner sees (:mod:`lifecycle.strategies.model`) in a handful of bulk queries.
+"""Load the fleet the planner sees (:mod:`lifecycle.model.fleet`) in a handful of bulk queries.
 
 Planning a fleet of 100,000 images must take well under two seconds, so nothing here is an ORM
 object: each query selects only the columns ``plan`` reads, and rows become named tuples. It
@@ -26,9 +26,10 @@ from lifecycle.inventory.models import (
     ImageSignatureRecord,
     SetKeyRecord,
 )
-from lifecycle.inventory.status import ImageEvent, ImageStatus
-from lifecycle.pki.key_state import KeyState
-from lifecycle.pki.roles import CaRole
+from lifecycle.model.fleet import CertInfo, CrlInfo, FleetState, ImageState, KeyInfo, Trust
+from lifecycle.model.key_state import KeyState
+from lifecycle.model.roles import CaRole
+from lifecycle.model.status import ImageEvent, ImageStatus
 from lifecycle.store.models import (
     CertificateRecord,
     CrlRecord,
@@ -37,7 +38,6 @@ from lifecycle.store.models import (
     RevocationRecord,
 )
 from lifecycle.store.queries import table
-from lifecycle.strategies.model import CertInfo, CrlInfo, FleetState, ImageState, KeyInfo, Trust
 
 MANIFEST = "manifest.json"
 

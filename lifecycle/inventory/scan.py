@@ -21,9 +21,9 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
+from lifecycle import globs
 from lifecycle.config import Policies
 from lifecycle.errors import LifecycleError
-from lifecycle.inventory import globs
 from lifecycle.inventory.expected import ExpectedSigners, Resolver, expected_signers
 from lifecycle.inventory.inspect import ImageInfo, inspect_image
 from lifecycle.inventory.models import (
@@ -31,7 +31,7 @@ from lifecycle.inventory.models import (
     ImageRecord,
     ImageSignatureRecord,
 )
-from lifecycle.inventory.status import ImageEvent, ImageStatus
+from lifecycle.model.status import ImageEvent, ImageStatus
 from lifecycle.store import audit
 
 IMAGES = ImageRecord.__table__  # type: ignore[attr-defined]

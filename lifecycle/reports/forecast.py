@@ -20,9 +20,9 @@ from datetime import datetime
 from typing import Any
 
 from lifecycle.config import ImageSetPolicy, Strategy
-from lifecycle.inventory.status import ImageStatus
-from lifecycle.pki.key_state import KeyState
-from lifecycle.strategies.model import Action, ActionKind, CertInfo, ImageState, KeyInfo, day, short
+from lifecycle.model.fleet import Action, ActionKind, CertInfo, ImageState, KeyInfo, day, short
+from lifecycle.model.key_state import KeyState
+from lifecycle.model.status import ImageStatus
 
 _UNTRUSTED = {KeyState.COMPROMISED, KeyState.REVOKED, KeyState.RETIRED}
 _KEEPS = {ActionKind.REISSUE, ActionKind.CERTIFY, ActionKind.ROTATE, ActionKind.PREPARE,

@@ -20,7 +20,8 @@ from lifecycle.bundles.exporter import EXPORT_ACTION, _newest
 from lifecycle.config import Config, Policies
 from lifecycle.errors import LogError
 from lifecycle.inventory.fleet import load_state, sif_ids, tampered_images
-from lifecycle.inventory.status import ImageStatus
+from lifecycle.model.fleet import FleetState
+from lifecycle.model.status import ImageStatus
 from lifecycle.reports.forecast import FleetIndex, Forecast, forecast
 from lifecycle.reports.model import (
     BundleStatus,
@@ -34,7 +35,6 @@ from lifecycle.reports.model import (
 )
 from lifecycle.store.queries import latest_audit, revocations_by_serial
 from lifecycle.store.tlog import log_summary, read_meta
-from lifecycle.strategies.model import FleetState
 from lifecycle.strategies.plan import notes, plan
 
 EXPIRING_WITHIN = timedelta(days=90)

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from lifecycle.model.fleet import Action, ActionKind, day
 from lifecycle.reports.forecast import Forecast
-from lifecycle.strategies.model import Action, ActionKind, day
 
 SHOWN_PATHS = 5
 """Paths listed per group; the rest are counted."""

@@ -9,9 +9,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from lifecycle.pki.key_state import KeyState
+from lifecycle.model.fleet import Action
+from lifecycle.model.key_state import KeyState
 from lifecycle.reports.forecast import Forecast
-from lifecycle.strategies.model import Action
 
 
 def _iso(value: Any) -> Any:

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import jinja2
 
-from lifecycle import __version__
+from lifecycle._version import __version__
 from lifecycle.errors import ReportError
+from lifecycle.model.fleet import short
 from lifecycle.pki.files import write_atomic
 from lifecycle.reports.groups import group_actions, group_forecasts
 from lifecycle.reports.model import ReportData
 from lifecycle.reports.timeline import LABEL_WIDTH, build_timeline
-from lifecycle.strategies.model import short
 
 FORMATS = ("html", "md", "json")
 

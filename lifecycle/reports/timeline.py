@@ -11,9 +11,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from lifecycle.pki.key_state import KeyState
+from lifecycle.model.fleet import Action, ActionKind, day, short
+from lifecycle.model.key_state import KeyState
 from lifecycle.reports.model import CertRow, CrlRow, KeyRow, ReportData, SetSummary
-from lifecycle.strategies.model import Action, ActionKind, day, short
 
 PX_PER_DAY = 2.0
 LANE = 34

@@ -109,11 +109,12 @@ class RevocationSource:
         return self._certs[role]
 
 
+_CRL, _CERT = "application/pkix-crl", "application/pkix-cert"
 _FILES = {
-    "/crl/root.crl": ("crl", ROOT), "/crl/intermediate.crl": ("crl", INTERMEDIATE),
-    "/ca/root.crt": ("cert", ROOT), "/ca/intermediate.crt": ("cert", INTERMEDIATE),
+    "/crl/root.crl": (_CRL, ROOT), "/crl/intermediate.crl": (_CRL, INTERMEDIATE),
+    "/ca/root.crt": (_CERT, ROOT), "/ca/intermediate.crt": (_CERT, INTERMEDIATE),
 }
-_TYPES = {"crl": "application/pkix-crl", "cert": "application/pkix-cert"}
+"""Path -> (content type, CA role) of the published DER files."""
 _CACHED = 300  # seconds a client may cache CRLs, certificates and OCSP answers
 
 
@@ -155,9 +156,9 @@ class Routes:
         if method == "GET" and path.startswith("/ocsp/"):
             return self._ocsp(_decode_get(path[len("/ocsp/"):]))
         if method == "GET" and path in _FILES:
-            kind, role = _FILES[path]
-            der = self.source.crl(role) if kind == "crl" else self.source.certificate(role)
-            return (HTTPStatus.OK, der, _TYPES[kind]), _CACHED
+            content_type, role = _FILES[path]
+            der = self.source.crl(role) if content_type == _CRL else self.source.certificate(role)
+            return (HTTPStatus.OK, der, content_type), _CACHED
         if method == "POST" and path in ("/ocsp", "/ocsp/", "/"):
             return self._ocsp(body(MAX_OCSP_REQUEST))
         return error_answer(HTTPStatus.NOT_FOUND, "not found"), 0

@@ -15,13 +15,13 @@ from typing import Any
 from lifecycle.errors import ServiceError
 from lifecycle.inventory.fleet import load_state
 from lifecycle.inventory.scan import scan
+from lifecycle.model.fleet import Action
 from lifecycle.service.transparency import config_log_client
 from lifecycle.service.work import SourceContext, WorkSource
 from lifecycle.store.ca_service import CaService
 from lifecycle.store.key_service import KeyService
 from lifecycle.strategies.apply import ApplyContext, ApplyStatus, apply
 from lifecycle.strategies.handlers.publishing import refresh_crls
-from lifecycle.strategies.model import Action
 from lifecycle.strategies.plan import plan
 from lifecycle.tlog.client import LocalLogClient
 

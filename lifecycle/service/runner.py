@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 
 from lifecycle.clock import Clock, utc_now
 from lifecycle.config import ServeSettings
-from lifecycle.service.scheduler import job_specs, start_scheduler, stop_scheduler
+from lifecycle.service.scheduler import JobId, job_specs, start_scheduler, stop_scheduler
 from lifecycle.service.work import WorkSource
 from lifecycle.service.workers import WorkerPool
 from lifecycle.store import audit, migrate
@@ -54,7 +54,7 @@ class Service:
         # soon as the queue runs dry instead of waiting for the next plan interval
         self.pool = WorkerPool(self.queue, source, instance=self.instance, size=settings.workers,
                                lease=settings.lease, poll=settings.poll_interval, clock=clock,
-                               on_drained=lambda: self.run_job("plan", self.clock()))
+                               on_drained=lambda: self.run_job(JobId.PLAN, self.clock()))
         self.specs = {spec.id: spec for spec in job_specs(settings)}
         self.started = clock()
         self._running_jobs = 0
@@ -69,11 +69,11 @@ class Service:
             "event": "service.started", "instance": self.instance, "workers": self.settings.workers}})
 
     def _job(self, job_id: str, now: datetime) -> Mapping[str, Any]:
-        if job_id in ("scan", "full-scan"):
-            return dict(self.source.scan(now, job_id == "full-scan"))
-        if job_id == "crl":
+        if job_id in (JobId.SCAN, JobId.FULL_SCAN):
+            return dict(self.source.scan(now, job_id == JobId.FULL_SCAN))
+        if job_id == JobId.CRL:
             return dict(self.source.refresh_crls(now))
-        if job_id == "publish":
+        if job_id == JobId.PUBLISH:
             return dict(self.source.publish(now))
         actions = self.source.plan_actions(now)
         queued = self.queue.enqueue(actions, now)

@@ -16,6 +16,7 @@ as JSON and rebuilds every job around :func:`run_job` with fixed options; a row 
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -40,6 +41,16 @@ from lifecycle.store.queue import JOBSTORE_TABLE
 log = logging.getLogger(__name__)
 
 
+class JobId(enum.StrEnum):
+    """The scheduled jobs of ``serve`` (their ids are stored in the job store and the audit)."""
+
+    SCAN = "scan"
+    FULL_SCAN = "full-scan"
+    PLAN = "plan"
+    CRL = "crl"
+    PUBLISH = "publish"
+
+
 @dataclass(frozen=True)
 class JobSpec:
     id: str
@@ -47,9 +58,10 @@ class JobSpec:
 
 
 def job_specs(settings: ServeSettings) -> list[JobSpec]:
-    return [JobSpec("scan", settings.scan_interval), JobSpec("full-scan", settings.full_scan_interval),
-            JobSpec("plan", settings.plan_interval), JobSpec("crl", settings.crl_interval),
-            JobSpec("publish", settings.publish_interval)]
+    return [JobSpec(JobId.SCAN, settings.scan_interval),
+            JobSpec(JobId.FULL_SCAN, settings.full_scan_interval),
+            JobSpec(JobId.PLAN, settings.plan_interval), JobSpec(JobId.CRL, settings.crl_interval),
+            JobSpec(JobId.PUBLISH, settings.publish_interval)]
 
 
 JobRunner = Callable[[str, datetime], Mapping[str, Any] | None]

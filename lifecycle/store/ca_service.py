@@ -18,11 +18,11 @@ from sqlmodel import Session, col, select
 
 from lifecycle.config import CaSettings as CaSettings  # moved down: plain config data
 from lifecycle.errors import CertificateError, KeyMaterialError, KeyNotFoundError
+from lifecycle.model.key_state import KeyState
+from lifecycle.model.roles import CaRole
 from lifecycle.pki import ca, crl, keys
 from lifecycle.pki.certs import certificate_pem, load_certificate
-from lifecycle.pki.key_state import KeyState
 from lifecycle.pki.ocsp import CertStatus, OcspSigner
-from lifecycle.pki.roles import CaRole
 from lifecycle.store import audit
 from lifecycle.store.db import session_scope
 from lifecycle.store.key_service import KeyService

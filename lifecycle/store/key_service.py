@@ -15,7 +15,8 @@ from sqlmodel import Session, col, or_, select
 
 from lifecycle.clock import Clock, utc_now
 from lifecycle.errors import KeyMaterialError, KeyNotFoundError
-from lifecycle.pki import key_state, keys, pgp
+from lifecycle.model import key_state
+from lifecycle.pki import keys, pgp
 from lifecycle.pki.keystore import KeyDirectory, StoredKey, import_pem, import_pgp
 from lifecycle.store import audit
 from lifecycle.store.db import session_scope

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Table, select
 from sqlalchemy.engine import Engine
 
-from lifecycle.pki.roles import CaRole
+from lifecycle.model.roles import CaRole
 from lifecycle.store.models import AuditRecord, CertificateRecord, CrlRecord, RevocationRecord
 
 

@@ -13,6 +13,7 @@ second result; the completion and its audit row commit together.
 
 from __future__ import annotations
 
+import enum
 import json
 import uuid
 from collections.abc import Iterable, Mapping
@@ -44,8 +45,18 @@ from lifecycle.errors import LeaseLostError, StoreError
 from lifecycle.store import audit
 from lifecycle.store.db import UTCDateTime, session_scope
 
-PENDING, CLAIMED, DONE, FAILED = "pending", "claimed", "done", "failed"
-STATES = (PENDING, CLAIMED, DONE, FAILED)
+
+class WorkState(enum.StrEnum):
+    """Where a work item is: waiting (or waiting to retry), leased by a worker, or finished."""
+
+    PENDING = "pending"
+    CLAIMED = "claimed"
+    DONE = "done"
+    FAILED = "failed"
+
+
+PENDING, CLAIMED, DONE, FAILED = WorkState.PENDING, WorkState.CLAIMED, WorkState.DONE, WorkState.FAILED
+STATES = tuple(WorkState)
 JOBSTORE_TABLE = "apscheduler_jobs"
 
 
@@ -200,7 +211,7 @@ class WorkQueue:
         """Mark the item done and audit the action with its result, in one transaction."""
         self._finish(claim, DONE, result, now, "service.action.done")
 
-    def fail(self, claim: Claim, error: str, now: datetime) -> str:
+    def fail(self, claim: Claim, error: str, now: datetime) -> WorkState:
         """Record a failed attempt: retried later, or ``failed`` for good after max_attempts."""
         final = claim.attempts >= self.max_attempts
         self._finish(claim, FAILED if final else PENDING, {"error": error}, now,
@@ -214,7 +225,7 @@ class WorkQueue:
                 state=PENDING, claimed_by=None, claim_token=None, lease_until=None,
                 attempts=_items.c.attempts - 1, updated_at=now))
 
-    def _finish(self, claim: Claim, state: str, result: Mapping[str, Any], now: datetime,
+    def _finish(self, claim: Claim, state: WorkState, result: Mapping[str, Any], now: datetime,
                 audit_action: str) -> None:
         values: dict[str, Any] = {"state": state, "result": json.dumps(dict(result), sort_keys=True,
                                                                       default=str),
@@ -261,5 +272,16 @@ def start_job_run(engine: Engine, job_id: str, instance: str, scheduled: datetim
     return bool(moved)
 
 
-__all__ = ["CLAIMED", "DONE", "FAILED", "PENDING", "Claim", "ServiceJobRecord", "WorkItemRecord",
-           "WorkQueue", "apscheduler_jobs", "start_job_run"]
+__all__ = [
+    "CLAIMED",
+    "DONE",
+    "FAILED",
+    "PENDING",
+    "Claim",
+    "ServiceJobRecord",
+    "WorkItemRecord",
+    "WorkQueue",
+    "WorkState",
+    "apscheduler_jobs",
+    "start_job_run",
+]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from lifecycle.errors import ActionError, LifecycleError, TamperedImageError
+from lifecycle.model.fleet import Action, ActionKind, ApplyStatus
 from lifecycle.store import audit
 from lifecycle.store.db import session_scope
 from lifecycle.strategies.context import (
@@ -21,7 +22,6 @@ from lifecycle.strategies.context import (
     NothingToDoError,
 )
 from lifecycle.strategies.handlers import ephemeral, images, keys, publishing
-from lifecycle.strategies.model import Action, ActionKind, ApplyStatus
 
 __all__ = ["ApplyContext", "ApplyResult", "ApplyStatus", "apply"]
 

@@ -11,9 +11,9 @@ from sqlalchemy.engine import Engine
 from lifecycle.config import ImageSetPolicy, Policies
 from lifecycle.errors import ActionError
 from lifecycle.inventory.fleet import load_set_keys, load_trust
-from lifecycle.pki.key_state import KeyState
+from lifecycle.model.fleet import Action, ActionKind, ApplyStatus, KeyInfo, Trust
+from lifecycle.model.key_state import KeyState
 from lifecycle.store.ca_service import CaService
-from lifecycle.strategies.model import Action, ActionKind, ApplyStatus, KeyInfo, Trust
 from lifecycle.strategies.publish import publish_set
 from lifecycle.tlog.client import LocalLogClient, LogClient
 

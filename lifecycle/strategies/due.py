@@ -6,8 +6,8 @@ from collections.abc import Callable
 from datetime import datetime
 
 from lifecycle.inventory.fleet import load_state
+from lifecycle.model.fleet import Action
 from lifecycle.strategies.apply import ApplyContext, ApplyResult, apply
-from lifecycle.strategies.model import Action
 from lifecycle.strategies.plan import due_now, plan
 
 

@@ -13,9 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from lifecycle.config import ImageSetPolicy, Policies, Strategy
-from lifecycle.inventory.status import ImageStatus
-from lifecycle.pki.key_state import KeyState
-from lifecycle.strategies.model import (
+from lifecycle.model.fleet import (
     LIVE,
     Action,
     ActionKind,
@@ -26,6 +24,8 @@ from lifecycle.strategies.model import (
     day,
     short,
 )
+from lifecycle.model.key_state import KeyState
+from lifecycle.model.status import ImageStatus
 
 TIDY_WINDOW = timedelta(days=7)
 """How long after the overlap ends dropping old signatures and retiring the key may take."""

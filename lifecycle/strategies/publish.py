@@ -15,11 +15,11 @@ from pathlib import Path
 
 from lifecycle.config import ImageSetPolicy
 from lifecycle.inventory.fleet import MANIFEST, load_trust
+from lifecycle.model.fleet import LIVE
 from lifecycle.pki.certs import certificate_pem
 from lifecycle.pki.files import write_atomic
 from lifecycle.store.ca_service import INTERMEDIATE, ROOT, CaService
 from lifecycle.store.queries import certificate_pems, latest_crl
-from lifecycle.strategies.model import LIVE
 
 
 def _write(path: Path, data: bytes) -> None:

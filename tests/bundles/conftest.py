@@ -21,8 +21,8 @@ from lifecycle.cli.main import cli
 from lifecycle.config import load_config
 from lifecycle.integrity.keys import load_pgp_signing_key
 from lifecycle.integrity.sign import DsseSigner, PgpSigner, Signer, SignOptions, sign_image
+from lifecycle.model.key_state import KeyState
 from lifecycle.pki import keys, pgp
-from lifecycle.pki.key_state import KeyState
 from lifecycle.sif import DataType, ObjectSpec, create_image
 from lifecycle.store.ca_service import CaService
 from lifecycle.store.db import make_engine

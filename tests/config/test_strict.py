@@ -275,7 +275,7 @@ def test_the_config_layer_imports_no_higher_layer() -> None:
     isolated = ("import sys, lifecycle\nbefore = set(sys.modules)\nimport lifecycle.config\n"
                 "print(','.join(sorted(m for m in set(sys.modules) - before "
                 "if m.startswith('lifecycle.') and m not in ('lifecycle.config', 'lifecycle.errors', "
-                "'lifecycle.files', 'lifecycle.inventory', 'lifecycle.inventory.globs'))))\n")
+                "'lifecycle.files', 'lifecycle.inventory', 'lifecycle.globs'))))\n")
     for source in (code, isolated):
         result = subprocess.run([sys.executable, "-c", source], capture_output=True, text=True,
                                 check=True, timeout=60, env={"PYTHONPATH": str(REPO)})

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from lifecycle.demo import MARKER, DemoError, DemoResult, next_steps, prepare_workspace, run_demo
-from lifecycle.strategies.model import day
+from lifecycle.model.fleet import day
 
 REPO = Path(__file__).resolve().parents[2]
 

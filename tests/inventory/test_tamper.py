@@ -108,8 +108,8 @@ def test_ephemeral_scan_flags_a_stripped_or_foreign_signed_image(
 
 def test_ephemeral_apply_refuses_a_stripped_image_before_any_scan(tmp_path: Path) -> None:
     """The reviewer's finding 1 without the scan: apply itself reads the image and refuses."""
+    from lifecycle.model.fleet import Action, ActionKind
     from lifecycle.strategies.apply import apply
-    from lifecycle.strategies.model import Action, ActionKind
 
     fleet, ctx, image = _signed_ephemerally(tmp_path)
     strip_and_modify(image)

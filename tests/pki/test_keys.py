@@ -10,8 +10,8 @@ import pytest
 
 from lifecycle.errors import KeyMaterialError, KeyStateError
 from lifecycle.integrity import dsse
+from lifecycle.model.key_state import KeyState, current_state, transition
 from lifecycle.pki import keys, pgp
-from lifecycle.pki.key_state import KeyState, current_state, transition
 from lifecycle.pki.keystore import KeyDirectory
 from tests.pki.conftest import PASSPHRASE, run, tool
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from cryptography import x509
 from sqlmodel import select
 
-from lifecycle.pki.key_state import KeyState
+from lifecycle.model.key_state import KeyState
 from lifecycle.pki.keys import KeyAlgorithm
 from lifecycle.store import audit, migrate
 from lifecycle.store.db import make_engine, session_scope, sqlite_url

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from lifecycle.config import ImageSetPolicy, Policies
+from lifecycle.model.fleet import CertInfo, FleetState, ImageState, KeyInfo
 from lifecycle.reports.forecast import FleetIndex, forecast
-from lifecycle.strategies.model import CertInfo, FleetState, ImageState, KeyInfo
 from lifecycle.strategies.plan import plan
 
 JAN1 = datetime(2027, 1, 1, tzinfo=UTC)

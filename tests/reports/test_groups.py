@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from lifecycle.model.fleet import FleetState, short
 from lifecycle.reports import ReportData, render
 from lifecycle.reports.forecast import FleetIndex, forecast
 from lifecycle.reports.groups import SHOWN_PATHS, group_actions, group_forecasts
 from lifecycle.reports.model import CertRow, KeyRow, SetSummary
 from lifecycle.reports.timeline import MAX_CERTIFICATES, MAX_KEYS, build_timeline
-from lifecycle.strategies.model import FleetState, short
 from lifecycle.strategies.plan import plan
 from tests.reports.test_forecast import POLICIES, ROTATED, cert, image, key
 

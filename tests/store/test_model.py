@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from lifecycle.strategies.model import Action, ActionKind
+from lifecycle.model.fleet import Action, ActionKind
 
 T = datetime(2027, 1, 1, tzinfo=UTC)
 

@@ -15,6 +15,7 @@ from lifecycle.config import ImageSetPolicy, Policies
 from lifecycle.integrity.sign import DsseSigner, SignOptions, sign_image
 from lifecycle.inventory.fleet import load_state
 from lifecycle.inventory.scan import IMAGES, scan
+from lifecycle.model.fleet import Action, FleetState
 from lifecycle.pki import keys
 from lifecycle.sif import create_image, json_spec, partition_spec
 from lifecycle.store import migrate
@@ -23,7 +24,6 @@ from lifecycle.store.db import make_engine, sqlite_url
 from lifecycle.store.key_service import KeyService
 from lifecycle.strategies.apply import ApplyContext, ApplyResult
 from lifecycle.strategies.due import run_due
-from lifecycle.strategies.model import Action, FleetState
 from lifecycle.strategies.plan import plan
 from tests.pki.conftest import PASSPHRASE, URLS
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from lifecycle.model.fleet import ActionKind, ApplyStatus
 from lifecycle.strategies.apply import apply
 from lifecycle.strategies.due import run_due
-from lifecycle.strategies.model import ActionKind, ApplyStatus
 from tests.strategies.conftest import T0, Fleet, make_fleet
 from tests.strategies.crash_worker import SETS, context
 
@@ -66,7 +66,7 @@ def test_a_stale_certify_of_a_retired_key_is_skipped(tmp_path: Path) -> None:
     stale = next((a for a in planned if a.kind == ActionKind.CERTIFY and a.subject == old.fingerprint),
                  None)
     assert stale is None  # the planner no longer asks; a queued one from before must skip
-    from lifecycle.strategies.model import Action
+    from lifecycle.model.fleet import Action
 
     queued = Action(ActionKind.CERTIFY, old.fingerprint, AT, AT, "queued", "web",
                     revision="9")

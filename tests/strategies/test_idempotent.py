@@ -9,11 +9,11 @@ import pytest
 from cryptography import x509
 
 from lifecycle.config import ImageSetPolicy
-from lifecycle.pki.key_state import KeyState
+from lifecycle.model.fleet import Action, ActionKind, ApplyStatus
+from lifecycle.model.key_state import KeyState
 from lifecycle.service.transparency import create_log, local_client
 from lifecycle.strategies.apply import ApplyContext, ApplyResult, apply
 from lifecycle.strategies.due import run_due
-from lifecycle.strategies.model import Action, ActionKind, ApplyStatus
 from tests.pki.conftest import PASSPHRASE
 from tests.strategies.conftest import make_fleet
 

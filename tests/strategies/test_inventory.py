@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import select
 
 from lifecycle.errors import LifecycleError
+from lifecycle.globs import compile_glob, covers
 from lifecycle.integrity.keys import load_signing_key, no_passphrase
 from lifecycle.integrity.sign import DsseSigner, SignOptions, sign_image
 from lifecycle.inventory import scan as scan_module
-from lifecycle.inventory.globs import compile_glob, covers
 from lifecycle.inventory.scan import EVENTS, IMAGES, SIGNATURES, scan
 from lifecycle.sif import SifImage, create_image, json_spec, partition_spec
 from lifecycle.store import migrate

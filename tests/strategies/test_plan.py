@@ -8,7 +8,7 @@ from fractions import Fraction
 import pytest
 
 from lifecycle.config import ImageSetPolicy, Policies
-from lifecycle.strategies.model import Action, CertInfo, CrlInfo, FleetState, ImageState, KeyInfo
+from lifecycle.model.fleet import Action, CertInfo, CrlInfo, FleetState, ImageState, KeyInfo
 from lifecycle.strategies.plan import TIDY_WINDOW, notes, plan
 
 JAN1 = datetime(2027, 1, 1, tzinfo=UTC)

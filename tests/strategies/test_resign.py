@@ -13,7 +13,7 @@ from lifecycle.integrity.keys import KeySet, VerifierKey
 from lifecycle.integrity.sign import remove_signatures
 from lifecycle.integrity.verify import VerifyOptions, verify_image
 from lifecycle.inventory.inspect import inspect_image
-from lifecycle.pki.key_state import KeyState
+from lifecycle.model.key_state import KeyState
 from lifecycle.sif import SifImage
 from lifecycle.store import audit
 from lifecycle.store.db import session_scope

@@ -9,11 +9,11 @@ from lifecycle.errors import ActionError
 from lifecycle.integrity import dsse
 from lifecycle.inventory.inspect import is_signed
 from lifecycle.inventory.scan import LOST_SIGNATURES, ever_signed, record_ephemeral
+from lifecycle.model.fleet import Action, ActionKind
 from lifecycle.store.ca_service import EPHEMERAL
 from lifecycle.strategies.context import ApplyContext, Handler, NothingToDoError, log_at, policy_of
 from lifecycle.strategies.handlers.checks import _logged_for
 from lifecycle.strategies.handlers.images import present_image, refuse, reinventory
-from lifecycle.strategies.model import Action, ActionKind
 from lifecycle.tlog.note import NoteVerifier
 
 

@@ -14,7 +14,8 @@ from lifecycle.integrity.sign import DsseSigner, SignOptions, remove_signatures,
 from lifecycle.inventory.inspect import ImageInfo, inspect_image
 from lifecycle.inventory.scan import image_row, mark_tampered
 from lifecycle.inventory.scan import reinventory as rescan_image
-from lifecycle.inventory.status import ImageStatus
+from lifecycle.model.fleet import LIVE, Action, ActionKind, KeyInfo, Trust, short
+from lifecycle.model.status import ImageStatus
 from lifecycle.pki import keys as pki_keys
 from lifecycle.strategies.context import (
     ApplyContext,
@@ -26,7 +27,6 @@ from lifecycle.strategies.context import (
     set_keys_of,
 )
 from lifecycle.strategies.handlers.checks import _verify_with
-from lifecycle.strategies.model import LIVE, Action, ActionKind, KeyInfo, Trust, short
 
 
 def _verifier(ctx: ApplyContext, key: KeyInfo) -> VerifierKey:

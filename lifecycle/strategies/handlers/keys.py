@@ -11,7 +11,8 @@ from lifecycle.config import ImageSetPolicy
 from lifecycle.errors import ActionError
 from lifecycle.inventory.fleet import link_key
 from lifecycle.inventory.scan import carrying
-from lifecycle.pki.key_state import KeyState
+from lifecycle.model.fleet import LIVE, Action, ActionKind, short
+from lifecycle.model.key_state import KeyState
 from lifecycle.store.models import KeyRecord
 from lifecycle.strategies.context import (
     ApplyContext,
@@ -24,7 +25,6 @@ from lifecycle.strategies.context import (
     policy_of,
     publish_all,
 )
-from lifecycle.strategies.model import LIVE, Action, ActionKind, short
 
 
 def _new_key(ctx: ApplyContext, policy: ImageSetPolicy, now: datetime) -> KeyRecord:

@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from lifecycle.inventory.fleet import read_published
+from lifecycle.model.fleet import Action, ActionKind
 from lifecycle.store.ca_service import INTERMEDIATE, ROOT, CaService
 from lifecycle.strategies.context import (
     ApplyContext,
@@ -15,7 +16,6 @@ from lifecycle.strategies.context import (
     policy_of,
     publish_all,
 )
-from lifecycle.strategies.model import Action, ActionKind
 from lifecycle.strategies.publish import publish_set
 
 

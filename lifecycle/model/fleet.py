@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from lifecycle.inventory.status import ImageStatus
-from lifecycle.pki.key_state import KeyState
-from lifecycle.pki.roles import CaRole
+from lifecycle.model.key_state import KeyState
+from lifecycle.model.roles import CaRole
+from lifecycle.model.status import ImageStatus
 
 
 class KeyInfo(NamedTuple):
