@@ -10,6 +10,9 @@ leaves an image that loads and still verifies with every key that verified it be
 3. a single byte flips ``Used`` to 1 (a one-byte write cannot tear): the object now exists;
 4. the header counters are rewritten (readers do not depend on them).
 
+Over ~400 lines on purpose: reading, the layout checks and every writer share one view of the
+descriptor table, and keeping them together is what keeps the crash-safe order auditable.
+
 Replacing an object is "add the new one, then free the old one" with the same one-byte flip, so
 an envelope rewrite is never half-visible. Writers hold an exclusive ``flock`` on the file.
 

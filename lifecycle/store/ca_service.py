@@ -3,6 +3,7 @@
 Issuance data (certificates, revocations, numbered CRLs) lives in the database; CA private keys
 live encrypted in the key directory like any other key. A revocation regenerates the issuer's
 CRL at once and tells listeners (the OCSP responder) to drop their cached answer.
+Just over ~400 lines: every operation that writes CA rows, checked before it creates anything.
 """
 
 from __future__ import annotations
