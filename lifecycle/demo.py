@@ -344,7 +344,7 @@ class Demo:
         self.out("writing the report")
         _write_action_log(self.result, self.workspace)
         self.result.report = write_report(self.ca.engine, self.config, self.clock.now,
-                                          self.workspace)[0]
+                                          self.workspace, verify_images=True)[0]
         self.result.seconds = time.monotonic() - began
         return self.result
 

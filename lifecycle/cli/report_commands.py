@@ -31,8 +31,11 @@ from lifecycle.store.migrate import open_store
 @click.option("--outbox", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Bundle outbox directory: its newest bundle gives bundle freshness "
                    "(default: the newest export in the audit log).")
+@click.option("--verify-images/--no-verify-images", default=True, show_default=True,
+              help="Confirm every 'verifies now' claim by verifying the image (one read of "
+                   "each); --no-verify-images forecasts from the store alone (large fleets).")
 def report(config_path: Path | None, at: datetime | None, fmt: str, out: Path | None,
-           tlog_db: str | None, outbox: Path | None) -> None:
+           tlog_db: str | None, outbox: Path | None, verify_images: bool) -> None:
     """Report keys, certificates, CRLs, planned actions and, per image, until when it verifies.
 
     The forecast says until when each image verifies with stock 'singularity verify
@@ -53,7 +56,7 @@ def report(config_path: Path | None, at: datetime | None, fmt: str, out: Path | 
                            hint="give the file 'sif-lifecycle tlog init --db' created")
         log_engine = make_engine(tlog_db if "://" in tlog_db else f"sqlite:///{tlog_db}")
     data = build_report(open_store(config.database_url), config, at or utc_now(),
-                        log_engine=log_engine, outbox=outbox)
+                        log_engine=log_engine, outbox=outbox, verify_images=verify_images)
     if out is None:
         click.echo(render(data, fmt).decode(), nl=False)
     else:

@@ -20,12 +20,14 @@ from lifecycle.reports.render import FORMATS, render, write_rendered
 
 
 def write_report(engine: Engine, config: Config, now: datetime, out_dir: Path, *,
-                 log_engine: Engine | None = None, outbox: Path | None = None) -> list[Path]:
+                 log_engine: Engine | None = None, outbox: Path | None = None,
+                 verify_images: bool = False) -> list[Path]:
     """``report.html``, ``report.md`` and ``report.json`` in ``out_dir``, each replaced atomically.
 
     The three files come from one :class:`ReportData`, so they always agree.
     """
-    report = build_report(engine, config, now, log_engine=log_engine, outbox=outbox)
+    report = build_report(engine, config, now, log_engine=log_engine, outbox=outbox,
+                          verify_images=verify_images)
     paths = [out_dir / f"report.{fmt}" for fmt in FORMATS]
     for fmt, path in zip(FORMATS, paths, strict=True):
         write_rendered(report, fmt, path)

@@ -22,6 +22,7 @@ from lifecycle.errors import LogError
 from lifecycle.inventory.fleet import load_state, sif_ids, tampered_images
 from lifecycle.model.fleet import FleetState
 from lifecycle.model.status import ImageStatus
+from lifecycle.reports.checked import confirm_now
 from lifecycle.reports.forecast import FleetIndex, Forecast, forecast
 from lifecycle.reports.model import (
     BundleStatus,
@@ -33,7 +34,7 @@ from lifecycle.reports.model import (
     SetSummary,
     TamperedRow,
 )
-from lifecycle.store.queries import latest_audit, revocations_by_serial
+from lifecycle.store.queries import certificate_pems, latest_audit, revocations_by_serial
 from lifecycle.store.tlog import log_summary, read_meta
 from lifecycle.strategies.plan import notes, plan
 
@@ -114,8 +115,13 @@ def _set_summaries(state: FleetState, policies: Policies, data_forecasts: Sequen
 
 
 def build_report(engine: Engine, config: Config, now: datetime, *,
-                 log_engine: Engine | None = None, outbox: Path | None = None) -> ReportData:
-    """Everything a report shows, as of ``now`` (aware UTC)."""
+                 log_engine: Engine | None = None, outbox: Path | None = None,
+                 verify_images: bool = False) -> ReportData:
+    """Everything a report shows, as of ``now`` (aware UTC).
+
+    ``verify_images`` confirms every "verifies now" claim with :func:`lifecycle.verify.verify`
+    (one read of each image that the forecast says verifies).
+    """
     policies = config.policies
     state = load_state(engine, now, policies.publish_directories())
     actions = plan(state, policies, now)
@@ -131,6 +137,8 @@ def build_report(engine: Engine, config: Config, now: datetime, *,
         forecast(image, policies.set_for(image.path), index, now,
                  logged=ids.get(image.path, "") in logged)
         for image in state.images if image.status != ImageStatus.REMOVED)
+    if verify_images:
+        forecasts = confirm_now(forecasts, index.certificates, certificate_pems(engine), now)
     keys = tuple(KeyRow(key.fingerprint, key.image_set or "", key.state, key.created_at,
                         key.activated_at, _key_end(key.retiring_at, key.image_set, policies))
                  for key in state.keys)

@@ -1,0 +1,62 @@
+"""The report's "verifies now" claims, checked by the one verdict (:func:`lifecycle.verify.verify`).
+
+The forecast is computed from the model (keys, certificates, planned actions) without reading
+images. Before a report says an image verifies now, each such claim is confirmed by verifying the
+image with the public keys of the store keys that signed it; an image that fails is shown as not
+verifying, with the verdict's reason. Reading every image costs one pass over its data, so a
+caller with a very large fleet may skip the check (``report --no-verify-images``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from cryptography import x509
+
+from lifecycle.errors import LifecycleError, VerificationError
+from lifecycle.integrity.keys import VerifierKey
+from lifecycle.model.fleet import CertInfo
+from lifecycle.model.status import ImageStatus
+from lifecycle.reports.forecast import Forecast, Horizon
+from lifecycle.verify import TrustMaterial, verify
+
+
+def _claims(forecast: Forecast) -> bool:
+    return forecast.status == ImageStatus.PRESENT and any(
+        h.verifies for h in (forecast.certificate, forecast.key, forecast.tool))
+
+
+def _keys(signers: Sequence[str], certificates: Mapping[str, Sequence[CertInfo]],
+          pems: Mapping[str, str]) -> tuple[VerifierKey, ...]:
+    """One verifier per signing store key, from any of its certificates (same key in each)."""
+    out = []
+    for fingerprint in signers:
+        cert = next((c for c in certificates.get(fingerprint, ()) if c.serial in pems), None)
+        if cert is not None:
+            public = x509.load_pem_x509_certificate(pems[cert.serial].encode()).public_key()
+            out.append(VerifierKey(f"key {fingerprint[:12]}", public))  # type: ignore[arg-type]
+    return tuple(out)
+
+
+def confirm_now(forecasts: Iterable[Forecast], certificates: Mapping[str, Sequence[CertInfo]],
+                pems: Mapping[str, str], now: datetime) -> tuple[Forecast, ...]:
+    """The forecasts, with every "verifies now" claim that the verdict refutes turned into no."""
+    out = []
+    for forecast in forecasts:
+        keys = _keys(forecast.signers, certificates, pems) if _claims(forecast) else ()
+        if keys:
+            try:
+                verify(forecast.path, TrustMaterial(keys=keys, at=now))
+            except VerificationError as exc:
+                forecast = _refuted(forecast, f"verification fails now: {exc.reason}")
+            except LifecycleError as exc:  # unreadable or vanished since the scan
+                forecast = _refuted(forecast, f"cannot be verified now: {exc.message}")
+        out.append(forecast)
+    return tuple(out)
+
+
+def _refuted(forecast: Forecast, why: str) -> Forecast:
+    no = Horizon(False, None, why)
+    return replace(forecast, certificate=no, key=no, tool=no)
