@@ -164,7 +164,8 @@ def _sign_ephemeral(
     passphrase = read_passphrase(passphrase_file)
     config = open_config(config_path)
     ca = ca_service(config, passphrase)
-    configured = config_log_client(config, passphrase) if log_db is None and log_key_file is None else None
+    configured = (config_log_client(config, passphrase)
+                  if log_url is None and log_db is None and log_key_file is None else None)
     log: LogClient = (http_log_client(log_url, config.tlog) if log_url else configured
                       or local_client(log_db or "tlog.db", log_key_file or Path("tlog-key.json"), passphrase))
     with ProgressBar(_image_size(image), "hashing") as bar:

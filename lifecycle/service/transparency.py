@@ -16,7 +16,7 @@ from lifecycle.config import Config, TlogSettings
 from lifecycle.errors import LogError
 from lifecycle.files import read_key
 from lifecycle.service.tlog_http import Issuers, LogEndpoints
-from lifecycle.store.db import make_engine
+from lifecycle.store.db import make_engine, sqlite_file
 from lifecycle.store.migrate import open_migrated
 from lifecycle.store.tlog import SqlLogStorage, read_meta, write_meta
 from lifecycle.tlog import Log, NoteSigner
@@ -36,8 +36,16 @@ def log_meta(engine: Engine, db: str) -> dict[str, str]:
 
 
 def open_log(db: str, key_path: Path | None = None, passphrase: bytes | None = None) -> Log:
-    """The log in ``db`` (a file or URL), with its signing key when ``key_path`` is given."""
-    engine = make_engine(engine_url(db))
+    """The log in ``db`` (a file or URL), with its signing key when ``key_path`` is given.
+
+    A SQLite file that does not exist is refused, never created: only ``tlog init`` makes one.
+    """
+    url = engine_url(db)
+    file = sqlite_file(url)
+    if file is not None and not file.is_file():
+        raise LogError("no such log database", path=db,
+                       hint="run 'sif-lifecycle tlog init' first, or give the --db it created")
+    engine = make_engine(url)
     meta = log_meta(engine, db)
     signer = None
     if key_path is not None:

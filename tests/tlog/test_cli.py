@@ -131,3 +131,13 @@ def test_init_takes_the_passphrase_file_it_suggests(
     note = runner.invoke(cli, ["tlog", "checkpoint", "--passphrase-file", "pass.txt"])
     assert note.exit_code == 0, note.output
     assert open_checkpoint(note.stdout_bytes, [NoteVerifier.from_verifier_key(vkey)]).size == 0
+
+
+@pytest.mark.parametrize("args", [("checkpoint",), ("prove-consistency", "1"), ("get", "0")])
+def test_a_missing_log_database_is_refused_not_created(run, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                       args: tuple[str, ...]) -> None:
+    missing = tmp_path / "nowhere.db"
+    result = run(*args, "--db", str(missing), code=2)
+    assert "no such log database" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not missing.exists()
