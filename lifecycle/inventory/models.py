@@ -29,6 +29,8 @@ class ImageRecord(SQLModel, table=True):
     first_seen: datetime = Field(sa_type=UTCDateTime)
     last_seen: datetime = Field(sa_type=UTCDateTime)
     last_verified: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    image_set: str | None = Field(default=None, max_length=100, index=True)
+    """The managed set whose globs matched at the last scan (None: in none, or not scanned since)."""
 
 
 class ImageSignatureRecord(SQLModel, table=True):

@@ -40,6 +40,7 @@ from lifecycle.store.ca_service import INTERMEDIATE, ROOT, CaService
 
 log = logging.getLogger(__name__)
 MAX_OCSP_REQUEST = 64 * 1024
+METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,7 @@ class Routes:
     source: RevocationSource | None
     log_endpoints: LogEndpoints | None
     health: Health | None
+    metrics: Callable[[], bytes] | None = None
 
     def answer(self, method: str, target: str, headers: dict[str, str],
                body: Callable[[int], bytes]) -> tuple[Answer, int]:
@@ -149,8 +151,10 @@ class Routes:
                 return error_answer(HTTPStatus.METHOD_NOT_ALLOWED, "use GET or POST"), 0
             data = body(self.log_endpoints.max_submission) if method == "POST" else b""
             return self.log_endpoints.handle(method, target, data, headers), 0
-        if method == "GET" and path == "/healthz" and self.health is not None:
-            return self._health(), 0
+        if method == "GET" and path in ("/healthz", "/readyz") and self.health is not None:
+            return self._health(ready=path == "/readyz"), 0
+        if method == "GET" and path == "/metrics" and self.metrics is not None:
+            return (HTTPStatus.OK, self.metrics(), METRICS_TYPE), 0
         if self.source is None:
             return error_answer(HTTPStatus.NOT_FOUND, "not found (no CA in the store)"), 0
         if method == "GET" and path.startswith("/ocsp/"):
@@ -169,13 +173,16 @@ class Routes:
             return error_answer(HTTPStatus.BAD_REQUEST, "bad OCSP request encoding"), 0
         return (HTTPStatus.OK, self.source.ocsp(request), "application/ocsp-response"), _CACHED
 
-    def _health(self) -> Answer:
+    def _health(self, *, ready: bool) -> Answer:
+        """/healthz: 200 while the instance works (``ok`` or ``degraded``, with reasons), 503 when
+        it cannot (database away, stopping); /readyz: 503 unless ``ok``."""
         assert self.health is not None
         try:
             report, status = self.health(), HTTPStatus.OK
         except Exception as exc:  # the database is away: say so, with 503 for load balancers
             report, status = {"status": "error", "error": str(exc)}, HTTPStatus.SERVICE_UNAVAILABLE
-        if report.get("status") != "ok":
+        healthy = ("ok",) if ready else ("ok", "degraded")
+        if report.get("status") not in healthy:
             status = HTTPStatus.SERVICE_UNAVAILABLE
         return status, json.dumps(report).encode() + b"\n", JSON
 
@@ -294,7 +301,8 @@ class RunningServer:
 
 def start_http(source: RevocationSource | None, host: str = "127.0.0.1", port: int = 0, *,
                log_endpoints: LogEndpoints | None = None, health: Health | None = None,
-               limits: HttpLimits | None = None) -> RunningServer:
+               limits: HttpLimits | None = None,
+               metrics: Callable[[], bytes] | None = None) -> RunningServer:
     """Serve CRLs, CA certificates, OCSP, the log and /healthz on ``host:port`` (0: a free port)."""
     limits = limits or HttpLimits()
     # waitress warns on every request that waits for a thread: under load, a line per request
@@ -306,7 +314,7 @@ def start_http(source: RevocationSource | None, host: str = "127.0.0.1", port: i
         max_request_header_size=limits.max_header_bytes, ident="sif-lifecycle",
         expose_tracebacks=False, backlog=max(1024, limits.max_connections))
     try:
-        server = _Server(make_app(Routes(source, log_endpoints, health)), adj=adjustments)
+        server = _Server(make_app(Routes(source, log_endpoints, health, metrics)), adj=adjustments)
     except OSError as exc:
         raise LifecycleError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
                              hint="choose another --listen address, or stop what uses this one"

@@ -93,6 +93,8 @@ class ServiceJobRecord(SQLModel, table=True):
     last_started: datetime = Field(sa_type=UTCDateTime)
     last_instance: str = Field(max_length=255)
     runs: int = Field(default=0)
+    last_success: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_failure: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 # APScheduler's SQLAlchemyJobStore table, declared here so `db upgrade` creates it and the schema
@@ -272,6 +274,13 @@ def start_job_run(engine: Engine, job_id: str, instance: str, scheduled: datetim
     return bool(moved)
 
 
+def finish_job_run(engine: Engine, job_id: str, now: datetime, *, ok: bool) -> None:
+    """Stamp the end of a run of ``job_id``: its success (or failure) time, for /metrics."""
+    with engine.begin() as conn:
+        conn.execute(update(_jobs).where(_jobs.c.job_id == job_id)
+                     .values({"last_success" if ok else "last_failure": now}))
+
+
 __all__ = [
     "CLAIMED",
     "DONE",
@@ -283,5 +292,6 @@ __all__ = [
     "WorkQueue",
     "WorkState",
     "apscheduler_jobs",
+    "finish_job_run",
     "start_job_run",
 ]
