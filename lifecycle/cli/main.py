@@ -95,6 +95,8 @@ COMMANDS = {
     "apply": "lifecycle.cli.fleet_commands:apply_command",
     "report": "lifecycle.cli.report_commands:report",
     "demo": "lifecycle.cli.demo_command:demo",
+    "actions": "lifecycle.cli.ops_commands:actions",
+    "alerts": "lifecycle.cli.ops_commands:alerts",
 }
 """Subcommands, imported only when used: a `verify` should not pay for the CA's imports."""
 

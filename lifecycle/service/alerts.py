@@ -83,8 +83,8 @@ def rules(config: Config) -> dict[str, Any]:
                      f'sum by (kind) ({_M}actions{{state="failed"}}) > 0', th,
                      "{{ $value }} {{ $labels.kind }} action(s) failed for good."))
     out.append(_rule(RuleName.JOB_NOT_SUCCEEDING,
-                     f"time() - {_M}job_last_success_timestamp_seconds > 2 * on(instance, job, job_id) "
-                     f"group_left() {_M}job_interval_seconds", th,
+                     f"(time() - {_M}job_last_success_timestamp_seconds) > (2 * "
+                     f"{_M}job_interval_seconds)", th,
                      "Job {{ $labels.job_id }} last succeeded {{ $value | humanizeDuration }} ago."))
     out.append(_rule(RuleName.INSTANCE_MISSING, f'absent(up{{job="{th.job_label}"}} == 1)', th,
                      f"No instance of scrape job {th.job_label} is up."))
