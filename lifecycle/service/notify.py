@@ -146,8 +146,7 @@ class Notifier:
         url = str(self.settings.alertmanager_url).rstrip("/") + "/api/v2/alerts"
         previous = _last_firing(self.engine, now)
         current = {f.key for f in found}
-        resolved = [_finding_of(key, summary, {}) for key, summary in previous.items()
-                    if key not in current]
+        resolved = [finding for key, finding in previous.items() if key not in current]
         alerts = alertmanager_alerts(found, resolved, now, self.settings.interval)
         error = None
         if alerts:
@@ -158,20 +157,28 @@ class Notifier:
                 log.warning("alertmanager %s: %s", url, error,
                             extra={"fields": {"event": "notify.alertmanager.failed"}})
         with session_scope(self.engine) as session:
+            firing = found if error is None else list(previous.values())
             audit.record(session, now, RESOLVED_KEY, url[:255], error=error,
-                         firing={f.key: f.summary for f in found} if error is None else previous,
+                         firing={f.key: f.to_dict() for f in firing},
                          resolved=[f.key for f in resolved])
         return len(alerts)
 
 
-def _last_firing(engine: Engine, now: datetime) -> dict[str, str]:
-    """What the last Alertmanager post said was firing (from its audit row)."""
+def _last_firing(engine: Engine, now: datetime) -> dict[str, Finding]:
+    """What the last Alertmanager post said was firing (from its audit row, which we wrote)."""
     entry = latest_audit(engine, RESOLVED_KEY, now)
-    if entry is None:
-        return {}
-    doc = json.loads(entry.detail)
+    doc = json.loads(entry.detail) if entry is not None else {}
     firing = doc.get("firing") if isinstance(doc, dict) else None
-    return {str(k): str(v) for k, v in firing.items()} if isinstance(firing, dict) else {}
+    if not isinstance(firing, dict):
+        return {}
+    found = {}
+    for key, item in firing.items():
+        try:
+            found[str(key)] = Finding(RuleName(item["alertname"]), str(item["subject"]),
+                                      str(item["summary"]), str(item.get("image_set", "")))
+        except (KeyError, TypeError, ValueError):
+            continue  # a row of an older format: nothing to resolve
+    return found
 
 
 def _post_json(url: str, body: Any, timeout: timedelta) -> None:
