@@ -66,7 +66,7 @@ def actions(ctx: click.Context, config_path: Path | None, states: tuple[str, ...
                    f"due={item.due.isoformat()} {item.key}")
         if reason:
             click.echo(f"    why: {reason}")
-        if error and item.state != "done":
+        if error and item.state != WorkState.DONE:
             click.echo(f"    last error: {error}")
     if not items and not as_json:
         click.echo("no actions in " + ", ".join(states or _SHOWN))

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from lifecycle.config import Config
+from lifecycle.model.roles import CaRole
 from lifecycle.service.conditions import RENEWALS, RULES, RuleName, Thresholds
 
 _M = "sif_lifecycle_"
@@ -44,7 +45,7 @@ def rules(config: Config) -> dict[str, Any]:
     renewals = "|".join(kind.value for kind in RENEWALS)
     out: list[dict[str, Any]] = []
     for name, window in sorted(th.renewal_window.items()):
-        sel = f'{cert}{{role="leaf",image_set="{name}"}}'
+        sel = f'{cert}{{role="{CaRole.LEAF.value}",image_set="{name}"}}'
         out.append(_rule(RuleName.CERTIFICATE_RENEWAL_OVERDUE,
                          f"{sel} - time() < {_s(window - th.grace)}", th,
                          f"Certificate {{{{ $labels.serial }}}} of set {name} expires in "
@@ -56,7 +57,7 @@ def rules(config: Config) -> dict[str, Any]:
                          f"Certificate {{{{ $labels.serial }}}} of set {name} expires in "
                          "{{ $value | humanizeDuration }} and no renewal is queued.", image_set=name))
     out.append(_rule(RuleName.CA_CERTIFICATE_EXPIRING,
-                     f'{cert}{{role!="leaf"}} - time() < {_s(th.ca_expiry)}', th,
+                     f'{cert}{{role!="{CaRole.LEAF.value}"}} - time() < {_s(th.ca_expiry)}', th,
                      "The {{ $labels.role }} CA certificate {{ $labels.serial }} expires in "
                      "{{ $value | humanizeDuration }}."))
     for name, _rotation in sorted(th.key_rotation.items()):
