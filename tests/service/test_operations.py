@@ -205,7 +205,7 @@ class Hook(BaseHTTPRequestHandler):
     received: list[dict[str, Any]]
     failures: list[int]
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         if self.failures:
             self.failures.pop()
