@@ -90,8 +90,8 @@ RULES: dict[RuleName, RuleDoc] = {
         "(a failed renewal, a revoked key without successor)"),
     RuleName.TAMPERED_IMAGES: RuleDoc(
         Severity.CRITICAL, "images whose signed content no longer matches, or with foreign signers",
-        "compare the image with its source; `sif-lifecycle images --tampered` lists the evidence; "
-        "replace it and `sif-lifecycle track` it again"),
+        "compare the image with its source (the serve log's image.tampered warning gives the "
+        "evidence, `sif-lifecycle images` lists them); replace it and `sif-lifecycle track` it again"),
     RuleName.ACTIONS_FAILED: RuleDoc(
         Severity.WARNING, "actions failed max_attempts times and wait for an operator",
         "`sif-lifecycle actions --state failed` shows the error; fix the cause, then "
@@ -284,3 +284,11 @@ def _findings(snap: Snapshot, config: Config, th: Thresholds) -> Iterator[Findin
             when = last.isoformat() if last is not None else "never"
             yield Finding(RuleName.JOB_NOT_SUCCEEDING, run.job,
                           f"job {run.job} (every {interval}) last succeeded: {when}")
+
+
+def reference() -> str:
+    """The Markdown table of the rules (docs/operations.md embeds it; a test keeps it current)."""
+    lines = ["| alert | severity | fires when | what to do |", "|---|---|---|---|"]
+    lines += [f"| `{name.value}` | {doc.severity.value} | {doc.summary} | {doc.action} |"
+              for name, doc in RULES.items()]
+    return "\n".join(lines) + "\n"

@@ -284,6 +284,10 @@ def test_a_failed_delivery_is_retried_with_a_doubling_delay_and_audited(
     assert actions == ["notify.retry", "notify.retry", "notify.sent"]
 
 
-def test_the_metrics_reference_in_the_docs_is_current() -> None:
+def test_the_metrics_and_rules_references_in_the_docs_are_current() -> None:
+    from lifecycle.service.conditions import reference as rules_reference
+
     text = (REPO / "docs" / "operations.md").read_text()
     assert reference() in text, "docs/operations.md: paste lifecycle.service.metrics.reference() output"
+    assert rules_reference() in text, \
+        "docs/operations.md: paste lifecycle.service.conditions.reference() output"
