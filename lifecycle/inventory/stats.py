@@ -28,6 +28,7 @@ class CurrentCertificate(NamedTuple):
     image_set: str
     """'' for the CA's own certificates and keys in no set."""
     fingerprint: str
+    """The signing key's ('' for the CA's own)."""
 
 
 class SigningKey(NamedTuple):
@@ -45,41 +46,51 @@ class ImageCount(NamedTuple):
     total: int
 
 
+def _sets_of_keys(conn: Connection) -> dict[int, str]:
+    """Key id -> its image set (the first by name, should a key serve two)."""
+    sk = table(SetKeyRecord)
+    found: dict[int, str] = {}
+    for key_id, name in conn.execute(select(sk.c.key_id, sk.c.image_set).order_by(sk.c.image_set)):
+        found.setdefault(key_id, name)
+    return found
+
+
 def current_certificates(conn: Connection) -> list[CurrentCertificate]:
-    """The newest unrevoked certificate of each CA role and of each live signing key.
+    """The newest certificate of each CA role and of each live signing key, unless revoked.
 
     Ephemeral leaves (minutes-long, one per signature) are left out: their CA's certificate is
-    what expires.
+    what expires. (A live key's newest certificate replaces the older ones, which are left to
+    expire: their expiry is not what a renewal watches.)
     """
-    c, r, k, sk = (table(m) for m in (CertificateRecord, RevocationRecord, KeyRecord, SetKeyRecord))
-    newest = (select(func.max(c.c.id)).outerjoin(r, r.c.certificate_id == c.c.id)
-              .where(r.c.id.is_(None), c.c.role != CaRole.EPHEMERAL_LEAF)
+    c, r, k = (table(m) for m in (CertificateRecord, RevocationRecord, KeyRecord))
+    newest = (select(func.max(c.c.id)).where(c.c.role != CaRole.EPHEMERAL_LEAF)
               .group_by(c.c.role, c.c.key_id))
-    sets = select(sk.c.key_id, func.min(sk.c.image_set).label("image_set")).group_by(
-        sk.c.key_id).subquery()
+    sets = _sets_of_keys(conn)
     rows = conn.execute(
-        select(c.c.role, c.c.serial, c.c.not_after, sets.c.image_set, k.c.fingerprint)
-        .outerjoin(k, k.c.id == c.c.key_id).outerjoin(sets, sets.c.key_id == c.c.key_id)
-        .where(c.c.id.in_(newest), or_(c.c.role != CaRole.LEAF, k.c.state.in_(list(LIVE))))
+        select(c.c.role, c.c.serial, c.c.not_after, c.c.key_id, k.c.fingerprint)
+        .outerjoin(k, k.c.id == c.c.key_id).outerjoin(r, r.c.certificate_id == c.c.id)
+        .where(c.c.id.in_(newest), r.c.id.is_(None),
+               or_(c.c.role != CaRole.LEAF, k.c.state.in_(list(LIVE))))
         .order_by(c.c.role, c.c.serial))
-    return [CurrentCertificate(role, serial, not_after, image_set or "", fingerprint or "")
-            for role, serial, not_after, image_set, fingerprint in rows]
+    return [CurrentCertificate(role, serial, not_after,
+                               sets.get(key_id, "") if role == CaRole.LEAF else "",
+                               fingerprint or "" if role == CaRole.LEAF else "")
+            for role, serial, not_after, key_id, fingerprint in rows]
 
 
 def signing_keys(conn: Connection) -> list[SigningKey]:
     """Every live signing key with its set and since when it signs (what rotation counts from)."""
-    k, t, sk = (table(m) for m in (KeyRecord, KeyTransitionRecord, SetKeyRecord))
-    activated = (select(t.c.key_id, func.max(t.c.at).label("at"))
-                 .where(t.c.to_state == KeyState.ACTIVE).group_by(t.c.key_id).subquery())
-    sets = select(sk.c.key_id, func.min(sk.c.image_set).label("image_set")).group_by(
-        sk.c.key_id).subquery()
+    k, t = table(KeyRecord), table(KeyTransitionRecord)
+    live = select(k.c.id).where(k.c.purpose == "signing", k.c.state.in_(list(LIVE)))
+    activated = dict(conn.execute(
+        select(t.c.key_id, func.max(t.c.at)).where(t.c.to_state == KeyState.ACTIVE,
+                                                   t.c.key_id.in_(live)).group_by(t.c.key_id)).all())
+    sets = _sets_of_keys(conn)
     rows = conn.execute(
-        select(k.c.fingerprint, k.c.state, sets.c.image_set, k.c.created_at, activated.c.at,
-               k.c.expires_at)
-        .outerjoin(sets, sets.c.key_id == k.c.id).outerjoin(activated, activated.c.key_id == k.c.id)
-        .where(k.c.purpose == "signing", k.c.state.in_(list(LIVE))).order_by(k.c.fingerprint))
-    return [SigningKey(fpr, state, image_set or "", active or created, expires)
-            for fpr, state, image_set, created, active, expires in rows]
+        select(k.c.id, k.c.fingerprint, k.c.state, k.c.created_at, k.c.expires_at)
+        .where(k.c.id.in_(live)).order_by(k.c.fingerprint))
+    return [SigningKey(fpr, state, sets.get(key_id, ""), activated.get(key_id) or created, expires)
+            for key_id, fpr, state, created, expires in rows]
 
 
 def image_counts(conn: Connection) -> list[ImageCount]:

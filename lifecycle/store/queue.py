@@ -25,6 +25,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Float,
+    Index,
     Integer,
     LargeBinary,
     Table,
@@ -64,6 +65,8 @@ class WorkItemRecord(SQLModel, table=True):
     """A planned action (its JSON as planned) and where it stands."""
 
     __tablename__ = "work_items"
+    # counting items by state and kind (/metrics, /healthz) reads this index only
+    __table_args__ = (Index("ix_work_items_state_kind", "state", "kind"),)
 
     id: int | None = Field(default=None, sa_type=BigInteger().with_variant(Integer(), "sqlite"),
                            primary_key=True)

@@ -1,4 +1,5 @@
-"""Operations: each image's set (metrics count by set), job success times, sent notifications.
+"""Operations: each image's set (metrics count by set), job success times, sent notifications,
+and the indexes that keep a /metrics scrape independent of the number of images.
 
 Revision ID: 0006
 Revises: 0005
@@ -21,10 +22,12 @@ _TIME = sa.DateTime(timezone=True)
 def upgrade() -> None:
     with op.batch_alter_table("images", schema=None) as batch_op:
         batch_op.add_column(sa.Column("image_set", sa.String(length=100), nullable=True))
-        batch_op.create_index("ix_images_image_set", ["image_set"], unique=False)
+        batch_op.create_index("ix_images_image_set_status", ["image_set", "status"], unique=False)
     with op.batch_alter_table("service_jobs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("last_success", _TIME, nullable=True))
         batch_op.add_column(sa.Column("last_failure", _TIME, nullable=True))
+    op.create_index("ix_work_items_state_kind", "work_items", ["state", "kind"], unique=False)
+    op.create_index("ix_certificates_role_key_id", "certificates", ["role", "key_id"], unique=False)
     op.create_table(
         "notifications",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -46,9 +49,11 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("notifications")
+    op.drop_index("ix_work_items_state_kind", table_name="work_items")
+    op.drop_index("ix_certificates_role_key_id", table_name="certificates")
     with op.batch_alter_table("service_jobs", schema=None) as batch_op:
         batch_op.drop_column("last_failure")
         batch_op.drop_column("last_success")
     with op.batch_alter_table("images", schema=None) as batch_op:
-        batch_op.drop_index("ix_images_image_set")
+        batch_op.drop_index("ix_images_image_set_status")
         batch_op.drop_column("image_set")
