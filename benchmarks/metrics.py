@@ -97,6 +97,9 @@ def fill(url: str, images: int, sets: int, keys: int, certs_per_key: int, work: 
         conn.execute(insert(j), [{"job_id": job, "last_scheduled": NOW, "last_started": NOW,
                                   "last_instance": "bench", "runs": 1, "last_success": NOW}
                                  for job in ("scan", "full-scan", "plan", "crl", "publish")])
+    # a store in service has statistics (and, on PostgreSQL, a visibility map): as autovacuum leaves it
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM ANALYZE" if engine.dialect.name == "postgresql" else "ANALYZE")
     engine.dispose()
 
 
