@@ -56,8 +56,10 @@ def rules(config: Config) -> dict[str, Any]:
                          f'(sum({_M}actions{{kind=~"{renewals}",state=~"pending|claimed"}}) > 0)', th,
                          f"Certificate {{{{ $labels.serial }}}} of set {name} expires in "
                          "{{ $value | humanizeDuration }} and no renewal is queued.", image_set=name))
+    leaf, ocsp = CaRole.LEAF.value, CaRole.OCSP.value
     out.append(_rule(RuleName.CA_CERTIFICATE_EXPIRING,
-                     f'{cert}{{role!="{CaRole.LEAF.value}"}} - time() < {_s(th.ca_expiry)}', th,
+                     f'({cert}{{role!="{leaf}",role!="{ocsp}"}} - time() < {_s(th.ca_expiry)}) or '
+                     f'({cert}{{role="{ocsp}"}} - time() < {_s(th.ocsp_expiry)})', th,
                      "The {{ $labels.role }} CA certificate {{ $labels.serial }} expires in "
                      "{{ $value | humanizeDuration }}."))
     for name, _rotation in sorted(th.key_rotation.items()):

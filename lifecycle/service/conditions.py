@@ -142,6 +142,8 @@ class Thresholds:
     bundle_left: timedelta
     forecast: timedelta
     ca_expiry: timedelta
+    ocsp_expiry: timedelta
+    """The OCSP signer lives ``[ca] ocsp_signer_lifetime`` (90 days): warned a third of it ahead."""
     jobs: dict[str, timedelta]
     pending: timedelta
     job_label: str
@@ -170,8 +172,9 @@ class Thresholds:
             specs["notify"] = config.notify.interval
         return cls(window, rotation, grace, crl_left, bundle_left,
                    timedelta(days=config.alerts.forecast_days),
-                   timedelta(days=config.alerts.ca_expiry_days), specs, config.alerts.pending,
-                   config.alerts.job)
+                   timedelta(days=config.alerts.ca_expiry_days),
+                   min(timedelta(days=config.alerts.ca_expiry_days), config.ca.ocsp_signer_lifetime / 3),
+                   specs, config.alerts.pending, config.alerts.job)
 
 
 def rotation_due(since: datetime, image_set: str, th: Thresholds) -> datetime | None:
@@ -243,7 +246,8 @@ def _findings(snap: Snapshot, config: Config, th: Thresholds) -> Iterator[Findin
             elif left < window - th.grace:
                 yield Finding(RuleName.CERTIFICATE_RENEWAL_OVERDUE, cert.serial,
                               f"{what}: renewal overdue", cert.image_set)
-        elif cert.role != CaRole.LEAF and left < th.ca_expiry:
+        elif cert.role != CaRole.LEAF and left < (
+                th.ocsp_expiry if cert.role == CaRole.OCSP else th.ca_expiry):
             yield Finding(RuleName.CA_CERTIFICATE_EXPIRING, f"{cert.role}:{cert.serial}",
                           f"the {cert.role} CA certificate {cert.serial}: {_left(cert.not_after, now)}")
     for key in snap.keys:
@@ -267,8 +271,11 @@ def _findings(snap: Snapshot, config: Config, th: Thresholds) -> Iterator[Findin
     for count in snap.images:
         if count.status == ImageStatus.TAMPERED and count.total:
             name = count.image_set or "(no set)"
+            paths = snap.tampered.get(count.image_set, [])
+            more = f" and {count.total - len(paths)} more" if count.total > len(paths) else ""
             yield Finding(RuleName.TAMPERED_IMAGES, name,
-                          f"{count.total} tampered image(s) in set {name}", count.image_set)
+                          f"{count.total} tampered image(s) in set {name}: {', '.join(paths)}{more}",
+                          count.image_set)
     failed = sum(w.total for w in snap.work if w.state == WorkState.FAILED)
     if failed:
         shown = "; ".join(f"#{f.id} {f.key} after {f.attempts} attempts: {f.error}"

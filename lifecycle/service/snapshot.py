@@ -26,7 +26,9 @@ from lifecycle.inventory.stats import (
     current_certificates,
     image_counts,
     signing_keys,
+    tampered_paths,
 )
+from lifecycle.model.status import ImageStatus
 from lifecycle.store.queries import (
     CrlRow,
     FailedItem,
@@ -42,6 +44,8 @@ from lifecycle.store.queries import (
 
 FAILED_SHOWN = 20
 """How many failed actions a snapshot names (health reasons, notifications); all are counted."""
+TAMPERED_SHOWN = 5
+"""How many tampered images of a set a snapshot names; all are counted."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,8 @@ class Snapshot:
     bundle_valid_until: datetime | None
     published: dict[str, datetime]
     """Image set -> when its publish directory was last written."""
+    tampered: dict[str, list[str]]
+    """Image set -> the first :data:`TAMPERED_SHOWN` tampered images (sets that have some)."""
 
 
 class BundleCache:
@@ -106,7 +112,9 @@ def take(engine: Engine, config: Config, now: datetime, bundles: BundleCache) ->
         failed = failed_items(conn, FAILED_SHOWN)
         jobs = job_runs(conn)
         entries, newest = tlog_stats(conn)
+        tampered = {c.image_set: tampered_paths(conn, c.image_set, TAMPERED_SHOWN)
+                    for c in images if c.status == ImageStatus.TAMPERED and c.total}
     published = {name: at for name, directory in config.policies.publish_directories().items()
                  if directory is not None and (at := _published_at(directory)) is not None}
     return Snapshot(now, certificates, keys, crls, images, work, due, failed, jobs, entries,
-                    newest, bundles.valid_until(config.serve.bundle_outbox), published)
+                    newest, bundles.valid_until(config.serve.bundle_outbox), published, tampered)

@@ -32,6 +32,7 @@ from tests.conftest import REPO, require_tool
 from tests.service.harness import ServeProcess, launch, stop_all, write_config
 
 PASSPHRASE = b"service-test"
+pytestmark = pytest.mark.interop
 
 
 def free_port() -> int:
@@ -97,6 +98,7 @@ def test_the_shipped_rules_are_the_generator_output_for_the_example_config() -> 
         "regenerate: sif-lifecycle alerts --config config/sif-lifecycle.example.toml -o config/alerts.yml"
 
 
+@pytest.mark.slow
 def test_prometheus_scrapes_serve_and_fires_the_crl_alert_of_a_crl_let_go_stale(
         tmp_path: Path, processes: list[ServeProcess], children: list[subprocess.Popen[bytes]]) -> None:
     prometheus = require_tool("prometheus")
@@ -161,6 +163,7 @@ def test_prometheus_scrapes_serve_and_fires_the_crl_alert_of_a_crl_let_go_stale(
 FINDING = Finding(RuleName.TAMPERED_IMAGES, "apps", "2 tampered image(s) in set apps", "apps")
 
 
+@pytest.mark.slow
 def test_alertmanager_receives_and_lists_our_notifications(
         tmp_path: Path, children: list[subprocess.Popen[bytes]]) -> None:
     alertmanager = require_tool("prometheus-alertmanager")

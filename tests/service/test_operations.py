@@ -9,6 +9,7 @@ import logging
 import threading
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -52,8 +53,8 @@ def scrape(collector: StoreCollector) -> dict[str, list[tuple[dict[str, str], fl
     return {f.name: [(s.labels, s.value) for s in f.samples] for f in text_string_to_metric_families(text)}
 
 
-def test_metrics_and_health_of_a_fleet_with_a_tampered_image(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_metrics_health_and_notification_of_a_fleet_with_a_tampered_image(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, hook: tuple[str, type[Hook]]) -> None:
     fleet = make_fleet(tmp_path, [APPS])
     fleet.run()
     [image, other] = fleet.signed_images("apps", 2)
@@ -86,10 +87,19 @@ def test_metrics_and_health_of_a_fleet_with_a_tampered_image(
 
     found = findings(collector.snapshot(), config)
     assert [f.rule for f in found] == [RuleName.TAMPERED_IMAGES]
-    assert found[0].summary == "1 tampered image(s) in set apps"
-    service = Service(fleet.engine, _Idle(), config.serve, operations=_operations(fleet, config))
+    assert found[0].summary == f"1 tampered image(s) in set apps: {image}"
+    url, handler = hook
+    config = replace(config, notify=NotifyTable(webhooks=[url]))
+    service = Service(fleet.engine, _Idle(), config.serve, operations=_operations(fleet, config),
+                      clock=lambda: fleet.now)
     health = service.health()
     assert health["status"] == "degraded" and health["reasons"] == [found[0].summary]
+    assert "notify" in service.specs  # the notify job runs because a channel is configured
+    service.run_job("notify", fleet.now)
+    fleet.now += timedelta(minutes=5)
+    service.run_job("notify", fleet.now)  # unchanged: not sent again
+    assert [(b["alertname"], b["image_set"], b["summary"]) for b in handler.received] == [
+        (RuleName.TAMPERED_IMAGES, "apps", found[0].summary)]
     running = start_http(None, metrics=MetricsEndpoint(collector), health=service.health)
     try:
         with urllib.request.urlopen(running.url + "/metrics", timeout=10) as answer:
