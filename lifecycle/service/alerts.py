@@ -87,8 +87,10 @@ def rules(config: Config) -> dict[str, Any]:
                      "{{ $value }} {{ $labels.kind }} action(s) failed for good."))
     out.append(_rule(RuleName.JOB_NOT_SUCCEEDING,
                      f"(time() - {_M}job_last_success_timestamp_seconds) > (2 * "
-                     f"{_M}job_interval_seconds)", th,
-                     "Job {{ $labels.job_id }} last succeeded {{ $value | humanizeDuration }} ago."))
+                     f"{_M}job_interval_seconds) or (time() - {_M}job_last_failure_timestamp_seconds "
+                     f"unless {_M}job_last_success_timestamp_seconds)", th,
+                     "Job {{ $labels.job_id }}: {{ $value | humanizeDuration }} since its last success "
+                     "(never successful: since its last failure)."))
     out.append(_rule(RuleName.INSTANCE_MISSING, f'absent(up{{job="{th.job_label}"}} == 1)', th,
                      f"No instance of scrape job {th.job_label} is up."))
     return {"groups": [{"name": "sif-lifecycle", "rules": out}]}

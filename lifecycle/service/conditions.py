@@ -97,7 +97,8 @@ RULES: dict[RuleName, RuleDoc] = {
         "`sif-lifecycle actions --state failed` shows the error; fix the cause, then "
         "`sif-lifecycle actions retry ID` (or `--all-failed`)"),
     RuleName.JOB_NOT_SUCCEEDING: RuleDoc(
-        Severity.WARNING, "a scheduled job has not succeeded for two of its intervals",
+        Severity.WARNING, "a scheduled job has not succeeded for two of its intervals, or failed "
+        "and never succeeded",
         "read the service log for `service.job.failed` records of the job"),
     RuleName.INSTANCE_MISSING: RuleDoc(
         Severity.CRITICAL, "no serve instance answers Prometheus' scrapes",

@@ -62,6 +62,7 @@ METRICS = (
           "Due time of the oldest unfinished item that is due (absent: none is due)"),
     _spec("job_last_success_timestamp_seconds", "job_id", "Last successful run of each scheduled job"),
     _spec("job_last_run_timestamp_seconds", "job_id", "Last start of each scheduled job"),
+    _spec("job_last_failure_timestamp_seconds", "job_id", "Last failed run of each scheduled job"),
     _spec("job_interval_seconds", "job_id", "Configured interval of each scheduled job"),
     _spec("tlog_entries", "", "Entries in the transparency log kept in the store's database"),
     _spec("tlog_last_entry_timestamp_seconds", "", "Integration time of the newest log entry"),
@@ -124,6 +125,8 @@ def families(snap: Snapshot, config: Config, th: Thresholds, seconds: float) -> 
             add("job_last_run_timestamp_seconds", [job], run.last_started.timestamp())
             if run.last_success is not None:
                 add("job_last_success_timestamp_seconds", [job], run.last_success.timestamp())
+            if run.last_failure is not None:
+                add("job_last_failure_timestamp_seconds", [job], run.last_failure.timestamp())
     add("tlog_entries", [], snap.tlog_entries)
     if snap.tlog_newest is not None:
         add("tlog_last_entry_timestamp_seconds", [], snap.tlog_newest.timestamp())
