@@ -1,0 +1,120 @@
+"""Stock ``singularity``/``apptainer verify --ocsp-verify`` against our CA, judged by the Go
+program tests/interop/stockocsp (crypto/x509 + golang.org/x/crypto/ocsp, the stock rules).
+
+The certificates name ``127.0.0.1:9`` (URLS) as their responder; ``-via`` sends the POST to the
+test server on its free port instead, with the URL's path and Host header."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from lifecycle.config import OcspResponderMode
+from lifecycle.pki import keys
+from lifecycle.pki.certs import certificate_pem
+from lifecycle.service.http import RevocationSource, RunningServer, start_http
+from lifecycle.store import migrate
+from lifecycle.store.ca_service import INTERMEDIATE, ROOT, CaService, CaSettings
+from lifecycle.store.db import make_engine, sqlite_url
+from lifecycle.store.key_service import KeyService
+from tests.pki.conftest import PASSPHRASE, URLS, StoreCa
+
+pytestmark = pytest.mark.interop
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def serve(authority: CaService) -> RunningServer:
+    return start_http(RevocationSource(authority, recheck_seconds=0), "127.0.0.1", 0)
+
+
+@pytest.fixture
+def server(store_ca: StoreCa) -> Iterator[RunningServer]:
+    running = serve(store_ca.ca)
+    yield running
+    running.stop()
+
+
+def chain_files(env: StoreCa, leaf: x509.Certificate, authority: CaService | None = None,
+                ) -> list[str | Path]:
+    authority = authority or env.ca
+    name = f"{leaf.serial_number:x}"
+    return ["-leaf", env.write(f"{name}.pem", certificate_pem(leaf)),
+            "-intermediates", env.write("inter.pem", certificate_pem(
+                authority.certificate(INTERMEDIATE))),
+            "-roots", env.write("root.pem", certificate_pem(authority.certificate(ROOT)))]
+
+
+def issue(authority: CaService, env: StoreCa, algorithm: keys.KeyAlgorithm) -> x509.Certificate:
+    row = env.keys.generate(algorithm, PASSPHRASE)
+    return authority.issue(row.fingerprint, f"Stock {algorithm}", timedelta(days=30)).certificate
+
+
+def address(server: RunningServer) -> str:
+    return server.url.removeprefix("http://")
+
+
+def test_stock_rules_accept_leaves_and_intermediate_then_reject_a_revoked_leaf(
+        stockocsp: Run, store_ca: StoreCa, server: RunningServer) -> None:
+    leaves = [issue(store_ca.ca, store_ca, a) for a in (keys.KeyAlgorithm.ED25519,
+                                                        keys.KeyAlgorithm.P256)]
+    for leaf in leaves:
+        result = stockocsp(*chain_files(store_ca, leaf), "-via", address(server))
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "x509 ok: 3 certificates, code signing" in result.stdout
+        assert result.stdout.count("ocsp ok:") == 2  # the leaf and the intermediate
+        assert "ocsp ok: sif-lifecycle Signing CA" in result.stdout
+    store_ca.ca.revoke(f"{leaves[0].serial_number:x}", x509.ReasonFlags.key_compromise)
+    revoked = stockocsp(*chain_files(store_ca, leaves[0]), "-via", address(server))
+    assert revoked.returncode == 1
+    assert "FAIL ocsp Stock ed25519: certificate revoked at" in revoked.stdout
+    assert stockocsp(*chain_files(store_ca, leaves[1]), "-via", address(server)).returncode == 0
+
+
+def test_stock_rules_reject_a_delegated_responder(stockocsp: Run, store_ca: StoreCa) -> None:
+    delegated = CaService(store_ca.keys, PASSPHRASE,
+                          CaSettings(urls=URLS, ocsp_responder=OcspResponderMode.DELEGATED))
+    leaf = issue(delegated, store_ca, keys.KeyAlgorithm.ED25519)
+    running = serve(delegated)
+    try:
+        result = stockocsp(*chain_files(store_ca, leaf), "-via", address(running))
+    finally:
+        running.stop()
+    assert result.returncode == 1
+    assert "FAIL ocsp Stock ed25519: ocsp response is rejected" in result.stdout
+
+
+def test_a_store_from_before_gets_ocsp_on_its_intermediate_by_early_reissue(
+        stockocsp: Run, tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "old.db")
+    migrate.upgrade(url)
+    service = KeyService(make_engine(url), tmp_path / "keys")
+    # before this change only leaves named a responder: an intermediate made with no OCSP URL
+    # is the same certificate as an old store's (CRL DP only)
+    old = CaService(service, PASSPHRASE, CaSettings(urls=replace(URLS, ocsp_url=None)))
+    old.init(root_algorithm=keys.KeyAlgorithm.P256, intermediate_algorithm=keys.KeyAlgorithm.P256,
+             root_lifetime=timedelta(days=3650), intermediate_lifetime=timedelta(days=1825))
+    legacy = old.certificate(INTERMEDIATE)
+    with pytest.raises(x509.ExtensionNotFound):
+        legacy.extensions.get_extension_for_class(x509.AuthorityInformationAccess)
+    env = StoreCa(tmp_path, url, service, CaService(service, PASSPHRASE, CaSettings(urls=URLS)))
+    leaf = issue(env.ca, env, keys.KeyAlgorithm.ED25519)
+    running = serve(env.ca)
+    try:
+        stale = stockocsp(*chain_files(env, leaf), "-via", address(running))
+        assert stale.returncode == 1
+        assert "FAIL ocsp sif-lifecycle Signing CA: certificate does not support OCSP" in \
+            stale.stdout
+        new = env.ca.reissue_intermediate().certificate
+        assert new.public_key() == legacy.public_key() and new.subject == legacy.subject
+        assert new.not_valid_after_utc - new.not_valid_before_utc == timedelta(days=1825)
+        fixed = stockocsp(*chain_files(env, leaf), "-via", address(running))
+    finally:
+        running.stop()
+    assert fixed.returncode == 0, fixed.stdout
+    assert "ocsp ok: sif-lifecycle Signing CA" in fixed.stdout
