@@ -14,10 +14,15 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.x509 import ocsp
 
+from lifecycle.clock import utc_now
 from lifecycle.config import OcspResponderMode
+from lifecycle.errors import CertificateValidationError
 from lifecycle.pki import keys
 from lifecycle.pki.certs import certificate_pem
+from lifecycle.pki.ocsp import OcspResponder, error_response
+from lifecycle.pki.validate import fetch_ocsp_response, validate_signing_certificate
 from lifecycle.service.http import RevocationSource, RunningServer, start_http
 from lifecycle.store import migrate
 from lifecycle.store.ca_service import INTERMEDIATE, ROOT, CaService, CaSettings
@@ -118,3 +123,64 @@ def test_a_store_from_before_gets_ocsp_on_its_intermediate_by_early_reissue(
         running.stop()
     assert fixed.returncode == 0, fixed.stdout
     assert "ocsp ok: sif-lifecycle Signing CA" in fixed.stdout
+
+
+def test_verify_ocsp_verify_takes_the_same_path_for_leaf_and_intermediate(
+        store_ca: StoreCa, server: RunningServer) -> None:
+    """``verify --ocsp-verify`` (``fetch_ocsp``) asks the first AIA OCSP URL of the leaf AND the
+    intermediate: with ``require`` and no CRL at all, the root's answer for the intermediate
+    is the only evidence for it."""
+    live = CaService(store_ca.keys, PASSPHRASE, CaSettings(urls=replace(
+        URLS, ocsp_url=f"{server.url}/ocsp")))
+    live.reissue_intermediate()  # the intermediate now names the live responder
+    leaf = issue(live, store_ca, keys.KeyAlgorithm.ED25519)
+    chain = ([live.certificate(INTERMEDIATE)], [live.certificate(ROOT)])
+    with pytest.raises(CertificateValidationError, match="revocation"):
+        validate_signing_certificate(leaf, *chain, revocation_mode="require")
+    result = validate_signing_certificate(leaf, *chain, fetch_ocsp=True,
+                                          revocation_mode="require")
+    assert result.leaf == leaf and result.warnings == ()
+    live.revoke(f"{leaf.serial_number:x}", x509.ReasonFlags.key_compromise)
+    with pytest.raises(CertificateValidationError, match="revoked"):
+        validate_signing_certificate(leaf, *chain, fetch_ocsp=True, revocation_mode="require")
+
+
+def test_a_responder_that_refuses_sha1_is_asked_with_sha256(store_ca: StoreCa) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    responder = OcspResponder(store_ca.ca.ocsp_signers(), store_ca.ca.status_under)
+    asked: list[str] = []
+
+    class Sha256Only(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            algorithm = ocsp.load_der_ocsp_request(body).hash_algorithm.name
+            asked.append(algorithm)
+            answer = (error_response(ocsp.OCSPResponseStatus.UNAUTHORIZED) if algorithm == "sha1"
+                      else responder.respond(body, utc_now()))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/ocsp-response")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Sha256Only)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        live = CaService(store_ca.keys, PASSPHRASE, CaSettings(urls=replace(
+            URLS, ocsp_url=f"http://127.0.0.1:{httpd.server_address[1]}/ocsp")))
+        leaf = issue(live, store_ca, keys.KeyAlgorithm.P256)
+        der = fetch_ocsp_response(leaf, live.certificate(INTERMEDIATE))
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(10)
+    assert asked == ["sha1", "sha256"]
+    answer = ocsp.load_der_ocsp_response(der)
+    assert answer.certificate_status == ocsp.OCSPCertStatus.GOOD
+    assert answer.hash_algorithm.name == "sha256" and answer.serial_number == leaf.serial_number
