@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from cryptography import x509
 from sqlalchemy.engine import Engine
 
 # The outbox's reader: the same rule (newest readable bundle) as the exporter's refresh check.
@@ -21,6 +22,7 @@ from lifecycle.config import Config, Policies
 from lifecycle.errors import LogError
 from lifecycle.inventory.fleet import load_state, sif_ids, tampered_images
 from lifecycle.model.fleet import FleetState
+from lifecycle.model.roles import CaRole
 from lifecycle.model.status import ImageStatus
 from lifecycle.reports.checked import confirm_now
 from lifecycle.reports.forecast import FleetIndex, Forecast, forecast
@@ -34,7 +36,13 @@ from lifecycle.reports.model import (
     SetSummary,
     TamperedRow,
 )
-from lifecycle.store.queries import certificate_pems, latest_audit, revocations_by_serial
+from lifecycle.reports.stock_ocsp import StockOcsp, stock_ocsp
+from lifecycle.store.queries import (
+    certificate_pems,
+    latest_audit,
+    newest_certificate_pem,
+    revocations_by_serial,
+)
 from lifecycle.store.tlog import log_summary, read_meta
 from lifecycle.strategies.plan import notes, plan
 
@@ -114,6 +122,24 @@ def _set_summaries(state: FleetState, policies: Policies, data_forecasts: Sequen
     return out
 
 
+def _stock_ocsp(engine: Engine, config: Config, certs: Sequence[CertRow], now: datetime,
+                ) -> list[StockOcsp]:
+    """Per set: stock ``--ocsp-verify`` with its newest current certificate and today's CAs."""
+    pems = certificate_pems(engine)
+    cas = [newest_certificate_pem(engine, role) for role in (CaRole.INTERMEDIATE, CaRole.ROOT)]
+    ca_certs = [x509.load_pem_x509_certificate(p.encode()) for p in cas if p is not None]
+    out = []
+    for policy in config.policies.image_sets:
+        current = [c for c in certs if c.image_set == policy.name and c.revoked_at is None
+                   and not c.superseded
+                   and c.not_before <= now < c.not_after]
+        newest = max(current, key=lambda c: (c.not_after, c.serial), default=None)
+        chain = ([x509.load_pem_x509_certificate(pems[newest.serial].encode()), *ca_certs]
+                 if newest is not None else [])
+        out.append(stock_ocsp(policy.name, policy.strategy, chain, config.ca.ocsp_responder))
+    return out
+
+
 def build_report(engine: Engine, config: Config, now: datetime, *,
                  log_engine: Engine | None = None, outbox: Path | None = None,
                  verify_images: bool = False) -> ReportData:
@@ -160,7 +186,8 @@ def build_report(engine: Engine, config: Config, now: datetime, *,
         generated_at=now, sets=tuple(_set_summaries(state, policies, forecasts)), keys=keys,
         certificates=tuple(certs), crls=crls, actions=tuple(actions),
         notes=tuple(notes(policies)), forecasts=forecasts, tampered=tuple(tampered),
-        log=log[0] if log else None, bundle=bundle, expiring=expiring)
+        log=log[0] if log else None, bundle=bundle, expiring=expiring,
+        stock_ocsp=tuple(_stock_ocsp(engine, config, certs, now)))
 
 
 def _key_end(retiring_at: datetime | None, image_set: str | None,

@@ -54,6 +54,15 @@ def certificate_pems(engine: Engine) -> dict[str, str]:
         return {serial: pem for serial, pem in conn.execute(select(c.c.serial, c.c.pem))}
 
 
+def newest_certificate_pem(engine: Engine, role: CaRole) -> str | None:
+    """The PEM of the newest certificate of ``role`` (None: there is none)."""
+    c = table(CertificateRecord)
+    with engine.connect() as conn:
+        pem: str | None = conn.execute(select(c.c.pem).where(c.c.role == role)
+                                       .order_by(c.c.id.desc())).scalar()
+    return pem
+
+
 def latest_crl(engine: Engine, role: CaRole) -> bytes | None:
     """The DER of the newest CRL of the newest certificate of ``role`` (None: never published)."""
     c, crl = table(CertificateRecord), table(CrlRecord)
