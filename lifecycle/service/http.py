@@ -92,9 +92,12 @@ class RevocationSource:
             if revision != self._revision:
                 self._revision = revision
                 self._crls.clear()
-                # a re-issued intermediate (``ca reissue-intermediate``) is served from now on
-                self.responder = OcspResponder(self.ca.ocsp_signers(), self.ca.status_under)
-                self._certs = self._load_certs()
+                certs = self._load_certs()
+                if certs != self._certs:  # a re-issued intermediate: serve and sign as it
+                    self._certs = certs
+                    self.responder = OcspResponder(self.ca.ocsp_signers(), self.ca.status_under)
+                else:  # no key is decrypted for an ordinary issuance or revocation
+                    self.responder.invalidate()
 
     def ocsp(self, request: bytes) -> bytes:
         self._refresh()

@@ -7,6 +7,7 @@ test server on its free port instead, with the URL's path and Host header."""
 from __future__ import annotations
 
 import subprocess
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -119,10 +120,13 @@ def test_a_store_from_before_gets_ocsp_on_its_intermediate_by_early_reissue(
         assert new.public_key() == legacy.public_key() and new.subject == legacy.subject
         assert new.not_valid_after_utc - new.not_valid_before_utc == timedelta(days=1825)
         fixed = stockocsp(*chain_files(env, leaf), "-via", address(running))
+        with urllib.request.urlopen(f"{running.url}/ca/intermediate.crt", timeout=10) as answer:
+            served = x509.load_der_x509_certificate(answer.read())
     finally:
         running.stop()
     assert fixed.returncode == 0, fixed.stdout
     assert "ocsp ok: sif-lifecycle Signing CA" in fixed.stdout
+    assert served == new  # the running responder noticed the re-issue
 
 
 def test_verify_ocsp_verify_takes_the_same_path_for_leaf_and_intermediate(
@@ -184,3 +188,18 @@ def test_a_responder_that_refuses_sha1_is_asked_with_sha256(store_ca: StoreCa) -
     answer = ocsp.load_der_ocsp_response(der)
     assert answer.certificate_status == ocsp.OCSPCertStatus.GOOD
     assert answer.hash_algorithm.name == "sha256" and answer.serial_number == leaf.serial_number
+
+
+def test_after_an_intermediate_reissue_the_fleet_sees_one_current_crl_per_ca(
+        store_ca: StoreCa) -> None:
+    from lifecycle.inventory.fleet import load_trust
+
+    before = store_ca.ca.publish_crl(INTERMEDIATE)
+    store_ca.ca.reissue_intermediate()
+    with store_ca.ca.engine.connect() as conn:
+        crls = load_trust(conn).crls
+    roles = [c.role for c in crls]
+    assert sorted(roles) == sorted({*roles}) and INTERMEDIATE in roles
+    number = next(c.number for c in crls if c.role == INTERMEDIATE)
+    assert number == x509.load_der_x509_crl(before).extensions.get_extension_for_class(
+        x509.CRLNumber).value.crl_number + 1
