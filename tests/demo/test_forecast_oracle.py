@@ -1,0 +1,36 @@
+"""The demo's forecast, right by construction: every claim of its report, at four simulated
+dates across its three years, checked against real verification (tests/reports/oracle.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from lifecycle.reports.forecast import Forecast
+from tests.demo.conftest import CHECKED_AFTER, DemoRun
+
+
+@pytest.mark.slow
+def test_every_forecast_claim_holds_under_verification(demo_run: DemoRun) -> None:
+    assert len(demo_run.reports) == len(CHECKED_AFTER) + 1
+    assert demo_run.oracle.violations == []
+    checked = demo_run.oracle.checked
+    # Not vacuous: every kind of claim the demo's fleet makes was checked, and held.
+    for kind in ("certificate-now", "certificate-until", "certificate-no",
+                 "certificate-ephemeral", "key-now", "key-no", "tool-logged", "tool-renewed"):
+        assert checked[kind] > 0, (kind, checked)
+
+
+@pytest.mark.slow
+def test_ephemeral_images_are_judged_by_their_evidence(demo_run: DemoRun) -> None:
+    last = demo_run.reports[-1]
+    ci: list[Forecast] = [f for f in last.forecasts if f.image_set == "ci"]
+    assert sorted(f.path.rsplit("/", 1)[1] for f in ci) == ["ci-nightly.sif", "ci-tool.sif"]
+    for f in ci:
+        assert f.signers == f.logged and len(f.logged) == 1
+        assert f.tool.verifies and f.tool.until is None and f.tool.text == "indefinitely"
+        assert "https://ci.demo.example/pipelines/main" in f.tool.basis
+        assert not f.certificate.verifies
+        assert f.certificate.basis.startswith("its 10-minute certificate expired ")
+        assert not f.key.verifies and "ephemeral key" in f.key.basis
+    [summary] = [s for s in last.sets if s.name == "ci"]
+    assert summary.verifiable_until is None
