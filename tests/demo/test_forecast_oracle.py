@@ -3,10 +3,14 @@ dates across its three years, checked against real verification (tests/reports/o
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from lifecycle.reports.forecast import Forecast
 from tests.demo.conftest import CHECKED_AFTER, DemoRun
+from tests.reports.test_browser import check_layout
 
 
 @pytest.mark.slow
@@ -34,3 +38,11 @@ def test_ephemeral_images_are_judged_by_their_evidence(demo_run: DemoRun) -> Non
         assert not f.key.verifies and "ephemeral key" in f.key.basis
     [summary] = [s for s in last.sets if s.name == "ci"]
     assert summary.verifiable_until is None
+
+
+@pytest.mark.slow
+def test_the_demo_report_in_chromium(demo_run: DemoRun, tmp_path: Path) -> None:
+    """The demo's report (its busiest page): no overlapping labels, statuses in their colours."""
+    ws = demo_run.result.workspace
+    check_layout(tmp_path, (ws / "report.html").read_bytes(),
+                 json.loads((ws / "report.json").read_text()))

@@ -9,9 +9,9 @@ the log's verifier key:
   reference Go verifier (tests/interop/sifcheck) checks PGP keyrings only, not certificates at a
   time, so the stock rules are :func:`lifecycle.verify.verify` with a certificate and no log and
   no timestamps; dates are judged with no CRLs and ``soft-fail`` (stock checks revocation only
-  when asked), since today's CRLs do not cover a date months ahead. An ephemeral image's claim
-  "its certificate expired D" holds: its leaf (from the store) verifies 5 minutes before D and
-  not an hour after.
+  when asked), since today's CRLs do not cover a date months ahead. An ephemeral image's
+  certificate claims are checked with its leaf (from the store): "until D" or "expired D" holds
+  5 minutes before D (it lasts only minutes) and fails an hour after.
 - stock ``--key``: "verifies now" holds with the published keys; "no" fails with them.
 - this tool: logged images verify with the log key, the set's identity and the root now and
   ten years on; "until D" holds at D - 1 h and fails at D + 1 h (``verify --at``); "indefinitely"
@@ -30,6 +30,7 @@ from sqlalchemy.engine import Engine
 
 from lifecycle.config import Policies
 from lifecycle.errors import LifecycleError
+from lifecycle.model.fleet import CertInfo
 from lifecycle.model.roles import CaRole
 from lifecycle.model.status import ImageStatus
 from lifecycle.reports import Forecast, ReportData
@@ -118,7 +119,9 @@ def check_report(oracle: Oracle, data: ReportData, policies: Policies, engine: E
 
         # stock --certificate
         cert = f.certificate
-        if cert.verifies:
+        if f.logged:
+            _ephemeral_certificates(oracle, f, pub.root, pems, leaves, ephemeral_ca, now)
+        elif cert.verifies:
             oracle.expect("certificate-now", f, "stock --certificate verifies now",
                           _any(f.path, stock(now, dated=False)))
             if cert.until is not None:
@@ -130,27 +133,6 @@ def check_report(oracle: Oracle, data: ReportData, policies: Policies, engine: E
         else:
             oracle.expect("certificate-no", f, "stock --certificate fails now",
                           _fails(_any(f.path, stock(now, dated=False))))
-        for keyid in f.logged:  # the 10-minute certificate the stock column talks about
-            leaf = leaves[keyid]
-            assert ephemeral_ca is not None
-            root = pub.root
-
-            def with_leaf(at: datetime, serial: str = leaf.serial,
-                          root: Path = root) -> TrustMaterial:
-                return TrustMaterial(
-                    certificate=x509.load_pem_x509_certificate(pems[serial].encode()),
-                    intermediates=(x509.load_pem_x509_certificate(ephemeral_ca.encode()),),
-                    roots=(root,), revocation="soft-fail", at=at)
-
-            if not cert.verifies:
-                oracle.expect("certificate-ephemeral", f, "its ephemeral certificate fails now",
-                              _fails(_outcome(f.path, with_leaf(now))))
-            oracle.expect("certificate-ephemeral", f, "its ephemeral certificate verified "
-                          "5 minutes before it expired",
-                          _outcome(f.path, with_leaf(leaf.not_after - timedelta(minutes=5))))
-            oracle.expect("certificate-ephemeral", f, "its ephemeral certificate fails 1 h "
-                          "after it expired",
-                          _fails(_outcome(f.path, with_leaf(leaf.not_after + HOUR))))
         # stock --key
         keys = [TrustMaterial(keys=(k,), at=now) for k in pub.keys]
         if f.key.verifies:
@@ -185,3 +167,32 @@ def check_report(oracle: Oracle, data: ReportData, policies: Policies, engine: E
                                     at=now)] if log_key else []
             oracle.expect("tool-no", f, "fails now with every published key and certificate",
                           _fails(_any(f.path, [*stock(now, dated=False), *keys, *logged])))
+
+
+def _ephemeral_certificates(oracle: Oracle, f: Forecast, root: Path, pems: dict[str, str],
+                            leaves: dict[str, CertInfo], ephemeral_ca: str | None,
+                            now: datetime) -> None:
+    """Stock ``--certificate`` with the minutes-long leaf of each logged signature."""
+    assert ephemeral_ca is not None
+    cert = f.certificate
+    for keyid in f.logged:
+        leaf = leaves[keyid]
+
+        def at(when: datetime, serial: str = leaf.serial) -> bool | str:
+            return _outcome(f.path, TrustMaterial(
+                certificate=x509.load_pem_x509_certificate(pems[serial].encode()),
+                intermediates=(x509.load_pem_x509_certificate(ephemeral_ca.encode()),),
+                roots=(root,), revocation="soft-fail", at=when))
+
+        before, after = leaf.not_after - timedelta(minutes=5), leaf.not_after + HOUR
+        if cert.verifies:
+            assert cert.until is not None
+            oracle.expect("certificate-now", f, "its ephemeral certificate verifies now", at(now))
+            before, after = cert.until - timedelta(minutes=5), cert.until + HOUR
+        else:
+            oracle.expect("certificate-no", f, "its ephemeral certificate fails now",
+                          _fails(at(now)))
+        oracle.expect("certificate-ephemeral", f, f"its ephemeral certificate verifies at "
+                      f"{before}, 5 minutes before it expires", at(before))
+        oracle.expect("certificate-ephemeral", f, f"its ephemeral certificate fails at {after}",
+                      _fails(at(after)))
