@@ -118,12 +118,19 @@ class ReportData:
     """Current certificates that expire within ``EXPIRING_WITHIN`` of the report time with
     nothing planned that renews them (or retires their key) in time."""
 
+    @property
+    def certificate_counts(self) -> dict[CertStatus, int]:
+        """How many certificates have each status (every status, zeros included)."""
+        return {status: sum(1 for c in self.certificates if c.status == status)
+                for status in CertStatus}
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "generated_at": self.generated_at.isoformat(),
             "sets": [_iso(asdict(s)) for s in self.sets],
             "keys": [_iso(asdict(x)) for x in self.keys],
             "certificates": [_iso(asdict(c)) for c in self.certificates],
+            "certificate_statuses": {str(k): n for k, n in self.certificate_counts.items()},
             "expiring_certificates": [c.serial for c in self.expiring],
             "crls": [_iso(asdict(c)) for c in self.crls],
             "actions": [a.to_dict() | {"ready": a.ready(self.generated_at)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import sqlite3
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -99,6 +100,15 @@ def test_formats_carry_the_same_facts(report_data: ReportData) -> None:
     assert report_data.log is not None
     assert report_data.log.verifier_key in md and report_data.log.verifier_key in page
     assert "stale: export a new bundle" in md and "stale: export a new bundle" in page
+    # One status per certificate, the same in the JSON, the cards and the Markdown.
+    counts = Counter(c.status for c in report_data.certificates)
+    assert doc["certificate_statuses"] == {s.value: counts[s] for s in CertStatus}
+    assert [c["status"] for c in doc["certificates"]] == [c.status for c in report_data.certificates]
+    assert "Certificates: " + ", ".join(f"{counts[s]} {s}" for s in CertStatus) + "." in md
+    assert f'{counts[CertStatus.CURRENT]} current</b>' in page
+    for status in CertStatus:
+        if counts[status] and status != CertStatus.CURRENT:
+            assert f'<span data-status="{status}">{counts[status]} {status}</span>' in page
 
 
 def test_timeline_lays_out_the_fleet(report_fleet: ReportFleet, report_data: ReportData) -> None:
