@@ -20,6 +20,7 @@ from lifecycle.strategies.due import run_due
 from lifecycle.strategies.plan import plan
 from lifecycle.tlog.client import LocalLogClient
 from tests.pki.conftest import PASSPHRASE
+from tests.reports.conftest import tamper
 from tests.reports.oracle import Oracle, check_report
 from tests.strategies.conftest import T0, make_fleet
 
@@ -75,6 +76,14 @@ def test_every_claim_of_every_strategy_and_key_type(tmp_path: Path) -> None:
         check_report(oracle, data, fleet.policies, fleet.engine, vkey)
         assert {f.image_set for f in data.forecasts} == {s.name for s in SETS}
     assert oracle.violations == []
+    # The report's own check (verify_images) confirms the logged images through the log, and
+    # refutes one whose bytes changed since it was signed.
+    confirmed = build_report(fleet.engine, config, fleet.now, verify_images=True)
+    assert confirmed.forecasts == data.forecasts
+    tamper(ci[0])
+    refuted = build_report(fleet.engine, config, fleet.now, verify_images=True)
+    [changed] = [f for f in refuted.forecasts if f.path == str(ci[0])]
+    assert not changed.tool.verifies and changed.tool.basis.startswith("verification fails now")
     for kind in ("certificate-now", "certificate-until", "certificate-no",
                  "certificate-ephemeral", "key-now", "key-no", "tool-logged", "tool-renewed",
                  "tool-no"):
