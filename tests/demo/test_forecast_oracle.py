@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from lifecycle.reports.forecast import Forecast
+from lifecycle.reports.groups import group_forecasts
 from tests.demo.conftest import CHECKED_AFTER, DemoRun
 from tests.reports.test_browser import check_layout
 
@@ -38,6 +39,8 @@ def test_ephemeral_images_are_judged_by_their_evidence(demo_run: DemoRun) -> Non
         assert not f.key.verifies and "ephemeral key" in f.key.basis
     [summary] = [s for s in last.sets if s.name == "ci"]
     assert summary.verifiable_until is None
+    # Verifiable for good: listed after the images that depend on a renewal, not first.
+    assert [g.first.image_set for g in group_forecasts(last.forecasts)][-2:] == ["ci", "ci"]
 
 
 @pytest.mark.slow
