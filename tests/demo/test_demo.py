@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from lifecycle.config import load_config
-from lifecycle.demo import MARKER, DemoError, DemoResult, next_steps, prepare_workspace, run_demo
+from lifecycle.demo import MARKER, DemoError, DemoResult, next_steps, prepare_workspace
 from lifecycle.model.fleet import day
 from lifecycle.service.http import RevocationSource, start_http
 from lifecycle.store.ca_service import CaService
@@ -22,12 +22,6 @@ from lifecycle.store.db import make_engine
 from lifecycle.store.key_service import KeyService
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoResult, list[str]]:
-    lines: list[str] = []
-    return run_demo(tmp_path_factory.mktemp("demo") / "ws", lines.append), lines
 
 
 @pytest.mark.slow
