@@ -102,8 +102,9 @@ def image_counts(conn: Connection) -> list[ImageCount]:
 
 
 def tampered_paths(conn: Connection, image_set: str, limit: int) -> list[str]:
-    """Up to ``limit`` tampered images of one set (by path), for a notification's evidence."""
+    """Up to ``limit`` tampered images of one set (the first tracked: in index order, no sort),
+    for a notification's evidence."""
     i = table(ImageRecord)
     where = i.c.image_set == image_set if image_set else i.c.image_set.is_(None)
     return [path for (path,) in conn.execute(
-        select(i.c.path).where(where, i.c.status == ImageStatus.TAMPERED).order_by(i.c.path).limit(limit))]
+        select(i.c.path).where(where, i.c.status == ImageStatus.TAMPERED).order_by(i.c.id).limit(limit))]
