@@ -169,3 +169,7 @@ class ServiceError(LifecycleError):
 
 class ReportError(LifecycleError):
     """A report cannot be rendered or written (unknown format, unwritable output)."""
+
+
+class KeyserverError(LifecycleError):
+    """A keyserver did not answer, refused a key, or served something that is not the key asked for."""

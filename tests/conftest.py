@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -198,3 +199,13 @@ def small_signed_images(
 settings.register_profile("fuzz", max_examples=60, deadline=timedelta(seconds=2), derandomize=False,
                           suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
 settings.register_profile("fuzz-thorough", parent=settings.get_profile("fuzz"), max_examples=2000)
+
+
+@pytest.fixture
+def sks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real HKP keyserver (Debian sks) on loopback with an empty database (tests/sks.py)."""
+    from tests.sks import SKS, running_sks
+
+    require(Path(SKS).is_file(), "Debian package sks")
+    with running_sks(tmp_path_factory.mktemp("sks")) as server:
+        yield server
