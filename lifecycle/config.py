@@ -288,6 +288,8 @@ class Policies:
                                                    repr=False)
 
     _matcher: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    keyservers: KeyserverSettings = field(default_factory=KeyserverSettings)
+    """``[keyserver]``: where the sets' PGP keys are published (plan and apply read it here)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_name", {s.name: s for s in self.image_sets})
@@ -677,7 +679,8 @@ class ConfigFile(_Table):
             token = self.tlog.append_token_file
             tlog = TlogSettings(database_url, self.tlog.origin, base / self.tlog.key_file,
                                 self.tlog.url, base / token if token else None)
-        policies = Policies(tuple(s.policy(base, crl_lifetime) for s in self.image_sets))
+        policies = Policies(tuple(s.policy(base, crl_lifetime) for s in self.image_sets),
+                            keyservers=self.keyserver.settings())
         return Config(database_url, base / self.keys.directory, settings, host, port, policies,
                       self.serve, tlog, self.keyserver.settings())
 

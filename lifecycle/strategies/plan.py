@@ -56,7 +56,34 @@ def plan(state: FleetState, policies: Policies, now: datetime) -> list[Action]:
                               f"{state.trust_revision}) and is not yet published",
                               policy.name, revision=state.trust_revision))
     out += _crls(state, policies, now)
+    out += key_publications(state, policies, now)
     return sorted(out, key=Action.sort_key)
+
+
+def key_publications(state: FleetState, policies: Policies, now: datetime) -> list[Action]:
+    """A ``publish-pgp-key`` action for every PGP key of a configured set whose current version
+    (its content digest: new self-signatures, bindings, revocations) some keyserver lacks.
+
+    Due at once: an image signed with a key a keyserver does not serve fails stock ``verify``.
+    Code that changes a PGP key needs to do nothing more; the next plan publishes it.
+    """
+    urls = policies.keyservers.urls
+    if not urls:
+        return []
+    sets = {p.name for p in policies.image_sets}
+    out = []
+    for key in state.keys:
+        digest = state.pgp_keys.get(key.fingerprint)
+        if digest is None or key.image_set not in sets:
+            continue
+        missing = [url for url in urls
+                   if (key.fingerprint, digest, url) not in state.key_publications]
+        if missing:
+            out.append(Action(ActionKind.PUBLISH_PGP_KEY, key.fingerprint, now, now,
+                              f"PGP key {short(key.fingerprint)} ({key.state.value}) version "
+                              f"{digest[:8]} is not yet on {', '.join(missing)}",
+                              key.image_set or "", key.fingerprint, digest))
+    return out
 
 
 def due_now(actions: Sequence[Action], now: datetime) -> list[Action]:
