@@ -173,3 +173,7 @@ class ReportError(LifecycleError):
 
 class KeyserverError(LifecycleError):
     """A keyserver did not answer, refused a key, or served something that is not the key asked for."""
+
+
+class KeyNotOnKeyserverError(KeyserverError):
+    """No configured keyserver has a key with the fingerprint asked for."""

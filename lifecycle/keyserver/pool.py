@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lifecycle.config import KeyserverSettings
-from lifecycle.errors import KeyserverError
+from lifecycle.errors import KeyNotOnKeyserverError, KeyserverError
 from lifecycle.keyserver.hkp import HkpClient, normalize_fingerprint
 
 
@@ -55,4 +55,4 @@ def fetch(servers: Sequence[HkpClient], fingerprint: str) -> Fetched:
         if key is not None:
             return Fetched(fpr, server.url, key)
     where = ", ".join(s.url for s in servers)
-    raise KeyserverError(f"no key 0x{fpr} on {where}")
+    raise KeyNotOnKeyserverError(f"no key 0x{fpr} on {where}")

@@ -8,7 +8,9 @@ the audit log is the record, so no table of its own is needed and history is kep
 
 from __future__ import annotations
 
+import enum
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
@@ -64,3 +66,40 @@ def current_digests(conn: Connection, key_directory: Path) -> dict[str, str]:
     return {fpr: pgp_content_digest(files.load_pgp(file)) for fpr, file in conn.execute(
         select(k.c.fingerprint, k.c.file).where(k.c.kind == "pgp", k.c.purpose == "signing")
         .order_by(k.c.id))}
+
+
+class PublicationState(enum.StrEnum):
+    PUBLISHED = "published"
+    """The keyserver took the key's current version."""
+    PENDING = "pending"
+    """It holds an older version or none: the service still has to push it."""
+
+
+class KeyPublicationStatus(NamedTuple):
+    fingerprint: str
+    digest: str
+    url: str
+    state: PublicationState
+    published_at: datetime | None
+    """When the current version went there (None while pending)."""
+    older: str | None
+    """The last older version that keyserver took, if any."""
+
+
+def key_status(engine: Engine, key_directory: Path,
+               urls: Sequence[str]) -> list[KeyPublicationStatus]:
+    """For every stored PGP key and every keyserver: is its current version there?"""
+    with engine.connect() as conn:
+        current = current_digests(conn, key_directory)
+        history = publications(conn)
+    out = []
+    for fpr, digest in current.items():
+        for url in urls:
+            here = [p for p in history if p.fingerprint == fpr and p.url == url]
+            now = next((p for p in here if p.digest == digest), None)
+            older = next((p.digest for p in reversed(here) if p.digest != digest), None)
+            out.append(KeyPublicationStatus(
+                fpr, digest, url,
+                PublicationState.PUBLISHED if now else PublicationState.PENDING,
+                now.at if now else None, older))
+    return out
