@@ -209,3 +209,17 @@ def sks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     require(Path(SKS).is_file(), "Debian package sks")
     with running_sks(tmp_path_factory.mktemp("sks")) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def keyclient(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run Apptainer's HKP client library (tests/interop/keyclient): pull, search, push."""
+    require(Path("/usr/share/gocode/src/github.com/apptainer/container-key-client/client").is_dir(),
+            "Debian package golang-github-apptainer-container-key-client-dev")
+    binary = build_go_program(REPO / "tests/interop/keyclient", tmp_path_factory.mktemp("go"))
+
+    def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(binary), *map(str, args)], capture_output=True, text=True,
+                              timeout=120)  # fmt: skip
+
+    return run
