@@ -30,6 +30,12 @@ class KeyInfo(NamedTuple):
     retiring_at: datetime | None
     image_set: str | None
 
+    @property
+    def signer_id(self) -> str:
+        """How the inventory names this key as an image's signer: the DSSE keyid of a PEM key,
+        the fingerprint of a PGP key (the Entity its signature descriptors carry)."""
+        return self.dsse_keyid or self.fingerprint
+
 
 class CertInfo(NamedTuple):
     serial: str

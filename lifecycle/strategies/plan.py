@@ -209,21 +209,21 @@ def _images(policy: ImageSetPolicy, keys: Sequence[KeyInfo], images: Sequence[Im
         why = (f" lacks a signature by the active key {short(current.fingerprint)} (active since "
                f"{day(since)}; old signatures are dropped from {day(due)})")
         for image in present:
-            if current.dsse_keyid not in image.signers:
+            if current.signer_id not in image.signers:
                 yield Action(ActionKind.RESIGN, image.path, due, since, image.path + why, name,
                              current.fingerprint)
     for key in compromised:
         for image in present:
-            if key.dsse_keyid in image.signers:
+            if key.signer_id in image.signers:
                 yield Action(ActionKind.PURGE, image.path, now, now,
                              f"{image.path} carries a signature by the compromised key "
                              f"{short(key.fingerprint)}", name, key.fingerprint)
     for key in retiring:
         drop_at = _retire_at(policy, key)
         assert drop_at is not None
-        carrying = [image for image in present if key.dsse_keyid in image.signers]
+        carrying = [image for image in present if key.signer_id in image.signers]
         for image in carrying:
-            if current is None or current.dsse_keyid not in image.signers:
+            if current is None or current.signer_id not in image.signers:
                 continue  # never drop the last valid signature: re-signing comes first
             yield Action(ActionKind.DROP, image.path, drop_at + TIDY_WINDOW, drop_at,
                          f"the overlap of retiring key {short(key.fingerprint)} ends "
