@@ -41,6 +41,16 @@ _FINGERPRINT = re.compile(r"(?:0[xX])?([0-9A-Fa-f]{40})")
 _CHUNK = 64 * 1024
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A keyserver answers itself: a redirect (perhaps to another scheme) is a refusal."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 class IndexFlag(enum.StrEnum):
     """The ``flags`` field of a machine-readable index line (draft-shaw 5.2)."""
 
@@ -241,7 +251,7 @@ class HkpClient:
     def _once(self, request: urllib.request.Request) -> tuple[int, bytes]:
         deadline = time.monotonic() + self.timeout
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as answer:  # noqa: S310 - scheme checked in base_url
+            with _OPENER.open(request, timeout=self.timeout) as answer:
                 status = int(answer.status)
                 body = bytearray()
                 while chunk := answer.read(_CHUNK):

@@ -195,3 +195,10 @@ def test_pool_pushes_everywhere_and_reports_the_failure(sks: Any, key: Any) -> N
     assert got.url == sks.url and fingerprint(got.key) == fingerprint(key)
     with pytest.raises(KeyserverError, match="no keyserver configured"):
         clients(KeyserverSettings())
+
+
+def test_a_redirect_is_a_refusal(key: Any) -> None:
+    answer = Answer(status=302, headers={"Location": "/pks/lookup?op=get&search=0xOTHER"})
+    with hostile_server(answer) as url, pytest.raises(KeyserverError, match="HTTP 302"):
+        HkpClient(url, **FAST).get(fingerprint(key))
+    assert len(answer.requests) == 1
