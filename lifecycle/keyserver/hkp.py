@@ -127,6 +127,11 @@ def _flags(field: str) -> frozenset[IndexFlag]:
     return frozenset(IndexFlag(c) for c in field if c in {f.value for f in IndexFlag})
 
 
+def _printable(text: str) -> str:
+    """A user ID as a keyserver sent it, minus control characters (no terminal escapes)."""
+    return "".join(c if c.isprintable() else "\ufffd" for c in text[:1024])
+
+
 def parse_index(text: str) -> list[IndexEntry]:
     """The entries of a machine-readable index (``op=index&options=mr``); ValueError if garbled.
 
@@ -157,7 +162,7 @@ def parse_index(text: str) -> list[IndexEntry]:
                 if pending is None:
                     raise ValueError("a uid line before any pub line")
                 escaped, created, expires, flags = (fields + [""] * 4)[:4]
-                uids.append(IndexUid(urllib.parse.unquote(escaped, errors="replace"),
+                uids.append(IndexUid(_printable(urllib.parse.unquote(escaped, errors="replace")),
                                      _time(created), _time(expires), _flags(flags)))
                 if len(uids) > MAX_INDEX_ENTRIES:
                     raise ValueError(f"more than {MAX_INDEX_ENTRIES} user IDs on one key")

@@ -172,6 +172,8 @@ def test_machine_readable_index() -> None:
     assert [u.user_id for u in first.uids] == ["Build Bot <bot@example.org>", "Old: name"]
     assert first.uids[1].flags == {IndexFlag.REVOKED}
     assert second.revoked and IndexFlag.EXPIRED in second.flags and second.uids == ()
+    (evil,) = parse_index("pub:938D72AD7683282E\nuid:Eve%1B[2J%0Aroot:::\n")
+    assert evil.uids[0].user_id == "Eve\ufffd[2J\ufffdroot"
     for bad in ("pub:nothex:1", "uid:x::", "info:2:1", "pub:938D72AD7683282E:x",
                 "pub:938D72AD7683282E:1:1:99999999999999"):
         with pytest.raises(ValueError, match="line 1"):
