@@ -284,9 +284,8 @@ class HkpClient:
                                              method="POST" if data is not None else "GET")
             try:
                 status, body = self._once(request)
-                if status < 500 or attempt >= self.retries:
+                if status < 500 or attempt >= self.retries:  # a 5xx is retried, then reported
                     return status, body
-                problem = f"HTTP {status}"
             except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
                 problem = str(getattr(exc, "reason", exc))
                 if attempt >= self.retries:

@@ -204,3 +204,12 @@ def test_a_redirect_is_a_refusal(key: Any) -> None:
     with hostile_server(answer) as url, pytest.raises(KeyserverError, match="HTTP 302"):
         HkpClient(url, **FAST).get(fingerprint(key))
     assert len(answer.requests) == 1
+
+
+def test_a_5xx_is_retried_then_reported(key: Any) -> None:
+    answer = Answer(status=503, body=b"<html>busy</html>")
+    waits: list[float] = []
+    with hostile_server(answer) as url, pytest.raises(KeyserverError, match="HTTP 503 busy"):
+        HkpClient(url, retries=2, backoff=timedelta(seconds=1), sleep=waits.append).get(
+            fingerprint(key))
+    assert waits == [1.0, 2.0] and len(answer.requests) == 3
