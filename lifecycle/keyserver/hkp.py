@@ -29,7 +29,7 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes
 
 from lifecycle.config import KeyserverSettings
-from lifecycle.errors import KeyMaterialError, KeyserverError
+from lifecycle.errors import KeyMaterialError, KeyserverError, KeyserverUnavailableError
 from lifecycle.integrity.pgp import fingerprint as key_fingerprint
 from lifecycle.integrity.pgp import load_keys, quiet
 
@@ -290,7 +290,8 @@ class HkpClient:
                 problem = str(getattr(exc, "reason", exc))
                 if attempt >= self.retries:
                     tries = f" ({attempt + 1} attempts)" if attempt else ""
-                    raise KeyserverError(f"did not answer{tries}: {problem}", path=self.url,
+                    raise KeyserverUnavailableError(f"did not answer{tries}: {problem}",
+                                                    path=self.url,
                                          hint="check [keyserver] urls and that it runs") from None
             self.sleep(self.backoff * 2**attempt)
             attempt += 1

@@ -195,6 +195,10 @@ def test_pool_pushes_everywhere_and_reports_the_failure(sks: Any, key: Any) -> N
     assert HkpClient(sks.url, **FAST).get(fingerprint(key)) is not None
     got = fetch(servers, fingerprint(key))
     assert got.url == sks.url and fingerprint(got.key) == fingerprint(key)
+    down_first = fetch(list(reversed(servers)), fingerprint(key))
+    assert down_first.url == sks.url
+    with pytest.raises(KeyserverError, match="did not answer"):
+        fetch(servers[1:], fingerprint(key))
     with pytest.raises(KeyserverError, match="no keyserver configured"):
         clients(KeyserverSettings())
 
@@ -213,3 +217,11 @@ def test_a_5xx_is_retried_then_reported(key: Any) -> None:
         HkpClient(url, retries=2, backoff=timedelta(seconds=1), sleep=waits.append).get(
             fingerprint(key))
     assert waits == [1.0, 2.0] and len(answer.requests) == 3
+
+
+def test_a_lying_keyserver_is_not_passed_over(sks: Any, key: Any, other: Any) -> None:
+    HkpClient(sks.url, **FAST).add(public(key))
+    with hostile_server(Answer(body=public(other))) as liar:
+        servers = clients(KeyserverSettings(urls=(liar, sks.url), retries=0))
+        with pytest.raises(KeyserverError, match="different key"):
+            fetch(servers, fingerprint(key))
