@@ -27,7 +27,7 @@ from pgpy.constants import HashAlgorithm, SymmetricKeyAlgorithm
 from lifecycle.clock import utc_now
 from lifecycle.errors import KeyMaterialError
 from lifecycle.files import read_key
-from lifecycle.integrity.pgp import KEY_BLOCK, quiet
+from lifecycle.integrity.pgp import armored_key_blocks, quiet
 from lifecycle.pki import keys, pgp
 from lifecycle.pki.files import write_atomic
 
@@ -127,8 +127,9 @@ def import_pgp(data: bytes, passphrase: str, *, path: Path) -> pgpy.PGPKey:
 def load_keyring(data: bytes, *, path: Path) -> list[pgpy.PGPKey]:
     """Every primary key in an OpenPGP keyring: binary (``~/.singularity/sypgp/pgp-secret``,
     ``key export``) or armored, one or several blocks, each holding one or several keys."""
-    blocks: list[bytes | str] = [m.group(0) for m in KEY_BLOCK.finditer(
-        data.decode("ascii", "replace"))] if b"-----BEGIN PGP" in data else [data]
+    blocks: list[bytes | str] = [data]
+    if b"-----BEGIN PGP" in data:
+        blocks = [*armored_key_blocks(data.decode("ascii", "replace"))]
     found: dict[str, pgpy.PGPKey] = {}
     for block in blocks or [data]:
         try:
