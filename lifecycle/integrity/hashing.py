@@ -10,15 +10,22 @@ verifies in about the time of the larger one on two cores. The largest lanes sta
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 from lifecycle.sif.format import Descriptor
 from lifecycle.sif.image import SifImage
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024
 """A lane smaller than this is not worth a thread of its own (start-up costs more than it saves)."""
@@ -73,6 +80,8 @@ def run_lanes(
             for lane in ordered:
                 _run(image, lane, report)
             return
+        from concurrent.futures import ThreadPoolExecutor  # only when there is parallel work
+
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sif-hash") as pool:
             futures = [pool.submit(_run, image, lane, report) for lane in ordered]
             for future in futures:
@@ -86,3 +95,30 @@ def _run(image: SifImage, lane: Lane, progress: Callable[[int], None] | None) ->
                 feed.update(chunk)
             if progress is not None:
                 progress(len(chunk))
+
+
+def ordered_map(fn: Callable[[T], R], items: Sequence[T], jobs: int | None = None) -> Iterator[R]:
+    """``fn`` over ``items`` on up to ``jobs`` threads (default every core), results in order.
+
+    For many images: each one's hashing runs outside the GIL, so N images on C cores approach C
+    times the single-stream rate. At most two items per thread are in flight, so memory stays
+    that of ``2 * jobs`` images being read (one mapped window each), whatever the fleet's size.
+    An exception of ``fn`` is raised when its item's turn comes; pending items are dropped.
+    """
+    workers = min(jobs or default_threads(), len(items))
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sif-image")
+    try:
+        pending = iter(items)
+        window: deque[Future[R]] = deque(pool.submit(fn, item)
+                                         for item in itertools.islice(pending, 2 * workers))
+        while window:
+            result = window.popleft().result()
+            window.extend(pool.submit(fn, item) for item in itertools.islice(pending, 1))
+            yield result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
