@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -22,7 +23,6 @@ from lifecycle.integrity import dsse
 from lifecycle.integrity.gojson import load_json
 from lifecycle.integrity.policy import Policy
 from lifecycle.integrity.results import VerifyReport
-from lifecycle.integrity.sign import SignOptions
 from lifecycle.pki.revocation import REVOCATION_MODES, RevocationMode
 from lifecycle.sif.format import type_name
 from lifecycle.sif.image import SifImage
@@ -31,6 +31,9 @@ from lifecycle.sign import signer_for
 from lifecycle.verification.identity import IdentityPolicy
 from lifecycle.verify import TrustMaterial, VerificationResult, load_log_verifiers
 from lifecycle.verify import verify as verify_trust
+
+if TYPE_CHECKING:
+    from lifecycle.integrity.sign import SignOptions
 
 KEY_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 IMAGE = click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -126,6 +129,8 @@ def sign(
       SIF_LIFECYCLE_PASSPHRASE=... sif-lifecycle sign --key team.asc -g 1 image.sif
       sif-lifecycle sign --ephemeral --identity builder@example.org image.sif
     """
+    from lifecycle.integrity.sign import SignOptions  # the signing machinery: not for a verify
+
     options = SignOptions(
         groups=list(groups), object_ids=list(object_ids), deterministic=deterministic,
         separate_object=separate_object,
