@@ -6,6 +6,9 @@ format). Lanes share nothing, so they run in parallel threads: ``hashlib`` relea
 while it hashes a large buffer, and the views handed out by :meth:`SifImage.stream` are mapped
 pages, so a thread spends its time inside SHA-256. An image with two large partitions then
 verifies in about the time of the larger one on two cores. The largest lanes start first.
+
+Across images, :func:`ordered_map` is the worker pool of ``verify IMAGE...`` and of ``scan``
+(``--jobs``): threads too, for the same reason, with a bounded number of images in flight.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ leaves an image that loads and still verifies with every key that verified it be
 
 Over ~400 lines on purpose: reading, the layout checks and every writer share one view of the
 descriptor table, and keeping them together is what keeps the crash-safe order auditable.
+Bulk reads (hashing) hold a shared lock while they map the file (:mod:`lifecycle.sif.reading`).
 
 Replacing an object is "add the new one, then free the old one" with the same one-byte flip, so
 an envelope rewrite is never half-visible. Writers hold an exclusive ``flock`` on the file.
@@ -410,9 +411,10 @@ def _lock(handle: BinaryIO, path: Path) -> None:
         except OSError as exc:
             if exc.errno not in (errno.EAGAIN, errno.EACCES) or _time.monotonic() > deadline:
                 raise SifError(
-                    "image is locked by another writer",
+                    "image is locked by another writer, or read by a verification for over "
+                    f"{LOCK_TIMEOUT_SECONDS:.0f} s",
                     path=path,
-                    hint="wait for the other sign/apply run to finish",
+                    hint="wait for the other sign/apply/verify run to finish",
                 ) from exc
             _time.sleep(0.05)
 
