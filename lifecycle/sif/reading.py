@@ -59,15 +59,17 @@ def mapped_windows(fd: int, offset: int, size: int, ends_early: EndsEarly) -> It
     Each view is valid until the next one is asked for. The caller guarantees that the file is
     not shortened meanwhile (see the module text).
     """
-    if offset + size > os.fstat(fd).st_size:
-        raise ends_early(os.fstat(fd).st_size)
+    file_size = os.fstat(fd).st_size
+    if offset + size > file_size:
+        raise ends_early(file_size)
     position, end = offset, offset + size
     while position < end:
         start = position - position % mmap.ALLOCATIONGRANULARITY
         length = min(WINDOW_SIZE, end - start)
         window = mmap.mmap(fd, length, prot=mmap.PROT_READ, offset=start)
         try:
-            window.madvise(mmap.MADV_SEQUENTIAL)
+            with contextlib.suppress(OSError):  # advice only
+                window.madvise(mmap.MADV_SEQUENTIAL)
             with memoryview(window) as view:
                 piece = view[position - start :]
                 try:
