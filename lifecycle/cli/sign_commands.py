@@ -269,7 +269,8 @@ def verify(
     """Verify the signatures of each IMAGE. Exit 0 verified, 1 failed, 2 usage or input error.
 
     Several images are verified at once on --jobs threads (default: every core), the results
-    printed in the order given; the status is that of the worst image.
+    printed in the order given (with --json, one document per image), then a count on stderr;
+    the status is that of the worst image.
 
     \b
     Example:
