@@ -12,16 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from lifecycle.demo import MARKER, DemoError, DemoResult, next_steps, prepare_workspace, run_demo
+from lifecycle.demo import MARKER, DemoError, DemoResult, next_steps, prepare_workspace
 from lifecycle.model.fleet import day
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoResult, list[str]]:
-    lines: list[str] = []
-    return run_demo(tmp_path_factory.mktemp("demo") / "ws", lines.append), lines
 
 
 @pytest.mark.slow
