@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from cryptography import x509
 from sqlalchemy.engine import Engine
 
 # The outbox's reader: the same rule (newest readable bundle) as the exporter's refresh check.
@@ -36,6 +37,7 @@ from lifecycle.reports.model import (
     SetSummary,
     TamperedRow,
 )
+from lifecycle.reports.stock_ocsp import StockOcsp, stock_ocsp
 from lifecycle.store.queries import (
     certificate_pems,
     ephemeral_leaves,
@@ -126,6 +128,23 @@ def _set_summaries(state: FleetState, policies: Policies, data_forecasts: Sequen
     return out
 
 
+def _stock_ocsp(engine: Engine, config: Config, certs: Sequence[CertRow], now: datetime,
+                ) -> list[StockOcsp]:
+    """Per set: stock ``--ocsp-verify`` with its newest current certificate and today's CAs."""
+    pems = certificate_pems(engine)
+    cas = [latest_certificate_pem(engine, role) for role in (CaRole.INTERMEDIATE, CaRole.ROOT)]
+    ca_certs = [x509.load_pem_x509_certificate(p.encode()) for p in cas if p is not None]
+    out = []
+    for policy in config.policies.image_sets:
+        current = [c for c in certs if c.image_set == policy.name
+                   and c.status == CertStatus.CURRENT and c.not_before <= now < c.not_after]
+        newest = max(current, key=lambda c: (c.not_after, c.serial), default=None)
+        chain = ([x509.load_pem_x509_certificate(pems[newest.serial].encode()), *ca_certs]
+                 if newest is not None else [])
+        out.append(stock_ocsp(policy.name, policy.strategy, chain, config.ca.ocsp_responder))
+    return out
+
+
 def build_report(engine: Engine, config: Config, now: datetime, *,
                  log_engine: Engine | None = None, outbox: Path | None = None,
                  verify_images: bool = False) -> ReportData:
@@ -172,7 +191,8 @@ def build_report(engine: Engine, config: Config, now: datetime, *,
         generated_at=now, sets=tuple(_set_summaries(state, policies, forecasts)), keys=keys,
         certificates=tuple(certs), crls=crls, actions=tuple(actions),
         notes=tuple(notes(policies)), forecasts=forecasts, tampered=tuple(tampered),
-        log=log[0] if log else None, bundle=bundle, expiring=expiring)
+        log=log[0] if log else None, bundle=bundle, expiring=expiring,
+        stock_ocsp=tuple(_stock_ocsp(engine, config, certs, now)))
 
 
 def _forecast(image: ImageState, policies: Policies, state: FleetState, index: FleetIndex,

@@ -13,6 +13,7 @@ from lifecycle.model.cert_status import CertStatus
 from lifecycle.model.fleet import Action
 from lifecycle.model.key_state import KeyState
 from lifecycle.reports.forecast import Forecast
+from lifecycle.reports.stock_ocsp import StockOcsp
 
 
 def _iso(value: Any) -> Any:
@@ -117,6 +118,8 @@ class ReportData:
     expiring: tuple[CertRow, ...] = ()
     """Current certificates that expire within ``EXPIRING_WITHIN`` of the report time with
     nothing planned that renews them (or retires their key) in time."""
+    stock_ocsp: tuple[StockOcsp, ...] = ()
+    """Per image set: does stock ``verify --ocsp-verify`` work with its current chain."""
 
     @property
     def certificate_counts(self) -> dict[CertStatus, int]:
@@ -140,4 +143,5 @@ class ReportData:
             "tampered": [_iso(asdict(t)) for t in self.tampered],
             "log": _iso(asdict(self.log)) if self.log else None,
             "bundle": _iso(asdict(self.bundle)) if self.bundle else None,
+            "stock_ocsp": [asdict(s) for s in self.stock_ocsp],
         }
