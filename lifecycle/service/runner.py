@@ -111,8 +111,8 @@ class Service:
         finally:
             with self._lock:
                 self._running_jobs -= 1
-        finish_job_run(self.engine, job_id, self.clock(), ok=action == "service.job")
         with session_scope(self.engine) as session:
+            finish_job_run(session.connection(), job_id, self.clock(), ok=action == "service.job")
             audit.record(session, self.clock(), action, job_id, instance=self.instance,
                          scheduled=scheduled.isoformat(), started=now.isoformat(), result=dict(result))
         log.info("job %s ran", job_id, extra={"fields": {"event": action, "job": job_id,

@@ -318,11 +318,11 @@ def start_job_run(engine: Engine, job_id: str, instance: str, scheduled: datetim
     return bool(moved)
 
 
-def finish_job_run(engine: Engine, job_id: str, now: datetime, *, ok: bool) -> None:
-    """Stamp the end of a run of ``job_id``: its success (or failure) time, for /metrics."""
-    with engine.begin() as conn:
-        conn.execute(update(_jobs).where(_jobs.c.job_id == job_id)
-                     .values({"last_success" if ok else "last_failure": now}))
+def finish_job_run(conn: Connection, job_id: str, now: datetime, *, ok: bool) -> None:
+    """Stamp the end of a run of ``job_id``: its success (or failure) time, for /metrics; in the
+    caller's transaction (the one that audits the run)."""
+    conn.execute(update(_jobs).where(_jobs.c.job_id == job_id)
+                 .values({"last_success" if ok else "last_failure": now}))
 
 
 __all__ = [
