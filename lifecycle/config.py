@@ -474,6 +474,24 @@ class TlogTable(_Table):
     append_token_file: Text | None = None
 
 
+class TimestampTable(_Table):
+    """``[timestamp]``: RFC 3161 TSAs asked for a token over every signature the strategies make
+    (``required`` of them must answer), and the local TSA that ``serve`` answers at ``/tsa``."""
+
+    urls: tuple[Url, ...] = ()
+    required: Annotated[int, _whole(1, 8)] = 1
+    timeout: Duration = timedelta(seconds=10)
+    accuracy: Duration = timedelta(seconds=1)
+    """The accuracy the local TSA states in its tokens."""
+
+    @model_validator(mode="after")
+    def _enough_urls(self) -> TimestampTable:
+        if self.urls and self.required > len(self.urls):
+            raise _rule("required", f"{self.required} tokens cannot come from {len(self.urls)} "
+                        "URL(s); list more urls or lower required")
+        return self
+
+
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
@@ -591,6 +609,7 @@ class ConfigFile(_Table):
     ca: CaTable = CaTable()
     serve: ServeSettings = ServeSettings()
     tlog: TlogTable | None = None
+    timestamp: TimestampTable | None = None
     image_sets: list[ImageSetTable] = []
 
     @model_validator(mode="after")
@@ -643,7 +662,7 @@ class ConfigFile(_Table):
                                 self.tlog.url, base / token if token else None)
         policies = Policies(tuple(s.policy(base, crl_lifetime) for s in self.image_sets))
         return Config(database_url, base / self.keys.directory, settings, host, port, policies,
-                      self.serve, tlog)
+                      self.serve, tlog, self.timestamp)
 
 
 def _url_host(host: str) -> str:
@@ -660,13 +679,14 @@ class Config:
     policies: Policies = field(default_factory=Policies)
     serve: ServeSettings = field(default_factory=ServeSettings)
     tlog: TlogSettings | None = None
+    timestamp: TimestampTable | None = None
 
 
 # -- loading -----------------------------------------------------------------------------------
 
 _TABLES: dict[str, type[BaseModel]] = {
     "database": DatabaseTable, "keys": KeysTable, "ca": CaTable, "serve": ServeSettings,
-    "tlog": TlogTable, "image_sets": ImageSetTable}
+    "tlog": TlogTable, "timestamp": TimestampTable, "image_sets": ImageSetTable}
 _REQUIRED = {"name": "required: letters, digits, '.', '_' or '-'",
              "paths": "required: a list of path globs",
              "strategy": f"required: one of {', '.join(Strategy)}",
@@ -786,6 +806,6 @@ def load_config(path: Path | None = None) -> Config:
 __all__ = [
     "DEFAULT_RENEWAL", "DEFAULT_WORK_SOURCE", "ENV_CONFIG", "EPHEMERAL_ALGORITHMS", "CaSettings",
     "CaUrls", "Config", "ConfigFile", "IdentityKind", "ImageSetPolicy", "KeyAlgorithm",
-    "Policies", "ServeSettings", "Strategy", "TlogSettings", "identity_kind", "load_config",
+    "Policies", "ServeSettings", "Strategy", "TimestampTable", "TlogSettings", "identity_kind", "load_config",
     "parse_duration", "parse_listen", "sqlite_url", "validate",
 ]

@@ -169,3 +169,7 @@ class ServiceError(LifecycleError):
 
 class ReportError(LifecycleError):
     """A report cannot be rendered or written (unknown format, unwritable output)."""
+
+
+class TimestampError(LifecycleError):
+    """An RFC 3161 timestamp could not be obtained, or a token proves nothing (and why)."""

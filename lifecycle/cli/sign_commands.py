@@ -101,6 +101,9 @@ def _ephemeral_options(f: click.decorators.FC) -> click.decorators.FC:
                    "has an envelope (stock verify then needs every key's object to pass).")
 @click.option("--extension-file", type=KEY_FILE,
               help='JSON {"kind": ..., "ext": {...}} stored in the DSSE signature (DSSE v1.1).')
+@click.option("--timestamp-url", "timestamp_urls", multiple=True, metavar="URL",
+              help="RFC 3161 time-stamping authority (repeatable; every one must answer): its "
+                   "token over each DSSE signature goes into the signature's extension.")
 @_ephemeral_options
 @IMAGE
 def sign(
@@ -109,6 +112,7 @@ def sign(
     extension_file: Path | None, ephemeral: bool, identity: str | None, log_url: str | None,
     log_db: str | None, log_key_file: Path | None, log_keys: tuple[str, ...], lifetime: int,
     key_algorithm: str, config_path: Path | None, image: Path,
+    timestamp_urls: tuple[str, ...] = (),
 ) -> None:  # fmt: skip
     """Sign the object groups of IMAGE (all groups by default).
 
@@ -124,20 +128,28 @@ def sign(
       sif-lifecycle sign --key signing.pem image.sif
       SIF_LIFECYCLE_PASSPHRASE=... sif-lifecycle sign --key team.asc -g 1 image.sif
       sif-lifecycle sign --ephemeral --identity builder@example.org image.sif
+      sif-lifecycle sign --key signing.pem --timestamp-url http://127.0.0.1:8080/tsa image.sif
     """
     options = SignOptions(
         groups=list(groups), object_ids=list(object_ids), deterministic=deterministic,
         separate_object=separate_object,
     )  # fmt: skip
     if ephemeral:
-        if keys or extension_file is not None:
-            raise click.UsageError("--ephemeral makes its own key: drop --key/--extension-file")
+        if keys or extension_file is not None or timestamp_urls:
+            raise click.UsageError("--ephemeral makes its own key and the log proves its time: "
+                                   "drop --key/--extension-file/--timestamp-url")
         if identity is None:
             raise click.UsageError("--ephemeral needs --identity (an email address or URI)")
         _sign_ephemeral(image, identity, options, passphrase_file, config_path, log_url, log_db,
                         log_key_file, log_keys, lifetime, key_algorithm)
         return
-    signer = signer_for(keys, passphrase_source(passphrase_file), _extension(extension_file))
+    timestamper = None
+    if timestamp_urls:
+        from lifecycle.timestamp.client import Timestamper
+
+        timestamper = Timestamper.for_urls(timestamp_urls, required=len(timestamp_urls))
+    signer = signer_for(keys, passphrase_source(passphrase_file), _extension(extension_file),
+                        timestamper)
     with ProgressBar(_image_size(image), "hashing") as bar:
         done = sign_image(image, signer=signer, options=options, progress=bar)
     for item in done.signed:
