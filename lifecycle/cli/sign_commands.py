@@ -260,6 +260,12 @@ def _longterm_options(f: click.decorators.FC) -> click.decorators.FC:
 @click.option("--bundle", type=click.Path(exists=True, path_type=Path),
               help="Verification bundle (directory or .tar.gz): its certificates, CRLs, OCSP "
                    "responses and keys, checked offline; no network is used.")
+@click.option("--tsa-roots", "tsa_roots", type=KEY_FILE, multiple=True,
+              help="Trusted time-stamping authority root(s), PEM: signatures carrying valid "
+                   "RFC 3161 tokens from them are judged at their proven signing time (--crl "
+                   "files serve the TSA chain too).")
+@click.option("--timestamps-required", type=click.IntRange(1, 8), default=1, show_default=True,
+              help="Valid tokens a signature needs for its time to count (the latest counts).")
 @IMAGE
 def verify(
     keys: tuple[Path, ...], certificate: Path | None, certificate_intermediates: Path | None,
@@ -268,7 +274,7 @@ def verify(
     object_ids: tuple[int, ...], all_objects: bool, policy: str, legacy_insecure: bool, as_json: bool,
     log_keys: tuple[str, ...], identities: tuple[str, ...], identity_patterns: tuple[str, ...],
     issuers: tuple[str, ...], checkpoint_store: Path | None, log_url: str | None, bundle: Path | None,
-    image: Path,
+    image: Path, tsa_roots: tuple[Path, ...] = (), timestamps_required: int = 1,
 ) -> None:  # fmt: skip
     """Verify the signatures of IMAGE. Exit 0 verified, 1 failed, 2 usage or input error.
 
@@ -282,6 +288,8 @@ def verify(
       sif-lifecycle verify --log-key "$(cat log.vkey)" --identity builder@example.org \
         --certificate-roots root.pem --crl root.crl image.sif
       sif-lifecycle verify --bundle site-bundle.tar.gz image.sif
+      sif-lifecycle verify --certificate leaf.pem --certificate-intermediates ca.pem \
+        --certificate-roots root.pem --tsa-roots root.pem --crl ca.crl --crl root.crl image.sif
     """
     if (identities or identity_patterns or issuers or checkpoint_store or log_url) and not log_keys:
         raise click.UsageError("--identity, --issuer, --checkpoint-store and --log-url need "
@@ -294,7 +302,8 @@ def verify(
         log_keys=log_keys, identity=IdentityPolicy(identities, identity_patterns, issuers),
         checkpoint_store=checkpoint_store, log_url=log_url, bundle=bundle, at=at,
         policy=Policy.parse(policy), groups=groups, object_ids=object_ids,
-        all_objects=all_objects, legacy=legacy_insecure)
+        all_objects=all_objects, legacy=legacy_insecure, tsa_roots=tsa_roots,
+        timestamps_required=timestamps_required)
     try:
         with ProgressBar(_image_size(image), "hashing") as bar:
             result = verify_trust(image, trust, bar)
@@ -314,7 +323,15 @@ def _show(result: VerificationResult, image: Path, as_json: bool) -> None:
     facts = result.certificate
     if facts is not None:
         click.echo(f"Certificate {facts.subject} (serial {facts.serial}) valid at "
-                   f"{facts.validated_at.isoformat()} via {' <- '.join(facts.path[1:]) or 'root'}")
+                   f"{facts.validated_at.isoformat()} via {' <- '.join(facts.path[1:]) or 'root'}"
+                   + (f" (proven signing time: {facts.time_source})" if facts.time_source else ""))
+    for p in result.proven or ():
+        if p.at is not None:
+            click.echo(f"Proven signing time of {p.keyid} (object {p.object_id}): "
+                       f"{p.at.isoformat()}, {p.source}")
+        else:
+            click.echo(f"Timestamps of {p.keyid} (object {p.object_id}) prove nothing, judged as "
+                       f"untimestamped: {'; '.join(p.rejected) or p.source}")
     for r in result.longterm or ():
         if r.ok:
             click.echo(f"Logged signature {r.keyid} (object {r.object_id}): {r.identity}, "
