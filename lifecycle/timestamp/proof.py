@@ -97,6 +97,11 @@ def check_token(token: bytes, signature: bytes, trust: TsaTrust) -> TokenCheck:
                    for s in response.signed_data.signer_infos
                    if c.issuer == s.issuer and c.serial_number == s.serial_number), None)
     tsa = signer.subject.rfc4514_string() if signer is not None else "?"
+    if signer is None:
+        return TokenCheck(gen_time, tsa, serial, "the token does not carry its TSA certificate")
+    problem = _tsa_certificate_problem(signer, gen_time)
+    if problem:
+        return TokenCheck(gen_time, tsa, serial, problem)
     builder = VerifierBuilder()
     for root in trust.roots:
         builder = builder.add_root_certificate(root)
@@ -105,11 +110,10 @@ def check_token(token: bytes, signature: bytes, trust: TsaTrust) -> TokenCheck:
     try:
         builder.build().verify_message(response, signature)
     except (TokenError, ValueError) as exc:
-        reason = str(exc)
+        reason = str(exc).split(": ErrorStack", 1)[0][:200]
         if "Mismatch between messages" in reason:
             reason = "the token covers other data than this signature"
         return TokenCheck(gen_time, tsa, serial, f"token rejected: {reason}")
-    assert signer is not None  # verify_message found it
     try:
         validate_timestamping_certificate(
             signer, [*trust.intermediates, *embedded], trust.roots, at=gen_time,
@@ -118,6 +122,23 @@ def check_token(token: bytes, signature: bytes, trust: TsaTrust) -> TokenCheck:
         return TokenCheck(gen_time, tsa, serial, f"TSA not trusted at {gen_time.isoformat()}: "
                                                   f"{exc.message}")
     return TokenCheck(gen_time, tsa, serial)
+
+
+def _tsa_certificate_problem(cert: x509.Certificate, gen_time: datetime) -> str:
+    """Why ``cert`` cannot have issued a token at ``gen_time`` (RFC 3161 2.3), or ""."""
+    try:
+        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+    except x509.ExtensionNotFound:
+        eku = None
+    if eku is None or not eku.critical or list(eku.value) != [
+            x509.oid.ExtendedKeyUsageOID.TIME_STAMPING]:
+        return (f"TSA certificate {cert.subject.rfc4514_string()} lacks the critical, sole "
+                "extended key usage timeStamping")
+    if not cert.not_valid_before_utc <= gen_time <= cert.not_valid_after_utc:
+        return (f"TSA certificate {cert.subject.rfc4514_string()} was not valid at the token's "
+                f"genTime {gen_time.isoformat()} (valid {cert.not_valid_before_utc.isoformat()} "
+                f"to {cert.not_valid_after_utc.isoformat()})")
+    return ""
 
 
 def _accuracy(token: bytes) -> timedelta:

@@ -14,9 +14,9 @@ from lifecycle.store.ca_service import INTERMEDIATE, ROOT
 from lifecycle.store.tsa_service import local_tsa
 from lifecycle.timestamp.authority import TimestampAuthority
 from lifecycle.timestamp.proof import TsaTrust
-from tests.pki.conftest import StoreCa, store_ca
+from tests.pki.conftest import StoreCa, memory_ca, store_ca
 
-__all__ = ["LocalTsa", "store_ca"]
+__all__ = ["LocalTsa", "memory_ca", "store_ca"]
 
 
 @dataclass
