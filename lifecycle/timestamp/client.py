@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rfc3161_client import HashAlgorithm, PKIStatus, TimestampRequestBuilder, decode_timestamp_response
 
+from lifecycle.config import TimestampTable
 from lifecycle.errors import TimestampError
 from lifecycle.timestamp.tokens import MAX_TOKEN_BYTES
 
@@ -100,3 +101,24 @@ class Timestamper:
                 f"{len(tokens)} of the {self.required} timestamps the policy requires were "
                 f"obtained: {'; '.join(problems)}", hint="nothing was written")
         return tuple(tokens)
+
+
+@dataclass(frozen=True)
+class AuthorityStamper:
+    """Tokens from a TSA in this process (``respond``: request DER -> response DER), checked
+    like any answer: the simulation's and tests' local TSA at a simulated time."""
+
+    respond: Callable[[bytes], bytes]
+
+    def __call__(self, signature: bytes) -> tuple[bytes, ...]:
+        request = (TimestampRequestBuilder().data(signature).hash_algorithm(HashAlgorithm.SHA256)
+                   .cert_request(cert_request=True).build())
+        return (check_reply(self.respond(request.as_bytes()), request.nonce, signature,
+                            source="local TSA"),)
+
+
+def configured(table: TimestampTable | None) -> Timestamper | None:
+    """The ``[timestamp]`` TSAs (None when the config names none)."""
+    if table is None or not table.urls:
+        return None
+    return Timestamper.for_urls(table.urls, table.required, table.timeout.total_seconds())

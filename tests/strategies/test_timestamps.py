@@ -1,0 +1,91 @@
+"""resign with [timestamp]: every signature it makes carries a token, and on a key compromise
+with a known date only images not proven (RFC 3161) to predate it are re-signed."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from lifecycle.integrity import dsse
+from lifecycle.integrity.sign import _classify
+from lifecycle.model.key_state import KeyState
+from lifecycle.pki.certs import certificate_pem
+from lifecycle.sif import SifImage
+from lifecycle.store.ca_service import INTERMEDIATE, ROOT
+from lifecycle.store.tsa_service import local_tsa
+from lifecycle.timestamp.client import AuthorityStamper
+from lifecycle.timestamp.restamp import restamp
+from lifecycle.timestamp.tokens import tokens_of
+from lifecycle.verify import TrustMaterial, verify
+from tests.strategies.conftest import T0, Fleet, make_fleet
+from tests.strategies.test_resign import WEB, verifier, verifies
+
+DAY = timedelta(days=1)
+
+
+def _stamper(fleet: Fleet):  # type: ignore[no-untyped-def]
+    return lambda now: AuthorityStamper(local_tsa(fleet.ca, lambda: now).respond)
+
+
+def _signatures(path: Path) -> list[dsse.Signature]:
+    with SifImage.open(path) as img:
+        return [s for d in img.objects if d.is_signature
+                for s in (_classify(img, d).envelope or dsse.Envelope(b"")).signatures]
+
+
+def _certificate_of(fleet: Fleet, fingerprint: str):  # type: ignore[no-untyped-def]
+    key_id = fleet.ca.keys.get(fingerprint).id
+    row = next(r for r in fleet.ca.certificates() if r.key_id == key_id)
+    return fleet.ca.find(row.serial)
+
+
+def test_compromise_spares_images_proven_to_predate_it(tmp_path: Path) -> None:
+    fleet = make_fleet(tmp_path, [WEB])
+    fleet.stamper_at = _stamper(fleet)
+    fleet.run()
+    bad = fleet.active_key("web")
+    early, late, bare = fleet.image("web-early"), fleet.image("web-late"), fleet.image("web-bare")
+    fleet.now = T0 + 10 * DAY
+    fleet.sign(early, bad)
+    assert restamp(early, fleet.stamper_at(fleet.now)) == 1  # only the extension changes
+    assert verifies(early, verifier(fleet, bad))
+    fleet.now = T0 + 20 * DAY
+    for path in (late, bare):
+        fleet.sign(path, bad)
+    restamp(late, fleet.stamper_at(fleet.now))
+    fleet.track(early, late, bare)
+
+    compromised: datetime = T0 + 15 * DAY  # known later: the key leaked on day 15
+    fleet.now = T0 + 25 * DAY
+    fleet.ca.keys.transition(bad, KeyState.COMPROMISED, "key file leaked", at=compromised)
+    results = {(r.kind, r.subject): r for r in fleet.run()}
+    revoked = fleet.ca.revocation(_certificate_of(fleet, bad))
+    assert revoked is not None and revoked.invalidity_date == compromised
+
+    spared = results[("purge", str(early))]
+    assert spared.status == "skipped" and "proven (RFC 3161)" in spared.detail, spared.detail
+    assert verifies(early, verifier(fleet, bad))  # untouched: stock tools see what they saw
+    new = fleet.active_key("web")
+    for path in (late, bare):
+        assert results[("purge", str(path))].status == "done"
+        assert verifies(path, verifier(fleet, new)) and not verifies(path, verifier(fleet, bad))
+        (signature,) = _signatures(path)
+        assert tokens_of(signature.extension), "the re-signature carries its token"
+
+    # this tool still trusts the spared image: the certificate judged at the proven time
+    files = {}
+    for name, cert in (("root", fleet.ca.certificate(ROOT)),
+                       ("inter", fleet.ca.certificate(INTERMEDIATE))):
+        files[name] = tmp_path / f"{name}.pem"
+        files[name].write_bytes(certificate_pem(cert))
+    row = _certificate_of(fleet, bad)
+    from lifecycle.pki.certs import load_certificate
+
+    cert = load_certificate(row.pem.encode(), path="leaf")
+    crls = tuple(fleet.ca.publish_crl(r, now=fleet.now) for r in (ROOT, INTERMEDIATE))
+    trust = TrustMaterial(certificate=cert, intermediates=(files["inter"],),
+                          roots=(files["root"],), tsa_roots=(files["root"],), crls=crls,
+                          at=fleet.now)
+    result = verify(early, trust)
+    assert result.certificate is not None and result.certificate.time_source
+    assert result.certificate.validated_at < compromised
