@@ -6,6 +6,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
+
+from lifecycle.errors import VerificationError
 from lifecycle.integrity import dsse
 from lifecycle.integrity.sign import _classify
 from lifecycle.model.key_state import KeyState
@@ -39,7 +42,8 @@ def _certificate_of(fleet: Fleet, fingerprint: str):  # type: ignore[no-untyped-
     return fleet.ca.find(row.serial)
 
 
-def test_compromise_spares_images_proven_to_predate_it(tmp_path: Path) -> None:
+def test_compromise_spares_images_proven_to_predate_it(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     fleet = make_fleet(tmp_path, [WEB])
     fleet.stamper_at = _stamper(fleet)
     fleet.run()
@@ -89,3 +93,18 @@ def test_compromise_spares_images_proven_to_predate_it(tmp_path: Path) -> None:
     result = verify(early, trust)
     assert result.certificate is not None and result.certificate.time_source
     assert result.certificate.validated_at < compromised
+
+    # offline: the bundle carries the TSA chain (tsa/) and the CRLs; the spared image verifies
+    # at its proven time, while the revoked certificate judged at now would not
+    from lifecycle.bundles import export
+    from lifecycle.bundles import layout as lay
+
+    bundle = tmp_path / "bundle"
+    export(fleet.ca, bundle, now=fleet.now)
+    assert (bundle / lay.TSA_CHAIN).is_file() and (bundle / lay.TSA_ROOTS).is_file()
+    offline = verify(early, TrustMaterial(bundle=bundle, trust_store=tmp_path / "store",
+                                          at=fleet.now))
+    assert offline.ok
+    monkeypatch.setattr("lifecycle.bundles.offline.proven_by_keyid", lambda *_: {})
+    with pytest.raises(VerificationError):  # the same bundle without proven times
+        verify(early, TrustMaterial(bundle=bundle, trust_store=tmp_path / "store", at=fleet.now))
