@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import urllib.request
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from asn1crypto import tsp
@@ -105,3 +106,34 @@ def test_imprint_is_sha256_of_the_data(local: LocalTsa) -> None:
     info = tsp.TimeStampResp.load(token)["time_stamp_token"]["content"]["encap_content_info"][
         "content"].parsed
     assert info["message_imprint"]["hashed_message"].native == hashlib.sha256(b"payload").digest()
+
+
+def test_track_timestamps_new_images_signatures(local: LocalTsa, tmp_path: Path) -> None:
+    """``track`` with ``[timestamp] urls``: untimestamped signatures of a newly tracked image
+    gain a token (only their extension changes) and the image is registered as it is then."""
+    from click.testing import CliRunner
+
+    from lifecycle.cli.main import cli
+    from lifecycle.sif import create_image, json_spec, partition_spec
+    from lifecycle.sign import sign, signer_for
+    from lifecycle.timestamp.proof import proven_times
+    from lifecycle.verify import TrustMaterial, verify
+    from tests.keygen import write_pem_pair
+
+    private, public = write_pem_pair(tmp_path, "k", "ecdsa")
+    image = create_image(tmp_path / "a.sif", [partition_spec(b"hsqs" + bytes(64)),
+                                              json_spec({"a": 1})])
+    sign(image, signer=signer_for([private]))
+    before = verify(image, TrustMaterial(keys=(public,)))
+    config = tmp_path / "c.toml"
+    config.write_text(f'[database]\npath = "t.db"\n[timestamp]\nurls = ["{local.url}"]\n')
+    runner = CliRunner()
+    assert runner.invoke(cli, ["db", "upgrade", "--config", str(config)]).exit_code == 0
+    tracked = runner.invoke(cli, ["track", "--config", str(config), str(image)])
+    assert tracked.exit_code == 0, tracked.output
+    assert "timestamped 1 signature(s)" in tracked.output
+    (proven,) = proven_times(image, local.trust())
+    assert proven.at is not None, proven.rejected
+    assert verify(image, TrustMaterial(keys=(public,))).ok and before.ok
+    again = runner.invoke(cli, ["track", "--config", str(config), str(image)])
+    assert "timestamped" not in again.output  # known image: nothing is added
