@@ -16,6 +16,7 @@ from lifecycle.pki.certs import certificate_pem
 from lifecycle.sif import SifImage
 from lifecycle.store.ca_service import INTERMEDIATE, ROOT
 from lifecycle.store.tsa_service import local_tsa
+from lifecycle.strategies.apply import ApplyResult
 from lifecycle.timestamp.client import AuthorityStamper
 from lifecycle.timestamp.restamp import restamp
 from lifecycle.timestamp.tokens import tokens_of
@@ -108,3 +109,75 @@ def test_compromise_spares_images_proven_to_predate_it(tmp_path: Path,
     monkeypatch.setattr("lifecycle.bundles.offline.proven_by_keyid", lambda *_: {})
     with pytest.raises(VerificationError):  # the same bundle without proven times
         verify(early, TrustMaterial(bundle=bundle, trust_store=tmp_path / "store", at=fleet.now))
+
+
+def _advance(fleet: Fleet, to: datetime, step: timedelta = 30 * DAY) -> list[ApplyResult]:
+    done: list[ApplyResult] = []
+    while fleet.now < to:
+        fleet.now = min(to, fleet.now + step)
+        done += fleet.run()
+    return done
+
+
+def _verify_at_proven_time(fleet: Fleet, image: Path, fingerprint: str, tmp_path: Path,
+                           tsa: bool) -> bool:
+    """This tool, judging the key's certificate generations at the proven time (or, without
+    ``tsa``, at now as stock tools do)."""
+    from lifecycle.pki.certs import load_certificate
+
+    key_id = fleet.ca.keys.get(fingerprint).id
+    roots, inter = tmp_path / "sim-root.pem", tmp_path / "sim-inter.pem"
+    roots.write_bytes(certificate_pem(fleet.ca.certificate(ROOT)))
+    inter.write_bytes(certificate_pem(fleet.ca.certificate(INTERMEDIATE)))
+    crls = tuple(fleet.ca.publish_crl(r, now=fleet.now) for r in (ROOT, INTERMEDIATE))
+    for row in [r for r in fleet.ca.certificates() if r.key_id == key_id]:
+        trust = TrustMaterial(certificate=load_certificate(row.pem.encode(), path="leaf"),
+                              intermediates=(inter,), roots=(roots,), crls=crls, at=fleet.now,
+                              tsa_roots=(roots,) if tsa else ())
+        try:
+            verify(image, trust)
+            return True
+        except VerificationError:
+            continue
+    return False
+
+
+@pytest.mark.slow
+def test_three_years_with_a_compromise_in_year_two(tmp_path: Path) -> None:
+    fleet = make_fleet(tmp_path, [WEB])
+    fleet.stamper_at = _stamper(fleet)
+    fleet.run()
+    first = fleet.active_key("web")
+    old = fleet.image("web-old")
+    fleet.now = T0 + 20 * DAY
+    fleet.sign(old, first)
+    restamp(old, fleet.stamper_at(fleet.now))
+    fleet.track(old)
+
+    _advance(fleet, T0 + 420 * DAY)  # year one: the key rotates, old is re-signed (with a token)
+    second = fleet.active_key("web")
+    assert second != first and verifies(old, verifier(fleet, second))
+    bare, fresh = fleet.image("web-bare"), fleet.image("web-fresh")
+    fleet.now = T0 + 500 * DAY
+    fleet.sign(bare, second)  # signed outside the service, never timestamped
+    fleet.now = T0 + 560 * DAY
+    fleet.sign(fresh, second)
+    restamp(fresh, fleet.stamper_at(fleet.now))  # timestamped, but after the compromise
+    fleet.track(bare, fresh)
+
+    compromised = T0 + 540 * DAY  # year two: the key leaked on day 540, found on day 570
+    fleet.now = T0 + 570 * DAY
+    fleet.ca.keys.transition(second, KeyState.COMPROMISED, "key leaked", at=compromised)
+    results = {(r.kind, r.subject): r for r in _advance(fleet, T0 + 571 * DAY, DAY)}
+    assert results[("purge", str(old))].status == "skipped"
+    assert "before the compromise" in results[("purge", str(old))].detail
+    for path in (bare, fresh):
+        assert results[("purge", str(path))].status == "done"
+        assert not verifies(path, verifier(fleet, second))
+
+    _advance(fleet, T0 + 3 * 365 * DAY)  # year three: every certificate of the key has lapsed
+    kept = [r for r in fleet.ca.certificates() if r.key_id == fleet.ca.keys.get(second).id]
+    assert all(r.not_after < fleet.now for r in kept)
+    assert verifies(old, verifier(fleet, second))  # the spared signature is still there
+    assert _verify_at_proven_time(fleet, old, second, tmp_path, tsa=True)
+    assert not _verify_at_proven_time(fleet, old, second, tmp_path, tsa=False)  # stock: stopped

@@ -153,7 +153,7 @@ def _purge(action: Action, ctx: ApplyContext, now: datetime) -> str:
     if bad.dsse_keyid not in signers:
         reinventory(ctx, image_id, path, now)
         raise NothingToDoError("the image no longer carries the compromised key's signature")
-    since = compromised_since(ctx, bad.fingerprint)
+    since = compromised_since(ctx, bad.fingerprint, now)
     proven = proven_before(ctx, path, bad.dsse_keyid, since, now) if since else None
     if since is not None and proven is not None:
         raise NothingToDoError(

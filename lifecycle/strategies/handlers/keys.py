@@ -25,6 +25,7 @@ from lifecycle.strategies.context import (
     policy_of,
     publish_all,
 )
+from lifecycle.strategies.handlers.proven import compromised_since
 
 
 def _new_key(ctx: ApplyContext, policy: ImageSetPolicy, now: datetime) -> KeyRecord:
@@ -134,20 +135,12 @@ def _revoke(action: Action, ctx: ApplyContext, now: datetime) -> str:
     record = ctx.ca.find(action.subject)
     if ctx.ca.revocation(record) is not None:
         raise NothingToDoError(f"certificate {short(action.subject)} is already revoked")
-    since = _compromised_at(ctx, record.key_id, now)
+    since = compromised_since(ctx, ctx.ca.keys.get(str(record.key_id)).fingerprint, now) \
+        if record.key_id is not None else None
     ctx.ca.revoke(action.subject, x509.ReasonFlags.key_compromise, invalidity_date=since, now=now)
     publish_all(ctx, now)
     return f"certificate {action.subject} revoked (keyCompromise" + (
         f", invalidity date {since.isoformat()})" if since else ")")
-
-
-def _compromised_at(ctx: ApplyContext, key_id: int | None, now: datetime) -> datetime | None:
-    """When the key was compromised, as recorded by ``key transition KEY compromised --at T``
-    (the CRL entry's invalidityDate); None when it is not known to be before now."""
-    if key_id is None:
-        return None
-    marks = [t.at for t in ctx.ca.keys.history(key_id) if t.to_state == KeyState.COMPROMISED]
-    return marks[-1] if marks and marks[-1] <= now else None
 
 
 HANDLERS: dict[ActionKind, Handler] = {

@@ -1,30 +1,27 @@
 """Which signatures by a compromised key are proven (RFC 3161) to predate its compromise.
 
-The compromise time is the earliest invalidity date recorded when the key's certificates were
-revoked; the proof is :mod:`lifecycle.timestamp.proof` with the CA root as the TSA root and the
-CA's CRLs as the TSA chain's revocation evidence (the local TSA is issued by the same CA).
+The compromise time is the one recorded with the key's move to ``compromised``; the proof is
+:mod:`lifecycle.timestamp.proof` with the CA root as the TSA root and the CA's CRLs as the TSA
+chain's revocation evidence (the local TSA is issued by the same CA).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from lifecycle.model.key_state import KeyState
 from lifecycle.store.ca_service import INTERMEDIATE, ROOT
 from lifecycle.strategies.context import ApplyContext
 from lifecycle.timestamp.proof import TsaTrust, proven_times
 
 
-def compromised_since(ctx: ApplyContext, fingerprint: str) -> datetime | None:
-    """The earliest invalidity date of the key's revoked certificates (None: not known)."""
-    key_id = ctx.ca.keys.get(fingerprint).id
-    dates = []
-    for row in ctx.ca.certificates():
-        if row.key_id != key_id:
-            continue
-        revocation = ctx.ca.revocation(row)
-        if revocation is not None and revocation.invalidity_date is not None:
-            dates.append(revocation.invalidity_date)
-    return min(dates, default=None)
+def compromised_since(ctx: ApplyContext, fingerprint: str, now: datetime) -> datetime | None:
+    """When the key was compromised, as recorded by ``key transition KEY compromised --at T``
+    (what the revocation writes as the CRL entry's invalidityDate); None when not known to be
+    before ``now``."""
+    key = ctx.ca.keys.get(fingerprint)
+    marks = [t.at for t in ctx.ca.keys.history(key.id or 0) if t.to_state == KeyState.COMPROMISED]
+    return marks[-1] if marks and marks[-1] <= now else None
 
 
 def proven_before(ctx: ApplyContext, path: str, keyid: str, since: datetime,
