@@ -89,8 +89,8 @@ def signer_for(keys: Sequence[str | Path], passphrase: bytes | PassphraseSource 
                 "a PGP signature takes exactly one key", path=pgp_files[0],
                 hint="sign once per PGP key, or use PEM keys to share one DSSE envelope")
         if extension is not None or timestamper is not None:
-            raise LifecycleError("an extension or timestamp goes into a DSSE signature, not a "
-                                 "PGP one",
+            what = "an extension" if extension is not None else "a timestamp (its extension)"
+            raise LifecycleError(f"{what} goes into a DSSE signature, not a PGP one",
                                  path=pgp_files[0], hint="sign with a PEM key")
         return PgpSigner(load_pgp_signing_key(paths[0], source))
     attest = None
