@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,7 +31,7 @@ from lifecycle.timestamp.client import Timestamper
 from lifecycle.timestamp.tokens import FIELD
 from lifecycle.verify import TrustMaterial, verify
 from tests.keygen import write_pem_pair
-from tests.pki.conftest import PASSPHRASE, StoreCa
+from tests.pki.conftest import PASSPHRASE, StoreCa, make_store_ca, open_store_ca
 
 DAY = timedelta(days=1)
 
@@ -58,25 +59,43 @@ def _serve(store: StoreCa, at: datetime) -> RunningServer:
     return start_http(None, tsa=local_tsa(store.ca, lambda: at).respond)
 
 
-@pytest.fixture
-def signed(store_ca: StoreCa, tmp_path: Path) -> Iterator[Signed]:
-    """An image signed with a 30-day certificate, timestamped one day after issuance."""
-    now = store_ca.ca.clock()
-    private, _ = write_pem_pair(tmp_path, "signer", "ecdsa")
-    row = store_ca.keys.import_pem(private.read_bytes(), PASSPHRASE, path=private)
-    leaf = store_ca.ca.issue(row.fingerprint, "Timestamped Signer", 30 * DAY, now=now).certificate
-    image = create_image(tmp_path / "a.sif", [partition_spec(b"hsqs" + bytes(500)),
-                                              json_spec({"k": "v"})])
-    server = _serve(store_ca, now + DAY)
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Signed:
+    """An image signed with a 30-day certificate, timestamped one day after issuance (built
+    once; each test gets a copy of the store and files, see :func:`signed`)."""
+    directory = tmp_path_factory.mktemp("signed")
+    store = make_store_ca(directory)
+    now = store.ca.clock()
+    private, _ = write_pem_pair(directory, "signer", "ecdsa")
+    row = store.keys.import_pem(private.read_bytes(), PASSPHRASE, path=private)
+    leaf = store.ca.issue(row.fingerprint, "Timestamped Signer", 30 * DAY, now=now).certificate
+    image = create_image(directory / "a.sif", [partition_spec(b"hsqs" + bytes(500)),
+                                               json_spec({"k": "v"})])
+    server = _serve(store, now + DAY)
     try:
         sign(image, signer=signer_for([private], timestamper=Timestamper.for_urls(
             [f"{server.url}/tsa"])))
     finally:
         server.stop()
-    files = {"root": store_ca.write("root.pem", _pem(store_ca.ca.certificate(ROOT))),
-             "inter": store_ca.write("inter.pem", _pem(store_ca.ca.certificate(INTERMEDIATE))),
-             "leaf": store_ca.write("leaf.pem", _pem(leaf)), "key": private}
-    yield Signed(store_ca, now, image, leaf, files)
+    files = {"root": store.write("root.pem", _pem(store.ca.certificate(ROOT))),
+             "inter": store.write("inter.pem", _pem(store.ca.certificate(INTERMEDIATE))),
+             "leaf": store.write("leaf.pem", _pem(leaf)), "key": private}
+    store.ca.engine.dispose()
+    return Signed(store, now, image, leaf, files)
+
+
+@pytest.fixture
+def signed(template: Signed, tmp_path: Path) -> Iterator[Signed]:
+    """A private copy of the template: tests revoke and rewrite freely."""
+    base = template.store.directory
+    copy = tmp_path / "signed"
+    shutil.copytree(base, copy)
+    store = open_store_ca(copy)
+    try:
+        yield Signed(store, template.now, copy / template.image.relative_to(base), template.leaf,
+                     {k: copy / v.relative_to(base) for k, v in template.files.items()})
+    finally:
+        store.ca.engine.dispose()
 
 
 def _pem(cert: x509.Certificate) -> bytes:
