@@ -64,6 +64,8 @@ def test_compromise_spares_images_proven_to_predate_it(tmp_path: Path,
     fleet.now = T0 + 25 * DAY
     fleet.ca.keys.transition(bad, KeyState.COMPROMISED, "key file leaked", at=compromised)
     results = {(r.kind, r.subject): r for r in fleet.run()}
+    published = tmp_path / "publish" / "web" / "tsa" / "chain.pem"
+    assert published.is_file() and b"BEGIN CERTIFICATE" in published.read_bytes()
     revoked = fleet.ca.revocation(_certificate_of(fleet, bad))
     assert revoked is not None and revoked.invalidity_date == compromised
 
