@@ -11,6 +11,7 @@ import click
 
 from lifecycle import simulation
 from lifecycle.cli.common import UtcTime, passphrase_file_option, read_passphrase
+from lifecycle.cli.many import jobs_option
 from lifecycle.cli.pki_options import ca_service, config_option, open_config
 from lifecycle.clock import utc_now
 from lifecycle.config import Config
@@ -53,8 +54,9 @@ def _print_scan(report: ScanReport, as_json: bool) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_JSON
 @_AT
+@jobs_option
 def track(config_path: Path | None, paths: tuple[Path, ...], as_json: bool,
-          at: datetime | None) -> None:
+          at: datetime | None, jobs: int | None) -> None:
     """Register SIF images (files or directories) in the inventory, reading them in full.
 
     Records size, SIF id, groups, every signature (format, signer, covered objects) and the
@@ -69,7 +71,7 @@ def track(config_path: Path | None, paths: tuple[Path, ...], as_json: bool,
     config = open_config(config_path)
     engine = open_store(config.database_url)
     report = scan(engine, [str(p) for p in paths], _now(at), full=True,
-                  strict=True, policies=config.policies)
+                  strict=True, policies=config.policies, jobs=jobs)
     _timestamp_new(config, engine, report.new, _now(at), as_json)
     _print_scan(report, as_json)
     if report.tampered:
@@ -102,8 +104,9 @@ def _timestamp_new(config: Config, engine: Engine, new: list[str], now: datetime
 @click.option("--full", is_flag=True, help="Re-read and re-check every image, changed or not.")
 @_JSON
 @_AT
+@jobs_option
 def scan_command(config_path: Path | None, roots: tuple[Path, ...], full: bool, as_json: bool,
-                 at: datetime | None) -> None:
+                 at: datetime | None, jobs: int | None) -> None:
     """Update the inventory: new, changed, removed and tampered images.
 
     Without ROOTS, scans the path globs of every [[image_sets]] table of the config. Unchanged
@@ -124,7 +127,7 @@ def scan_command(config_path: Path | None, roots: tuple[Path, ...], full: bool, 
     if not targets:
         raise LifecycleError("nothing to scan", hint="give ROOTS or configure [[image_sets]]")
     report = scan(open_store(config.database_url), targets, _now(at), full=full,
-                  policies=config.policies)
+                  policies=config.policies, jobs=jobs)
     _print_scan(report, as_json)
     if report.tampered:
         raise SystemExit(1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -15,13 +16,13 @@ from lifecycle.cli.common import (
     passphrase_source,
     read_passphrase,
 )
+from lifecycle.cli.many import jobs_option, verify_each
 from lifecycle.errors import LifecycleError, VerificationError
 from lifecycle.files import read_document
 from lifecycle.integrity import dsse
 from lifecycle.integrity.gojson import load_json
 from lifecycle.integrity.policy import Policy
 from lifecycle.integrity.results import VerifyReport
-from lifecycle.integrity.sign import SignOptions
 from lifecycle.pki.revocation import REVOCATION_MODES, RevocationMode
 from lifecycle.sif.format import type_name
 from lifecycle.sif.image import SifImage
@@ -30,6 +31,9 @@ from lifecycle.sign import signer_for
 from lifecycle.verification.identity import IdentityPolicy
 from lifecycle.verify import TrustMaterial, VerificationResult, load_log_verifiers
 from lifecycle.verify import verify as verify_trust
+
+if TYPE_CHECKING:
+    from lifecycle.integrity.sign import SignOptions
 
 KEY_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 IMAGE = click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -130,6 +134,8 @@ def sign(
       sif-lifecycle sign --ephemeral --identity builder@example.org image.sif
       sif-lifecycle sign --key signing.pem --timestamp-url http://127.0.0.1:8080/tsa image.sif
     """
+    from lifecycle.integrity.sign import SignOptions  # the signing machinery: not for a verify
+
     options = SignOptions(
         groups=list(groups), object_ids=list(object_ids), deterministic=deterministic,
         separate_object=separate_object,
@@ -266,7 +272,9 @@ def _longterm_options(f: click.decorators.FC) -> click.decorators.FC:
                    "files serve the TSA chain too).")
 @click.option("--timestamps-required", type=click.IntRange(1, 8), default=1, show_default=True,
               help="Valid tokens a signature needs for its time to count (the latest counts).")
-@IMAGE
+@jobs_option
+@click.argument("images", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def verify(
     keys: tuple[Path, ...], certificate: Path | None, certificate_intermediates: Path | None,
     certificate_roots: Path | None, crls: tuple[Path, ...], ocsp_responses: tuple[Path, ...],
@@ -274,9 +282,14 @@ def verify(
     object_ids: tuple[int, ...], all_objects: bool, policy: str, legacy_insecure: bool, as_json: bool,
     log_keys: tuple[str, ...], identities: tuple[str, ...], identity_patterns: tuple[str, ...],
     issuers: tuple[str, ...], checkpoint_store: Path | None, log_url: str | None, bundle: Path | None,
-    image: Path, tsa_roots: tuple[Path, ...] = (), timestamps_required: int = 1,
+    jobs: int | None, images: tuple[Path, ...], tsa_roots: tuple[Path, ...] = (),
+    timestamps_required: int = 1,
 ) -> None:  # fmt: skip
-    """Verify the signatures of IMAGE. Exit 0 verified, 1 failed, 2 usage or input error.
+    """Verify the signatures of each IMAGE. Exit 0 verified, 1 failed, 2 usage or input error.
+
+    Several images are verified at once on --jobs threads (default: every core), the results
+    printed in the order given (with --json, one document per image), then a count on stderr;
+    the status is that of the worst image.
 
     \b
     Example:
@@ -288,6 +301,7 @@ def verify(
       sif-lifecycle verify --log-key "$(cat log.vkey)" --identity builder@example.org \
         --certificate-roots root.pem --crl root.crl image.sif
       sif-lifecycle verify --bundle site-bundle.tar.gz image.sif
+      sif-lifecycle verify --key signing.pub --jobs 2 images/*.sif
       sif-lifecycle verify --certificate leaf.pem --certificate-intermediates ca.pem \
         --certificate-roots root.pem --tsa-roots root.pem --crl ca.crl --crl root.crl image.sif
     """
@@ -304,14 +318,19 @@ def verify(
         policy=Policy.parse(policy), groups=groups, object_ids=object_ids,
         all_objects=all_objects, legacy=legacy_insecure, tsa_roots=tsa_roots,
         timestamps_required=timestamps_required)
-    try:
-        with ProgressBar(_image_size(image), "hashing") as bar:
-            result = verify_trust(image, trust, bar)
-    except VerificationError as exc:
-        if exc.result is not None:
-            _show(exc.result, image, as_json)
-        raise
-    _show(result, image, as_json)
+    if len(images) == 1:
+        image = images[0]
+        try:
+            with ProgressBar(_image_size(image), "hashing") as bar:
+                result = verify_trust(image, trust, bar)
+        except VerificationError as exc:
+            if exc.result is not None:
+                _show(exc.result, image, as_json)
+            raise
+        _show(result, image, as_json)
+        return
+    verify_each(images, lambda image, bar: verify_trust(image, trust, bar),
+                lambda result, image: _show(result, image, as_json), jobs)
 
 
 def _show(result: VerificationResult, image: Path, as_json: bool) -> None:
