@@ -173,3 +173,15 @@ class ReportError(LifecycleError):
 
 class TimestampError(LifecycleError):
     """An RFC 3161 timestamp could not be obtained, or a token proves nothing (and why)."""
+
+
+class KeyserverError(LifecycleError):
+    """A keyserver did not answer, refused a key, or served something that is not the key asked for."""
+
+
+class KeyNotOnKeyserverError(KeyserverError):
+    """No configured keyserver has a key with the fingerprint asked for."""
+
+
+class KeyserverUnavailableError(KeyserverError):
+    """A keyserver did not answer (after its retries): down, unreachable or too slow."""

@@ -266,6 +266,10 @@ def _longterm_options(f: click.decorators.FC) -> click.decorators.FC:
 @click.option("--bundle", type=click.Path(exists=True, path_type=Path),
               help="Verification bundle (directory or .tar.gz): its certificates, CRLs, OCSP "
                    "responses and keys, checked offline; no network is used.")
+@click.option("--url", "keyservers", multiple=True,
+              help="HKP keyserver (hkp://, hkps://, http(s)://) to fetch the PGP signers' keys "
+                   "from by fingerprint, like singularity verify --url (repeatable); a served "
+                   "key with another fingerprint or a bad self-signature is never used.")
 @click.option("--tsa-roots", "tsa_roots", type=KEY_FILE, multiple=True,
               help="Trusted time-stamping authority root(s), PEM: signatures carrying valid "
                    "RFC 3161 tokens from them are judged at their proven signing time (--crl "
@@ -282,8 +286,8 @@ def verify(
     object_ids: tuple[int, ...], all_objects: bool, policy: str, legacy_insecure: bool, as_json: bool,
     log_keys: tuple[str, ...], identities: tuple[str, ...], identity_patterns: tuple[str, ...],
     issuers: tuple[str, ...], checkpoint_store: Path | None, log_url: str | None, bundle: Path | None,
-    jobs: int | None, images: tuple[Path, ...], tsa_roots: tuple[Path, ...] = (),
-    timestamps_required: int = 1,
+    keyservers: tuple[str, ...], jobs: int | None, images: tuple[Path, ...],
+    tsa_roots: tuple[Path, ...] = (), timestamps_required: int = 1,
 ) -> None:  # fmt: skip
     """Verify the signatures of each IMAGE. Exit 0 verified, 1 failed, 2 usage or input error.
 
@@ -302,6 +306,7 @@ def verify(
         --certificate-roots root.pem --crl root.crl image.sif
       sif-lifecycle verify --bundle site-bundle.tar.gz image.sif
       sif-lifecycle verify --key signing.pub --jobs 2 images/*.sif
+      sif-lifecycle verify --url hkps://keys.example.org image.sif
       sif-lifecycle verify --certificate leaf.pem --certificate-intermediates ca.pem \
         --certificate-roots root.pem --tsa-roots root.pem --crl ca.crl --crl root.crl image.sif
     """
@@ -316,8 +321,8 @@ def verify(
         log_keys=log_keys, identity=IdentityPolicy(identities, identity_patterns, issuers),
         checkpoint_store=checkpoint_store, log_url=log_url, bundle=bundle, at=at,
         policy=Policy.parse(policy), groups=groups, object_ids=object_ids,
-        all_objects=all_objects, legacy=legacy_insecure, tsa_roots=tsa_roots,
-        timestamps_required=timestamps_required)
+        all_objects=all_objects, legacy=legacy_insecure, keyservers=keyservers,
+        tsa_roots=tsa_roots, timestamps_required=timestamps_required)
     if len(images) == 1:
         image = images[0]
         try:
