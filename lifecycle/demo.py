@@ -297,7 +297,7 @@ class Demo:
         for name, data in read_bundle(out).items():  # names checked: nothing escapes bundle/
             (unpacked / name).parent.mkdir(parents=True, exist_ok=True)
             (unpacked / name).write_bytes(data)
-        self.out(f"bundle {out.name}: {len(report.manifest.files)} files, valid until "
+        self.out(f"bundle {out.name}: {report.manifest.file_count} files, valid until "
                  f"{report.manifest.valid_until.isoformat()}, signed by bundle key "
                  f"{report.bundle_keyid} (unpacked in bundle/ for the long-term checks)")
         self.result.bundle = out

@@ -83,6 +83,8 @@ class TrustMaterial:
     """A verification bundle (directory or .tar.gz): its keys, certificates, CRLs, offline."""
     trust_store: str | Path | None = None
     """The bundle trust store (default ``$SIF_LIFECYCLE_TRUST_STORE`` or the user's)."""
+    allow_stale: str | None = None
+    """Accept an expired bundle for this reason (warned); None: an expired bundle fails."""
     at: datetime | None = None
     """Judge certificates and PGP key expiry at this time (default now)."""
     policy: Policy = field(default_factory=Policy)
@@ -181,10 +183,13 @@ def verify(image: str | Path, trust: TrustMaterial,
     keys = KeySet()
     notes: tuple[str, ...] = ()
     if trust.bundle is not None:
+        from lifecycle.bundles.freshness import StaleOverride
         from lifecycle.bundles.offline import bundle_keys
 
         offline = bundle_keys(Path(trust.bundle), trust.at, image=Path(image),
-                              trust_store=Path(trust.trust_store) if trust.trust_store else None)
+                              trust_store=Path(trust.trust_store) if trust.trust_store else None,
+                              allow_stale=StaleOverride(trust.allow_stale)
+                              if trust.allow_stale is not None else None)
         notes = offline.notes
         keys.merge(offline.keys)
     longterm = _longterm(image, trust) if trust.log_keys else None

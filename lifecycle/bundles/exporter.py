@@ -20,6 +20,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp
@@ -57,10 +58,17 @@ OUTBOX_NAME = re.compile(r"bundle-\d{8}T\d{12}Z\.tar\.gz")
 _UNTRUSTED = {KeyState.REVOKED.value, KeyState.COMPROMISED.value}
 
 
+DEFAULT_VALIDITY = timedelta(days=7)
+"""Long enough to carry media between sites; ``[bundles] validity_days`` changes it."""
+
+
 @dataclass(frozen=True)
 class ExportOptions:
-    checkpoint_max_age: timedelta = timedelta(days=7)
-    """How long a log checkpoint counts as fresh: bounds ``valid_until`` when a log is included."""
+    validity: timedelta = DEFAULT_VALIDITY
+    """``valid_until`` is ``created`` plus this; the CRLs and OCSP responses inside cover it (an
+    export that cannot honour it fails)."""
+    checkpoint_max_age: timedelta | None = None
+    """How long a log checkpoint counts as fresh (default: ``validity``)."""
     consistency_from: tuple[int, ...] = ()
     """Extra earlier tree sizes to prove consistency from (those of earlier exports are automatic)."""
     proof_history: int = 32
@@ -121,15 +129,39 @@ def _pem_concat(rows: list[CertificateRecord]) -> bytes:
     return b"".join(r.pem.encode() for r in rows)
 
 
-def _previous_sizes(ca: CaService, origin: str) -> set[int]:
+def _check_promise(limits: dict[str, datetime], valid_until: datetime, validity: timedelta) -> None:
+    """Refuse to sign a ``valid_until`` that some content stops covering before."""
+    short = sorted((at, what) for what, at in limits.items() if at < valid_until)
+    if short:
+        at, what = short[0]
+        raise BundleError(
+            f"cannot promise a validity of {_days(validity)}: {what} is valid only until "
+            f"{at.isoformat()}",
+            hint="lower [bundles] validity_days (or --validity-days), or lengthen what ends "
+                 "first ([ca] crl_lifetime_days, --checkpoint-max-age, the CA's certificates)")
+
+
+def _days(span: timedelta) -> str:
+    days = span / timedelta(days=1)
+    return f"{days:g} day{'s' if days != 1 else ''}"
+
+
+def _exports(ca: CaService) -> list[dict[str, Any]]:
     with session_scope(ca.engine) as session:
         rows = audit.entries(session, action=EXPORT_ACTION)
-    sizes: set[int] = set()
-    for row in rows:
-        detail = json.loads(row.detail or "{}")
-        if detail.get("log_origin") == origin and isinstance(detail.get("log_size"), int):
-            sizes.add(detail["log_size"])
-    return sizes
+    return [json.loads(row.detail or "{}") for row in rows]
+
+
+def next_version(ca: CaService, keyid: str) -> int:
+    """One more than the highest version exported under bundle key ``keyid`` (1 for the first)."""
+    versions = [d["version"] for d in _exports(ca)
+                if d.get("bundle_keyid") == keyid and isinstance(d.get("version"), int)]
+    return max(versions, default=0) + 1
+
+
+def _previous_sizes(ca: CaService, origin: str) -> set[int]:
+    return {d["log_size"] for d in _exports(ca)
+            if d.get("log_origin") == origin and isinstance(d.get("log_size"), int)}
 
 
 class _Collector:
@@ -139,6 +171,7 @@ class _Collector:
         self.files: dict[str, bytes] = {}
         self.kinds: dict[str, str] = {}
         self.limits: dict[str, datetime] = {}
+        self.revoked: list[str] = []
 
     def add(self, path: str, kind: str, data: bytes) -> None:
         if path in self.files:
@@ -147,14 +180,17 @@ class _Collector:
 
 
 def _collect_ca(ca: CaService, out: _Collector, images: Collection[str] | None, now: datetime,
-                ) -> tuple[list[mf.KeyEntry], list[dict[str, object]]]:
+                valid_until: datetime) -> tuple[list[mf.KeyEntry], list[dict[str, object]]]:
     certs = ca.certificates()
     out.add(ROOTS, "certificate", _pem_concat([c for c in certs if c.role == ROOT]))
     out.add(INTERMEDIATES, "certificate", _pem_concat([c for c in certs if c.role == INTERMEDIATE]))
-    for role, der in ca.publish_crls().items():
-        parsed = crl.load_crl(der, path=f"{role} CRL")
+    for role in (ROOT, INTERMEDIATE):
+        parsed = crl.load_crl(ca.publish_crl(role, now=now), path=f"{role} CRL")
+        if parsed.next_update_utc is not None and parsed.next_update_utc < valid_until:
+            parsed = crl.load_crl(ca.publish_crl(role, force=True, now=now), path=f"{role} CRL")
         path = f"crls/{role}.crl.pem"
         out.add(path, "crl", parsed.public_bytes(serialization.Encoding.PEM))
+        out.revoked += [f"{path}:{entry.serial_number:x}" for entry in parsed]
         if parsed.next_update_utc is not None:
             out.limits[path] = parsed.next_update_utc
     key_rows = [r for r in ca.keys.list() if _selected(r, images)]
@@ -162,12 +198,15 @@ def _collect_ca(ca: CaService, out: _Collector, images: Collection[str] | None, 
     revoked = {c.serial for c in leaves if ca.revocation(c) is not None}
     for cert in leaves:
         out.add(leaf(cert.serial), "certificate", cert.pem.encode())
-    for serial, der in (ca.presigned_ocsp(leaves, now) if leaves else {}).items():
+    presigned = ca.presigned_ocsp(leaves, now, validity=valid_until - now) if leaves else {}
+    for serial, der in presigned.items():
         path = f"ocsp/{serial}.der"
         out.add(path, "ocsp", der)
-        next_update = ocsp.load_der_ocsp_response(der).next_update_utc
-        if next_update is not None:
-            out.limits[path] = next_update
+        response = ocsp.load_der_ocsp_response(der)
+        if response.next_update_utc is not None:
+            out.limits[path] = response.next_update_utc
+        for responder in response.certificates:
+            out.limits["ocsp-responder"] = responder.not_valid_after_utc
     entries: list[mf.KeyEntry] = []
     pgp_armor: list[bytes] = []
     compromised = {c.key_id for c in leaves if c.serial in revoked}
@@ -206,7 +245,7 @@ def _collect_log(ca: CaService, log: Log, out: _Collector, now: datetime,
     earlier = sorted({*automatic, *(s for s in options.consistency_from if 0 < s < size)})
     proofs = [log.consistency_proof(s, size).to_json() for s in earlier]
     out.add(LOG_CONSISTENCY, "tlog", (json.dumps(proofs, indent=2) + "\n").encode())
-    out.limits["checkpoint"] = now + options.checkpoint_max_age
+    out.limits["checkpoint"] = now + (options.checkpoint_max_age or options.validity)
     return size
 
 
@@ -215,13 +254,14 @@ def build_bundle(ca: CaService, *, log: Log | None = None, images: Collection[st
     """Every file of a bundle, in memory, with its signed manifest (nothing is written)."""
     options = options or ExportOptions()
     now = now or ca.clock()
+    valid_until = (now + options.validity).replace(microsecond=0)  # as CRLs and OCSP encode it
     out = _Collector()
-    key_entries, readme_certs = _collect_ca(ca, out, images, now)
+    key_entries, readme_certs = _collect_ca(ca, out, images, now, valid_until)
     log_size = _collect_log(ca, log, out, now, options) if log is not None else None
+    _check_promise(out.limits, valid_until, options.validity)
     signing_key, created_key = bundle_signing_key(ca.keys, ca.passphrase)
     out.add(BUNDLE_KEY, "bundle-key", keys.public_pem(signing_key.public_key()))
     keyid = dsse.keyid(signing_key.public_key())
-    valid_until = min(out.limits.values(), default=now + options.checkpoint_max_age)
     ecl_fprs = [k.fingerprint.upper() for k in key_entries
                 if k.kind == "pgp" and k.state == KeyState.ACTIVE.value]
     out.add(ECL, "doc", render("bundle/ecl.toml.j2", tagname=options.ecl_tagname,
@@ -235,7 +275,8 @@ def build_bundle(ca: CaService, *, log: Log | None = None, images: Collection[st
         pgp_keyring=PGP_KEYRING if PGP_KEYRING in out.files else "",
         roots=ROOTS, intermediates=INTERMEDIATES, ecl_fingerprints=ecl_fprs, files=listing))
     manifest = mf.Manifest(
-        created=now, valid_until=valid_until,
+        created=now, valid_until=valid_until, version=next_version(ca, keyid),
+        revoked=tuple(sorted(out.revoked)),
         files=tuple(mf.FileEntry(p, out.kinds[p], len(d), mf.sha256_hex(d))
                     for p, d in sorted(out.files.items())),
         keys=tuple(key_entries), log_origin=log.origin if log is not None else None,
@@ -261,6 +302,7 @@ def _write(ca: CaService, built: _Built, out: Path, log: Log | None) -> BundleRe
     with session_scope(ca.engine) as session:
         audit.record(session, built.manifest.created, EXPORT_ACTION, str(out),
                      manifest_sha256=digest, log_origin=log.origin if log is not None else None,
+                     bundle_keyid=built.keyid, version=built.manifest.version,
                      log_size=built.log_size, valid_until=built.manifest.valid_until)
     return BundleReport(out, built.manifest, digest, built.keyid, built.created_key, written,
                         True, _sizes(built))

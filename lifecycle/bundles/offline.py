@@ -15,6 +15,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from lifecycle.bundles import layout as ex
+from lifecycle.bundles.freshness import StaleOverride
 from lifecycle.bundles.selection import image_signers
 from lifecycle.bundles.verify import OpenedBundle, open_bundle
 from lifecycle.errors import CertificateError, CertificateValidationError
@@ -77,9 +78,9 @@ def key_set(bundle: OpenedBundle, at: datetime | None = None,
 
 
 def bundle_keys(path: Path, at: datetime | None = None, *, trust_store: Path | None = None,
-                strict: bool = False, image: Path | None = None) -> BundleKeys:
+                allow_stale: StaleOverride | None = None, image: Path | None = None) -> BundleKeys:
     """Open and check the bundle at ``path``, then the keys it vouches for (for ``verify``);
     with ``image``, only the certificates of keys that signed it are validated."""
-    bundle = open_bundle(path, trust_store=trust_store, at=at, strict=strict)
+    bundle = open_bundle(path, trust_store=trust_store, at=at, allow_stale=allow_stale)
     keys, notes = key_set(bundle, at, image_signers(image) if image is not None else None)
     return BundleKeys(bundle, keys, (*bundle.notes, *notes))

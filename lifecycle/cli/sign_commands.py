@@ -248,6 +248,9 @@ def _longterm_options(f: click.decorators.FC) -> click.decorators.FC:
 @click.option("--bundle", type=click.Path(exists=True, path_type=Path),
               help="Verification bundle (directory or .tar.gz): its certificates, CRLs, OCSP "
                    "responses and keys, checked offline; no network is used.")
+@click.option("--allow-stale", metavar="REASON",
+              help="With --bundle: accept an expired bundle anyway, for this reason (printed "
+                   "in a warning). Never the default; an older (rolled-back) bundle is refused.")
 @IMAGE
 def verify(
     keys: tuple[Path, ...], certificate: Path | None, certificate_intermediates: Path | None,
@@ -256,7 +259,7 @@ def verify(
     object_ids: tuple[int, ...], all_objects: bool, policy: str, legacy_insecure: bool, as_json: bool,
     log_keys: tuple[str, ...], identities: tuple[str, ...], identity_patterns: tuple[str, ...],
     issuers: tuple[str, ...], checkpoint_store: Path | None, log_url: str | None, bundle: Path | None,
-    image: Path,
+    allow_stale: str | None, image: Path,
 ) -> None:  # fmt: skip
     """Verify the signatures of IMAGE. Exit 0 verified, 1 failed, 2 usage or input error.
 
@@ -271,6 +274,8 @@ def verify(
         --certificate-roots root.pem --crl root.crl image.sif
       sif-lifecycle verify --bundle site-bundle.tar.gz image.sif
     """
+    if allow_stale is not None and bundle is None:
+        raise click.UsageError("--allow-stale applies to --bundle only")
     if (identities or identity_patterns or issuers or checkpoint_store or log_url) and not log_keys:
         raise click.UsageError("--identity, --issuer, --checkpoint-store and --log-url need "
                                "--log-key (the log that proves when signatures were made)")
@@ -281,6 +286,7 @@ def verify(
         ocsp_responses=ocsp_responses, fetch_ocsp=ocsp_verify, revocation=revocation,
         log_keys=log_keys, identity=IdentityPolicy(identities, identity_patterns, issuers),
         checkpoint_store=checkpoint_store, log_url=log_url, bundle=bundle, at=at,
+        allow_stale=allow_stale,
         policy=Policy.parse(policy), groups=groups, object_ids=object_ids,
         all_objects=all_objects, legacy=legacy_insecure)
     try:

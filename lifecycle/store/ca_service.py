@@ -9,7 +9,7 @@ Just over ~400 lines: every operation that writes CA rows, checked before it cre
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from cryptography import x509
@@ -389,12 +389,16 @@ class CaService:
         return OcspSigner(inter, _cert(row), self.keys.private_key(key_row, self.passphrase),
                           self.settings.ocsp_response_lifetime)
 
-    def presigned_ocsp(self, rows: list[CertificateRecord], now: datetime) -> dict[str, bytes]:
-        """DER OCSP responses for ``rows`` (by serial), signed at ``now`` to be carried offline.
+    def presigned_ocsp(self, rows: list[CertificateRecord], now: datetime,
+                       validity: timedelta | None = None) -> dict[str, bytes]:
+        """DER OCSP responses for ``rows`` (by serial), signed at ``now`` to be carried offline,
+        valid for ``validity`` (default the responder's response lifetime).
 
         SHA-1 CertIDs, as RFC 5019 clients (and OpenSSL) ask for them.
         """
         signer = self.ocsp_signer()
+        if validity is not None:
+            signer = replace(signer, validity=validity)
         return {row.serial: signer.sign(self.status(int(row.serial, 16)), int(row.serial, 16),
                                         hashes.SHA1(), now)  # noqa: S303 - a CertID, not a signature
                 for row in rows}

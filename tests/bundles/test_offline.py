@@ -115,7 +115,14 @@ def test_verify_with_bundle_at_a_past_time_and_stale_warning(fleet: Fleet, bundl
     assert ok.exit_code == 0, ok.output
     late = (manifest.valid_until + timedelta(hours=1)).isoformat()
     stale = run_cli("verify", "--bundle", bundle, "--at", late, fleet.images["pgp-c"], env=env)
-    assert "WARNING: bundle is STALE" in stale.output
+    assert stale.exit_code == 1 and "bundle is STALE" in stale.output
+    assert "Container verified" not in stale.output
+    allowed = run_cli("verify", "--bundle", bundle, "--at", late, "--allow-stale", "test reason",
+                      fleet.images["pgp-c"], env=env)
+    assert allowed.exit_code == 0, allowed.output
+    assert "WARNING: bundle is STALE" in allowed.output and "test reason" in allowed.output
+    unasked = run_cli("verify", "--allow-stale", "x", "--key", bundle, fleet.images["pgp-c"])
+    assert unasked.exit_code == 2 and "--allow-stale applies to --bundle only" in unasked.output
 
 
 def test_verify_with_a_tampered_bundle_is_refused_first(fleet: Fleet, tmp_path: Path) -> None:
