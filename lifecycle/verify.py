@@ -33,6 +33,7 @@ from lifecycle.verification.identity import IdentityPolicy
 if TYPE_CHECKING:  # the machinery is imported when a verification runs, not with the API
     from cryptography import x509
 
+    from lifecycle.bundles.verify import OpenedBundle
     from lifecycle.integrity.digest import Progress
     from lifecycle.integrity.keys import VerifierKey
     from lifecycle.tlog.note import NoteVerifier
@@ -159,6 +160,8 @@ class VerificationResult:
     def to_dict(self) -> dict[str, Any]:
         """The ``verify --json`` document."""
         doc = self.report.to_dict()
+        if self.notes:
+            doc["notes"] = list(self.notes)
         if self.certificate is not None:
             doc["certificate"] = self.certificate.to_dict()
         if self.longterm is not None:
@@ -182,6 +185,7 @@ def verify(image: str | Path, trust: TrustMaterial,
     _check_material(trust)
     keys = KeySet()
     notes: tuple[str, ...] = ()
+    opened: OpenedBundle | None = None
     if trust.bundle is not None:
         from lifecycle.bundles.freshness import StaleOverride
         from lifecycle.bundles.offline import bundle_keys
@@ -190,9 +194,11 @@ def verify(image: str | Path, trust: TrustMaterial,
                               trust_store=Path(trust.trust_store) if trust.trust_store else None,
                               allow_stale=StaleOverride(trust.allow_stale)
                               if trust.allow_stale is not None else None)
-        notes = offline.notes
+        notes, opened = offline.notes, offline.bundle
         keys.merge(offline.keys)
     longterm = _longterm(image, trust) if trust.log_keys else None
+    if longterm is None and opened is not None:
+        longterm = _bundle_longterm(image, opened, trust)
     if longterm is not None:
         keys.merge(longterm.keys())
     for key in trust.keys:
@@ -216,6 +222,17 @@ def verify(image: str | Path, trust: TrustMaterial,
     return result
 
 
+def _bundle_longterm(image: str | Path, bundle: OpenedBundle,
+                     trust: TrustMaterial) -> LongTermReport | None:
+    """Logged signatures judged with the bundle's log, roots, CRLs and identity policy."""
+    from lifecycle.bundles.offline import longterm_trust
+    from lifecycle.verification.longterm import verify_longterm
+
+    longterm = longterm_trust(bundle, trust.identity)
+    report = verify_longterm(str(image), longterm, trust.groups) if longterm is not None else None
+    return report if report is not None and report.results else None
+
+
 def _check_material(trust: TrustMaterial) -> None:
     if not (trust.keys or trust.certificate is not None or trust.log_keys
             or trust.bundle is not None):
@@ -223,8 +240,8 @@ def _check_material(trust: TrustMaterial) -> None:
             "no verification key given",
             hint="pass --key FILE (PEM public key or armored PGP keyring), --certificate, "
                  "--bundle, or --log-key for logged (ephemeral) signatures")
-    if not trust.log_keys and (trust.identity != IdentityPolicy() or trust.checkpoint_store
-                               or trust.log_url):
+    if not trust.log_keys and ((trust.identity != IdentityPolicy() and trust.bundle is None)
+                               or trust.checkpoint_store or trust.log_url):
         raise LifecycleError("--identity, --issuer, --checkpoint-store and --log-url need "
                              "--log-key (the log that proves when signatures were made)")
     if trust.certificate is not None and not trust.roots:

@@ -17,8 +17,8 @@ import json
 import re
 from collections import Counter
 from collections.abc import Collection
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +38,11 @@ from lifecycle.bundles.layout import (
     PGP_KEYRING,
     README,
     ROOTS,
+    historical,
     leaf,
 )
 from lifecycle.bundles.render import render
+from lifecycle.config import Config, Strategy
 from lifecycle.errors import BundleError, LifecycleError
 from lifecycle.integrity import dsse
 from lifecycle.model.key_state import KeyState
@@ -56,6 +58,9 @@ BUNDLE_PURPOSE = "bundle"
 EXPORT_ACTION = "bundle.export"
 OUTBOX_NAME = re.compile(r"bundle-\d{8}T\d{12}Z\.tar\.gz")
 _UNTRUSTED = {KeyState.REVOKED.value, KeyState.COMPROMISED.value}
+HISTORICAL_KEY = "historical-key"
+HISTORICAL_CERTIFICATE = "historical-certificate"
+"""Kinds of the historical section: kept for the record, never trusted by ``verify --bundle``."""
 
 
 DEFAULT_VALIDITY = timedelta(days=7)
@@ -73,10 +78,20 @@ class ExportOptions:
     """Extra earlier tree sizes to prove consistency from (those of earlier exports are automatic)."""
     proof_history: int = 32
     """How many of the latest earlier exports' log sizes get an automatic consistency proof."""
+    image_sets: tuple[mf.ImageSetEntry, ...] = ()
+    """The configured image sets (:func:`options_for`): ephemeral sets' identities go in."""
     ecl_tagname: str = "sif-lifecycle"
     ecl_dirpath: str = ""
     refresh_fraction: float = 0.5
     """Outbox: re-export unchanged content once this fraction of the newest bundle's life is left."""
+
+
+def options_for(config: Config, **overrides: Any) -> ExportOptions:
+    """Export options from the configuration: ``[bundles]`` validity and the image sets."""
+    sets = tuple(mf.ImageSetEntry(p.name, p.strategy.value,
+                                  p.identity if p.strategy is Strategy.EPHEMERAL else "")
+                 for p in config.policies.image_sets)
+    return replace(ExportOptions(validity=config.bundles.validity, image_sets=sets), **overrides)
 
 
 @dataclass(frozen=True)
@@ -90,6 +105,7 @@ class BundleReport:
     written: bool = True
     sizes: dict[str, int] = field(default_factory=dict)
     """Bytes per file kind (uncompressed)."""
+    warnings: tuple[str, ...] = ()
 
     @property
     def total(self) -> int:
@@ -103,6 +119,7 @@ class _Built:
     keyid: str
     created_key: bool
     log_size: int | None
+    warnings: tuple[str, ...] = ()
 
 
 def bundle_signing_key(store: KeyService, passphrase: bytes) -> tuple[keys.PrivateKey, bool]:
@@ -123,6 +140,10 @@ def _selected(row: KeyRecord, images: Collection[str] | None) -> bool:
         return True
     wanted = {i.lower().replace(" ", "") for i in images}
     return row.fingerprint.lower() in wanted or row.dsse_keyid.lower() in wanted
+
+
+def _aware(when: datetime) -> datetime:
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _pem_concat(rows: list[CertificateRecord]) -> bytes:
@@ -172,6 +193,8 @@ class _Collector:
         self.kinds: dict[str, str] = {}
         self.limits: dict[str, datetime] = {}
         self.revoked: list[str] = []
+        self.warnings: dict[str, None] = {}
+        """What the exporting user must read (ordered, each once)."""
 
     def add(self, path: str, kind: str, data: bytes) -> None:
         if path in self.files:
@@ -196,39 +219,54 @@ def _collect_ca(ca: CaService, out: _Collector, images: Collection[str] | None, 
     key_rows = [r for r in ca.keys.list() if _selected(r, images)]
     leaves = [c for c in certs if c.role == LEAF and c.key_id in {r.id for r in key_rows}]
     revoked = {c.serial for c in leaves if ca.revocation(c) is not None}
+    retired = {r.id for r in key_rows if r.state == KeyState.RETIRED}
+    where = {c.serial: historical(leaf(c.serial)) if c.key_id in retired else leaf(c.serial)
+             for c in leaves}
     for cert in leaves:
-        out.add(leaf(cert.serial), "certificate", cert.pem.encode())
+        out.add(where[cert.serial], HISTORICAL_CERTIFICATE if cert.key_id in retired
+                else "certificate", cert.pem.encode())
     presigned = ca.presigned_ocsp(leaves, now, validity=valid_until - now) if leaves else {}
     for serial, der in presigned.items():
+        response = ocsp.load_der_ocsp_response(der)
+        ends = min((c.not_valid_after_utc for c in response.certificates), default=valid_until)
+        if ends < valid_until:  # unverifiable before the bundle expires: promise nothing
+            out.warnings[f"OCSP responses left out: the OCSP responder certificate is valid "
+                         f"only until {ends.isoformat()}; the CRLs carry revocation"] = None
+            continue
         path = f"ocsp/{serial}.der"
         out.add(path, "ocsp", der)
-        response = ocsp.load_der_ocsp_response(der)
         if response.next_update_utc is not None:
             out.limits[path] = response.next_update_utc
-        for responder in response.certificates:
-            out.limits["ocsp-responder"] = responder.not_valid_after_utc
     entries: list[mf.KeyEntry] = []
     pgp_armor: list[bytes] = []
     compromised = {c.key_id for c in leaves if c.serial in revoked}
     for row in key_rows:
         # A key with a revoked certificate is trusted only through certificates, never bare:
         # `singularity verify --key` would otherwise accept it with no revocation check.
+        # A retired key signs nothing any more: kept for the record under historical/, never
+        # offered to verify with (a signature made after retirement is not genuine).
         usable = row.state not in _UNTRUSTED and row.id not in compromised
         file = ""
-        if usable and row.kind == "pgp":
+        if usable and row.id in retired:
+            file = historical(f"keys/{row.fingerprint}.{'asc' if row.kind == 'pgp' else 'pub'}")
+            out.add(file, HISTORICAL_KEY, ca.keys.public_bytes(
+                row.fingerprint, None if row.kind == "pgp" else ca.passphrase))
+        elif usable and row.kind == "pgp":
             pgp_armor.append(ca.keys.public_bytes(row.fingerprint))
             file = PGP_KEYRING
         elif usable:
             file = f"keys/{row.fingerprint}.pub"
             out.add(file, "public-key", ca.keys.public_bytes(row.fingerprint, ca.passphrase))
         entries.append(mf.KeyEntry(row.fingerprint, row.kind, row.state, file, tuple(
-            leaf(c.serial) for c in leaves if c.key_id == row.id)))
+            where[c.serial] for c in leaves if c.key_id == row.id)))
     if pgp_armor:
         out.add(PGP_KEYRING, "pgp-keyring", b"".join(pgp_armor))
-    readme_certs = [{"file": leaf(c.serial), "serial": c.serial,
+    readme_certs = [{"file": where[c.serial], "serial": c.serial,
                      "fingerprint": next(r.fingerprint for r in key_rows if r.id == c.key_id),
                      "not_before": c.not_before.isoformat(), "not_after": c.not_after.isoformat(),
-                     "revoked": c.serial in revoked} for c in leaves]
+                     "revoked": c.serial in revoked, "historical": c.key_id in retired,
+                     "current": _aware(c.not_before) <= now <= _aware(c.not_after)
+                     and c.serial not in revoked} for c in leaves]
     return entries, readme_certs
 
 
@@ -271,21 +309,24 @@ def build_bundle(ca: CaService, *, log: Log | None = None, images: Collection[st
     out.add(README, "doc", render(
         "bundle/README.j2", version=__version__, created=now.isoformat(),
         valid_until=valid_until.isoformat(), bundle_keyid=keyid, certificates=readme_certs,
-        pem_keys=[k for k in key_entries if k.kind == "pem" and k.file],
+        pem_keys=[k for k in key_entries if k.kind == "pem" and k.file.startswith("keys/")],
         pgp_keyring=PGP_KEYRING if PGP_KEYRING in out.files else "",
-        roots=ROOTS, intermediates=INTERMEDIATES, ecl_fingerprints=ecl_fprs, files=listing))
+        roots=ROOTS, intermediates=INTERMEDIATES, ecl_fingerprints=ecl_fprs, files=listing,
+        ephemeral=[e for e in options.image_sets if e.identity], has_log=log is not None,
+        file_count=len(listing) + 3))  # + README, manifest.json, manifest.dsse.json
     manifest = mf.Manifest(
         created=now, valid_until=valid_until, version=next_version(ca, keyid),
         revoked=tuple(sorted(out.revoked)),
         files=tuple(mf.FileEntry(p, out.kinds[p], len(d), mf.sha256_hex(d))
                     for p, d in sorted(out.files.items())),
+        image_sets=options.image_sets,
         keys=tuple(key_entries), log_origin=log.origin if log is not None else None,
         limits={k: v.isoformat() for k, v in sorted(out.limits.items())})
     payload = manifest.encode()
     files = dict(out.files)
     files[mf.MANIFEST] = payload
     files[mf.ENVELOPE] = mf.sign_manifest(payload, signing_key)
-    return _Built(files, manifest, keyid, created_key, log_size)
+    return _Built(files, manifest, keyid, created_key, log_size, tuple(out.warnings))
 
 
 def _sizes(built: _Built) -> dict[str, int]:
@@ -305,7 +346,7 @@ def _write(ca: CaService, built: _Built, out: Path, log: Log | None) -> BundleRe
                      bundle_keyid=built.keyid, version=built.manifest.version,
                      log_size=built.log_size, valid_until=built.manifest.valid_until)
     return BundleReport(out, built.manifest, digest, built.keyid, built.created_key, written,
-                        True, _sizes(built))
+                        True, _sizes(built), built.warnings)
 
 
 def export(ca: CaService, out: Path, *, log: Log | None = None,

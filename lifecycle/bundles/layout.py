@@ -15,7 +15,13 @@ LOG_CHECKPOINT = "tlog/checkpoint.txt"
 LOG_CONSISTENCY = "tlog/consistency.json"
 README = "README"
 ECL = "ecl.toml"
+HISTORICAL = "historical"
+"""Retired keys and their certificates: for the record only, never trusted for verification."""
 
 
 def leaf(serial: str) -> str:
     return f"{LEAVES}/{serial}.pem"
+
+
+def historical(path: str) -> str:
+    return f"{HISTORICAL}/{path}"

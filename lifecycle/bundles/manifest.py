@@ -62,6 +62,19 @@ class KeyEntry:
 
 
 @dataclass(frozen=True)
+class ImageSetEntry:
+    """An image set the bundle is for; an ephemeral set's identity is what ``verify --bundle``
+    accepts for logged signatures (signed: it is policy, not a hint)."""
+
+    name: str
+    strategy: str
+    identity: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "strategy": self.strategy, "identity": self.identity}
+
+
+@dataclass(frozen=True)
 class Manifest:
     created: datetime
     valid_until: datetime
@@ -70,6 +83,7 @@ class Manifest:
     """Monotonic per bundle key: a verifier refuses a lower one than it has seen (rollback)."""
     revoked: tuple[str, ...] = ()
     """``<crl path>:<serial>`` of every entry of the bundle's CRLs (part of the content digest)."""
+    image_sets: tuple[ImageSetEntry, ...] = ()
     keys: tuple[KeyEntry, ...] = ()
     log_origin: str | None = None
     limits: Mapping[str, str] = field(default_factory=dict)
@@ -81,11 +95,17 @@ class Manifest:
         """Every file of the bundle on disk: those listed, and the manifest and its envelope."""
         return len(self.files) + 2
 
+    @property
+    def identities(self) -> tuple[str, ...]:
+        """The signer identities of the ephemeral sets: accepted for logged signatures."""
+        return tuple(e.identity for e in self.image_sets if e.identity)
+
     def content_digest(self) -> str:
         """Digest of what the bundle says, not when it was made: equal digests, same bundle."""
         stable = sorted(f"{f.path}\0{f.sha256}" for f in self.files
                         if not f.path.startswith(VOLATILE_PREFIXES))
         stable += [f"revoked\0{r}" for r in sorted(self.revoked)]
+        stable += [f"set\0{e.name}\0{e.strategy}\0{e.identity}" for e in self.image_sets]
         return sha256_hex("\n".join(stable).encode())
 
     def to_json(self) -> dict[str, Any]:
@@ -98,6 +118,7 @@ class Manifest:
             "log_origin": self.log_origin,
             "limits": dict(self.limits),
             "revoked": list(self.revoked),
+            "image_sets": [e.to_json() for e in self.image_sets],
             "keys": [k.to_json() for k in self.keys],
             "files": [f.to_json() for f in self.files],
         }
@@ -126,8 +147,10 @@ class Manifest:
             version = doc["version"]
             if not isinstance(version, int) or isinstance(version, bool) or version < 1:
                 raise TypeError("version is not a positive integer")
+            sets = tuple(ImageSetEntry(str(e["name"]), str(e["strategy"]), str(e["identity"]))
+                         for e in doc["image_sets"])
             manifest = cls(_time(doc["created"]), _time(doc["valid_until"]), files, version,
-                           tuple(str(r) for r in doc["revoked"]), keys, origin,
+                           tuple(str(r) for r in doc["revoked"]), sets, keys, origin,
                            {str(k): str(v) for k, v in doc["limits"].items()})
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise BundleVerificationError(f"malformed manifest ({exc!r})", path=MANIFEST) from None

@@ -55,10 +55,12 @@ def bundle() -> None:
               help="Only the keys that signed this image set: a SIF image, a directory of "
                    "them, or a key fingerprint / DSSE keyid (repeatable; default all keys).")
 @click.option("--tlog-db", envvar="SIF_LIFECYCLE_TLOG_DB",
-              help="Include this transparency log (SQLite file or URL; env SIF_LIFECYCLE_TLOG_DB).")
+              help="Include this transparency log (SQLite file or URL; env SIF_LIFECYCLE_TLOG_DB; "
+                   "default: the configured [tlog], when it is kept in this store).")
 @click.option("--tlog-key", type=click.Path(dir_okay=False, path_type=Path),
-              envvar="SIF_LIFECYCLE_TLOG_KEY", default="tlog-key.json", show_default=True,
-              help="The log key, to sign a fresh checkpoint (env SIF_LIFECYCLE_TLOG_KEY).")
+              envvar="SIF_LIFECYCLE_TLOG_KEY",
+              help="The log key, to sign a fresh checkpoint (env SIF_LIFECYCLE_TLOG_KEY; default "
+                   "[tlog] key_file, else tlog-key.json).")
 @click.option("--validity-days", type=click.IntRange(1, 365), metavar="DAYS",
               help="Days until the bundle expires (default [bundles] validity_days, 7); the "
                    "CRLs and OCSP responses inside are made to cover them, or nothing is written.")
@@ -70,7 +72,7 @@ def bundle() -> None:
 @click.option("--ecl-dirpath", default="", help="dirpath of the ecl.toml execgroup.")
 @click.argument("out", type=click.Path(path_type=Path))
 def export(config_path: Path | None, passphrase_file: Path | None, images: tuple[str, ...],
-           tlog_db: str | None, tlog_key: Path, validity_days: int | None,
+           tlog_db: str | None, tlog_key: Path | None, validity_days: int | None,
            checkpoint_max_age: int | None, consistency_from: tuple[int, ...], ecl_dirpath: str,
            out: Path) -> None:
     """Write a signed bundle to OUT: a directory, or a .tar.gz when the name ends so.
@@ -85,21 +87,31 @@ def export(config_path: Path | None, passphrase_file: Path | None, images: tuple
       sif-lifecycle bundle export --tlog-db tlog.db site-bundle.tar.gz
       sif-lifecycle bundle export --images /srv/images/prod prod-bundle/
     """
-    from lifecycle.bundles.exporter import ExportOptions
     from lifecycle.bundles.exporter import export as export_bundle
+    from lifecycle.bundles.exporter import options_for
+    from lifecycle.cli.tlog_commands import open_log
 
     config = open_config(config_path)
-    ca = ca_service(config, read_passphrase(passphrase_file))
+    passphrase = read_passphrase(passphrase_file)
+    ca = ca_service(config, passphrase)
     log = None
     if tlog_db is not None:
-        from lifecycle.cli.tlog_commands import open_log
+        log = open_log(tlog_db, tlog_key or Path("tlog-key.json"), passphrase_file)
+    elif config.tlog is not None and config.tlog.url is None:
+        from lifecycle.service.transparency import open_log as open_configured
 
-        log = open_log(tlog_db, tlog_key)
-    validity = (timedelta(days=validity_days) if validity_days is not None
-                else config.bundles.validity)
-    options = ExportOptions(
-        validity=validity, consistency_from=consistency_from, ecl_dirpath=ecl_dirpath,
-        checkpoint_max_age=timedelta(days=checkpoint_max_age) if checkpoint_max_age else None)
+        log = open_configured(config.tlog.database_url, tlog_key or config.tlog.key_file,
+                              passphrase)
+    elif config.tlog is not None:
+        click.echo(f"WARNING: no tlog/ in the bundle: the configured log is served at "
+                   f"{config.tlog.url}; pass --tlog-db and --tlog-key to include it", err=True)
+    overrides: dict[str, object] = {"consistency_from": consistency_from,
+                                    "ecl_dirpath": ecl_dirpath}
+    if validity_days is not None:
+        overrides["validity"] = timedelta(days=validity_days)
+    if checkpoint_max_age is not None:
+        overrides["checkpoint_max_age"] = timedelta(days=checkpoint_max_age)
+    options = options_for(config, **overrides)
     selection = None
     if images:
         from lifecycle.bundles.selection import resolve
@@ -108,6 +120,8 @@ def export(config_path: Path | None, passphrase_file: Path | None, images: tuple
     report = export_bundle(ca, out, log=log, images=selection, options=options)
     if report.created_key:
         click.echo(f"created the bundle-signing key {report.bundle_keyid}", err=True)
+    for warning in report.warnings:
+        click.echo(f"WARNING: {warning}", err=True)
     click.echo(f"wrote {out}: {report.manifest.file_count} files, {_size(report.total)} "
                f"({_size(report.bytes_on_disk)} on disk)")
     for kind, size in sorted(report.sizes.items()):

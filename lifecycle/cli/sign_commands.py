@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime
 from pathlib import Path
 
@@ -276,9 +277,11 @@ def verify(
     """
     if allow_stale is not None and bundle is None:
         raise click.UsageError("--allow-stale applies to --bundle only")
-    if (identities or identity_patterns or issuers or checkpoint_store or log_url) and not log_keys:
+    if ((identities or identity_patterns or issuers) and not (log_keys or bundle)) or (
+            (checkpoint_store or log_url) and not log_keys):
         raise click.UsageError("--identity, --issuer, --checkpoint-store and --log-url need "
-                               "--log-key (the log that proves when signatures were made)")
+                               "--log-key (the log that proves when signatures were made); "
+                               "--identity and --issuer also work with --bundle")
     trust = TrustMaterial(
         keys=keys, certificate=certificate,
         intermediates=(certificate_intermediates,) if certificate_intermediates else (),
@@ -300,8 +303,11 @@ def verify(
 
 
 def _show(result: VerificationResult, image: Path, as_json: bool) -> None:
-    for note in result.notes:
-        click.echo(note, err=True)
+    for note in result.notes:  # warnings always; the rest with --log-level info or --json
+        if note.startswith("WARNING"):
+            click.echo(note, err=True)
+        else:
+            logging.getLogger("lifecycle.verify").info(note)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
