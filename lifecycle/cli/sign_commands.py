@@ -303,8 +303,8 @@ def verify(
 
 
 def _show(result: VerificationResult, image: Path, as_json: bool) -> None:
-    for note in result.notes:  # warnings always; the rest with --log-level info or --json
-        if note.startswith("WARNING"):
+    for note in result.notes:  # warnings and failures' reasons; the rest at --log-level info
+        if note.startswith("WARNING") or not result.ok:
             click.echo(note, err=True)
         else:
             logging.getLogger("lifecycle.verify").info(note)
