@@ -29,9 +29,12 @@ GNU_LONG_LINK = b"K"
 EXTENDED = (PAX, PAX_GLOBAL, GNU_LONG_NAME, GNU_LONG_LINK)
 
 
+_HIGH_BIT = bytes(int(b > 127) for b in range(256))
+
+
 @dataclass(frozen=True)
 class Limits:
-    entries: int = 20_000
+    entries: int = 10_000
     """Headers of any kind: files, directories, pax and long-name headers."""
     header_bytes: int = 1 * MIB
     """All extended headers (pax records, GNU long names) together."""
@@ -107,8 +110,10 @@ def _number(field: bytes, what: str) -> int:
 def _check_header(block: bytes) -> None:
     stored = _number(block[148:156], "checksum")
     unsigned = sum(block[:148]) + 8 * 32 + sum(block[156:])
-    signed = unsigned - sum(b for b in block[:148] + block[156:] if b > 127) * 256
-    if stored not in (unsigned, signed):
+    if stored == unsigned:
+        return
+    rest = block[:148] + block[156:]
+    if stored != unsigned - 256 * sum(rest.translate(_HIGH_BIT)):  # old signed-char writers
         raise TarLimitError("not a tar archive (header checksum mismatch)")
 
 
