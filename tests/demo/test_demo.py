@@ -167,3 +167,37 @@ def test_every_image_verifies_with_the_bundle_alone_offline_and_quietly(
     files = sum(1 for p in bundle.rglob("*") if p.is_file())
     assert f"Files:        {files}\n" in readme
     assert f"bundle bundle.tar.gz: {files} files" in "\n".join(demo[1])
+
+
+@pytest.mark.slow
+def test_bundle_export_takes_the_configured_log_and_identities(
+        demo: tuple[DemoResult, list[str]], tmp_path: Path) -> None:
+    """``bundle export`` with the demo's config alone: [tlog] and the ci identity go in; a
+    different --identity with --bundle is refused. (Last: it adds an export to the store.)"""
+    from lifecycle.bundles import manifest as mf
+    from lifecycle.bundles.archive import read_bundle
+
+    result, _ = demo
+    ws = result.workspace
+    env = {**os.environ, "PYTHONPATH": str(REPO), "SIF_LIFECYCLE_CONFIG": str(ws / "lifecycle.toml"),
+           "SIF_LIFECYCLE_PASSPHRASE": (ws / "passphrase.txt").read_text().strip(),
+           "SIF_LIFECYCLE_TRUST_STORE": str(tmp_path / "trust")}
+
+    def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "lifecycle.cli.main", *map(str, args)],
+                              cwd=ws, capture_output=True, text=True, check=False, env=env)
+
+    out = tmp_path / "site.tar.gz"
+    done = cli("bundle", "export", out)
+    assert done.returncode == 0, done.stdout + done.stderr
+    files = read_bundle(out)
+    manifest = mf.Manifest.decode(files[mf.MANIFEST])
+    assert "tlog/checkpoint.txt" in files and manifest.log_origin
+    assert manifest.identities == ("https://ci.demo.example/pipelines/main",)
+    assert f"{len(files)} files" in done.stdout and manifest.file_count == len(files)
+    ci = ws / "images" / "ci" / "ci-tool.sif"
+    assert cli("verify", "--bundle", out, ci).returncode == 0
+    other = cli("verify", "--bundle", out, "--identity", "mallory@example.org", ci)
+    assert other.returncode == 1 and "does not match the accepted identities" in other.stderr
+    named = cli("verify", "--bundle", out, "--identity", manifest.identities[0], ci)
+    assert named.returncode == 0, named.stdout + named.stderr
