@@ -306,10 +306,11 @@ def build_bundle(ca: CaService, *, log: Log | None = None, images: Collection[st
                                 dirpath=options.ecl_dirpath, fingerprints=ecl_fprs))
     listing = [mf.FileEntry(p, out.kinds[p], len(d), mf.sha256_hex(d))
                for p, d in sorted(out.files.items())]
+    pem_keys = [k for k in key_entries if k.kind == "pem" and k.file.startswith("keys/")]
     out.add(README, "doc", render(
         "bundle/README.j2", version=__version__, created=now.isoformat(),
         valid_until=valid_until.isoformat(), bundle_keyid=keyid, certificates=readme_certs,
-        pem_keys=[k for k in key_entries if k.kind == "pem" and k.file.startswith("keys/")],
+        pem_keys=pem_keys, sets=_readme_sets(ca, options.image_sets, readme_certs, key_entries),
         pgp_keyring=PGP_KEYRING if PGP_KEYRING in out.files else "",
         roots=ROOTS, intermediates=INTERMEDIATES, ecl_fingerprints=ecl_fprs, files=listing,
         ephemeral=[e for e in options.image_sets if e.identity], has_log=log is not None,
@@ -327,6 +328,32 @@ def build_bundle(ca: CaService, *, log: Log | None = None, images: Collection[st
     files[mf.MANIFEST] = payload
     files[mf.ENVELOPE] = mf.sign_manifest(payload, signing_key)
     return _Built(files, manifest, keyid, created_key, log_size, tuple(out.warnings))
+
+
+def _readme_sets(ca: CaService, sets: tuple[mf.ImageSetEntry, ...],
+                 certificates: list[dict[str, object]], key_entries: list[mf.KeyEntry],
+                 ) -> list[dict[str, object]]:
+    """Per configured image set: its current certificates, bare PEM keys and PGP keys (the
+    README's commands per set); a last entry (name "") holds the keys of no configured set."""
+    from lifecycle.inventory.fleet import load_set_keys
+
+    with ca.engine.connect() as conn:
+        members = {s.name: {k.fingerprint for k in load_set_keys(conn, s.name)} for s in sets}
+    claimed = set().union(*members.values()) if members else set()
+    groups = [(s.name, s.strategy, s.identity, members[s.name]) for s in sets]
+    entries = {k.fingerprint for k in key_entries}
+    groups.append(("", "", "", entries - claimed))
+    out: list[dict[str, object]] = []
+    for name, strategy, identity, fingerprints in groups:
+        out.append({
+            "name": name, "strategy": strategy, "identity": identity,
+            "certificates": [c for c in certificates if c["fingerprint"] in fingerprints
+                             and c["current"] and not c["historical"]],
+            "pem_keys": [k for k in key_entries if k.fingerprint in fingerprints
+                         and k.kind == "pem" and k.file.startswith("keys/")],
+            "pgp": any(k.kind == "pgp" and k.file == PGP_KEYRING for k in key_entries
+                       if k.fingerprint in fingerprints)})
+    return [g for g in out if g["name"] or g["certificates"] or g["pem_keys"] or g["pgp"]]
 
 
 def _sizes(built: _Built) -> dict[str, int]:

@@ -163,7 +163,12 @@ def test_every_image_verifies_with_the_bundle_alone_offline_and_quietly(
                               text=True, check=False)
         assert done.returncode == 0, (cert, done.stdout + done.stderr)
     assert len(certificates) < 10  # not every expired generation of three years
-    assert "sif-lifecycle verify --bundle" in readme.split("Ephemeral image sets")[1]
+    ci = readme.split("Image set ci (ephemeral)")[1].split("Historical (retired")[0]
+    assert "sif-lifecycle verify --bundle . IMAGE.sif" in ci and "cannot verify" in ci
+    assert "singularity verify" not in ci  # no stock command for an ephemeral set
+    for name in ("base (reissue)", "apps (resign)"):
+        assert "singularity verify --certificate" in readme.split(f"Image set {name}")[1].split(
+            "Image set ")[0]
     files = sum(1 for p in bundle.rglob("*") if p.is_file())
     assert f"Files:        {files}\n" in readme
     assert f"bundle bundle.tar.gz: {files} files" in "\n".join(demo[1])
