@@ -1,7 +1,8 @@
 """Export a verification bundle from the store: everything an offline cluster needs, signed.
 
 What goes in: root and intermediate certificates, every generation of leaf certificates, the
-current CRL of each CA (once), an OCSP response per leaf pre-signed now, the signing keys' public
+current CRL of each CA (once), an OCSP response per leaf and intermediate pre-signed now by
+their issuing CA's own key (what stock ``--ocsp-verify`` accepts), the signing keys' public
 material (PEM files and one armored PGP keyring), the transparency log's verifier key, newest
 signed checkpoint and consistency proofs from the checkpoints of earlier exports, a README with
 stock ``singularity``/``apptainer`` commands and an ``ecl.toml`` fragment. ``manifest.json``
@@ -225,7 +226,9 @@ def _collect_ca(ca: CaService, out: _Collector, images: Collection[str] | None, 
     for cert in leaves:
         out.add(where[cert.serial], HISTORICAL_CERTIFICATE if cert.key_id in retired
                 else "certificate", cert.pem.encode())
-    presigned = ca.presigned_ocsp(leaves, now, validity=valid_until - now) if leaves else {}
+    # the intermediates' answers too (signed by the root): stock --ocsp-verify checks both
+    answered = [*leaves, *(c for c in certs if c.role == INTERMEDIATE)] if leaves else []
+    presigned = ca.presigned_ocsp(answered, now, validity=valid_until - now) if answered else {}
     for serial, der in presigned.items():
         response = ocsp.load_der_ocsp_response(der)
         ends = min((c.not_valid_after_utc for c in response.certificates), default=valid_until)
