@@ -157,6 +157,7 @@ def verify(trust_store: Path | None, trust_key: Path | None, allow_stale: str | 
     """
     from lifecycle.bundles.verify import open_bundle
 
+    del strict  # what it asked for is the default now
     opened = open_bundle(path, trust_store=trust_store, trust_key=trust_key, at=at,
                          allow_stale=stale_override(allow_stale))
     for note in opened.notes:
