@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # the machinery is imported when a verification runs, not wit
     from cryptography import x509
 
     from lifecycle.bundles.verify import OpenedBundle
+    from lifecycle.config import KeyserverSettings
     from lifecycle.integrity.digest import Progress
     from lifecycle.integrity.keys import VerifierKey
     from lifecycle.tlog.note import NoteVerifier
@@ -88,6 +89,12 @@ class TrustMaterial:
     """Accept an expired bundle for this reason (warned); None: an expired bundle fails."""
     at: datetime | None = None
     """Judge certificates and PGP key expiry at this time (default now)."""
+    keyservers: tuple[str, ...] = ()
+    """HKP keyservers to fetch the PGP signers' keys from by fingerprint (as ``singularity
+    verify`` does); a served key is used only if it has exactly that fingerprint and its
+    self-signatures verify. Which keys were fetched, from where, is in the result's notes."""
+    keyserver_settings: KeyserverSettings | None = None
+    """Timeout and retries for ``keyservers`` (default: the ``[keyserver]`` defaults)."""
     policy: Policy = field(default_factory=Policy)
     groups: tuple[int, ...] = ()
     object_ids: tuple[int, ...] = ()
@@ -130,7 +137,11 @@ class VerificationResult:
     longterm: tuple[LongTermResult, ...] | None = None
     """One result per logged signature; None when no log key was given."""
     notes: tuple[str, ...] = ()
-    """What the user must read: bundle pinning, staleness, certificates left out."""
+    """What the user must read: warnings (first-use pinning, a stale bundle let through),
+    keys fetched."""
+    details: tuple[str, ...] = ()
+    """What the bundle check found (version, log, certificates left out): shown with
+    ``--json``, ``--log-level info``, or when the image fails."""
 
     @property
     def path(self) -> str:
@@ -160,8 +171,8 @@ class VerificationResult:
     def to_dict(self) -> dict[str, Any]:
         """The ``verify --json`` document."""
         doc = self.report.to_dict()
-        if self.notes:
-            doc["notes"] = list(self.notes)
+        if self.notes or self.details:
+            doc["notes"] = [*self.notes, *self.details]
         if self.certificate is not None:
             doc["certificate"] = self.certificate.to_dict()
         if self.longterm is not None:
@@ -185,6 +196,7 @@ def verify(image: str | Path, trust: TrustMaterial,
     _check_material(trust)
     keys = KeySet()
     notes: tuple[str, ...] = ()
+    details: tuple[str, ...] = ()
     opened: OpenedBundle | None = None
     if trust.bundle is not None:
         from lifecycle.bundles.freshness import StaleOverride
@@ -194,7 +206,9 @@ def verify(image: str | Path, trust: TrustMaterial,
                               trust_store=Path(trust.trust_store) if trust.trust_store else None,
                               allow_stale=StaleOverride(trust.allow_stale)
                               if trust.allow_stale is not None else None)
-        notes, opened = offline.notes, offline.bundle
+        opened = offline.bundle
+        notes = tuple(n for n in offline.notes if n.startswith("WARNING"))
+        details = tuple(n for n in offline.notes if not n.startswith("WARNING"))
         keys.merge(offline.keys)
     longterm = _longterm(image, trust) if trust.log_keys else None
     if longterm is None and opened is not None:
@@ -206,6 +220,8 @@ def verify(image: str | Path, trust: TrustMaterial,
             keys.dsse.append(key)
         else:
             keys.merge(load_verifier_keys(Path(key)))
+    if trust.keyservers:
+        notes += _fetch_signer_keys(image, keys, trust)
     checked = None
     if trust.certificate is not None:
         key, checked = _validated_certificate(trust)
@@ -215,7 +231,8 @@ def verify(image: str | Path, trust: TrustMaterial,
         all_objects=trust.all_objects, legacy=trust.legacy, policy=trust.policy, at=trust.at)
     report = verify_image(str(image), keys, options, progress)
     result = VerificationResult(report, checked,
-                                tuple(longterm.results) if longterm is not None else None, notes)
+                                tuple(longterm.results) if longterm is not None else None, notes,
+                                details)
     if not result.ok:
         raise VerificationError(f"verification failed: {result.failure_summary()}", path=image,
                                 result=result)
@@ -235,7 +252,7 @@ def _bundle_longterm(image: str | Path, bundle: OpenedBundle,
 
 def _check_material(trust: TrustMaterial) -> None:
     if not (trust.keys or trust.certificate is not None or trust.log_keys
-            or trust.bundle is not None):
+            or trust.bundle is not None or trust.keyservers):
         raise LifecycleError(
             "no verification key given",
             hint="pass --key FILE (PEM public key or armored PGP keyring), --certificate, "
@@ -249,6 +266,41 @@ def _check_material(trust: TrustMaterial) -> None:
     if trust.log_keys and not trust.roots:
         raise LifecycleError("--log-key needs --certificate-roots (the CA root that issued the "
                              "signing certificates)")
+
+
+def pgp_signers(image: str | Path) -> list[str]:
+    """The fingerprints the image's PGP signature descriptors name (the reference's Entity)."""
+    from lifecycle.sif import SifImage
+
+    with SifImage.open(image) as img:
+        entities = [d.signature_entity for d in img.objects if d.is_signature]
+    return list(dict.fromkeys(e.hex().upper() for e in entities if any(e)))
+
+
+def _fetch_signer_keys(image: str | Path, keys: Any, trust: TrustMaterial) -> tuple[str, ...]:
+    """Fetch every PGP signer's key not given otherwise; the notes say what came from where."""
+    from lifecycle.config import KeyserverSettings
+    from lifecycle.errors import KeyNotOnKeyserverError
+    from lifecycle.integrity.pgp import fingerprint
+    from lifecycle.keyserver.pool import clients, fetch
+
+    have = {fingerprint(k) for k in keys.pgp}
+    servers = clients(trust.keyserver_settings or KeyserverSettings(), trust.keyservers)
+    notes = []
+    for fpr in pgp_signers(image):
+        if fpr in have:
+            continue
+        try:
+            got = fetch(servers, fpr)
+        except KeyNotOnKeyserverError as exc:  # its signature then fails: no key for it
+            notes.append(f"PGP key {fpr} not fetched: {exc.message}")
+            continue
+        keys.pgp.append(got.key)
+        keys.pgp_labels[fpr] = f"{got.url} (fetched)"
+        notes.append(f"fetched PGP key {fpr} from {got.url}")
+    if not notes:
+        notes.append("no PGP signer's key was fetched: every one was given, or none signed")
+    return tuple(notes)
 
 
 def _blobs(items: Sequence[FileOrBytes]) -> tuple[bytes, ...]:

@@ -11,6 +11,7 @@ import click
 
 from lifecycle import simulation
 from lifecycle.cli.common import UtcTime, passphrase_file_option, read_passphrase
+from lifecycle.cli.many import jobs_option
 from lifecycle.cli.pki_options import ca_service, config_option, open_config
 from lifecycle.clock import utc_now
 from lifecycle.config import Config
@@ -50,8 +51,9 @@ def _print_scan(report: ScanReport, as_json: bool) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_JSON
 @_AT
+@jobs_option
 def track(config_path: Path | None, paths: tuple[Path, ...], as_json: bool,
-          at: datetime | None) -> None:
+          at: datetime | None, jobs: int | None) -> None:
     """Register SIF images (files or directories) in the inventory, reading them in full.
 
     Records size, SIF id, groups, every signature (format, signer, covered objects) and the
@@ -65,7 +67,7 @@ def track(config_path: Path | None, paths: tuple[Path, ...], as_json: bool,
     """
     config = open_config(config_path)
     report = scan(open_store(config.database_url), [str(p) for p in paths], _now(at), full=True,
-                  strict=True, policies=config.policies)
+                  strict=True, policies=config.policies, jobs=jobs)
     _print_scan(report, as_json)
     if report.tampered:
         raise SystemExit(1)
@@ -77,8 +79,9 @@ def track(config_path: Path | None, paths: tuple[Path, ...], as_json: bool,
 @click.option("--full", is_flag=True, help="Re-read and re-check every image, changed or not.")
 @_JSON
 @_AT
+@jobs_option
 def scan_command(config_path: Path | None, roots: tuple[Path, ...], full: bool, as_json: bool,
-                 at: datetime | None) -> None:
+                 at: datetime | None, jobs: int | None) -> None:
     """Update the inventory: new, changed, removed and tampered images.
 
     Without ROOTS, scans the path globs of every [[image_sets]] table of the config. Unchanged
@@ -99,7 +102,7 @@ def scan_command(config_path: Path | None, roots: tuple[Path, ...], full: bool, 
     if not targets:
         raise LifecycleError("nothing to scan", hint="give ROOTS or configure [[image_sets]]")
     report = scan(open_store(config.database_url), targets, _now(at), full=full,
-                  policies=config.policies)
+                  policies=config.policies, jobs=jobs)
     _print_scan(report, as_json)
     if report.tampered:
         raise SystemExit(1)
@@ -134,7 +137,8 @@ def images(config_path: Path | None, as_json: bool) -> None:
 
 def _plan(config: Config, now: datetime) -> list[Action]:
     engine = open_store(config.database_url)
-    state = load_state(engine, now, config.policies.publish_directories())
+    state = load_state(engine, now, config.policies.publish_directories(),
+                       config.key_directory)
     return plan(state, config.policies, now)
 
 

@@ -6,6 +6,7 @@ import json
 import logging
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,13 +17,13 @@ from lifecycle.cli.common import (
     passphrase_source,
     read_passphrase,
 )
+from lifecycle.cli.many import jobs_option, verify_each
 from lifecycle.errors import LifecycleError, VerificationError
 from lifecycle.files import read_document
 from lifecycle.integrity import dsse
 from lifecycle.integrity.gojson import load_json
 from lifecycle.integrity.policy import Policy
 from lifecycle.integrity.results import VerifyReport
-from lifecycle.integrity.sign import SignOptions
 from lifecycle.pki.revocation import REVOCATION_MODES, RevocationMode
 from lifecycle.sif.format import type_name
 from lifecycle.sif.image import SifImage
@@ -31,6 +32,9 @@ from lifecycle.sign import signer_for
 from lifecycle.verification.identity import IdentityPolicy
 from lifecycle.verify import TrustMaterial, VerificationResult, load_log_verifiers
 from lifecycle.verify import verify as verify_trust
+
+if TYPE_CHECKING:
+    from lifecycle.integrity.sign import SignOptions
 
 KEY_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 IMAGE = click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -126,6 +130,8 @@ def sign(
       SIF_LIFECYCLE_PASSPHRASE=... sif-lifecycle sign --key team.asc -g 1 image.sif
       sif-lifecycle sign --ephemeral --identity builder@example.org image.sif
     """
+    from lifecycle.integrity.sign import SignOptions  # the signing machinery: not for a verify
+
     options = SignOptions(
         groups=list(groups), object_ids=list(object_ids), deterministic=deterministic,
         separate_object=separate_object,
@@ -252,7 +258,13 @@ def _longterm_options(f: click.decorators.FC) -> click.decorators.FC:
 @click.option("--allow-stale", metavar="REASON",
               help="With --bundle: accept an expired bundle anyway, for this reason (printed "
                    "in a warning). Never the default; an older (rolled-back) bundle is refused.")
-@IMAGE
+@click.option("--url", "keyservers", multiple=True,
+              help="HKP keyserver (hkp://, hkps://, http(s)://) to fetch the PGP signers' keys "
+                   "from by fingerprint, like singularity verify --url (repeatable); a served "
+                   "key with another fingerprint or a bad self-signature is never used.")
+@jobs_option
+@click.argument("images", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def verify(
     keys: tuple[Path, ...], certificate: Path | None, certificate_intermediates: Path | None,
     certificate_roots: Path | None, crls: tuple[Path, ...], ocsp_responses: tuple[Path, ...],
@@ -260,9 +272,14 @@ def verify(
     object_ids: tuple[int, ...], all_objects: bool, policy: str, legacy_insecure: bool, as_json: bool,
     log_keys: tuple[str, ...], identities: tuple[str, ...], identity_patterns: tuple[str, ...],
     issuers: tuple[str, ...], checkpoint_store: Path | None, log_url: str | None, bundle: Path | None,
-    allow_stale: str | None, image: Path,
+    allow_stale: str | None, keyservers: tuple[str, ...], jobs: int | None,
+    images: tuple[Path, ...],
 ) -> None:  # fmt: skip
-    """Verify the signatures of IMAGE. Exit 0 verified, 1 failed, 2 usage or input error.
+    """Verify the signatures of each IMAGE. Exit 0 verified, 1 failed, 2 usage or input error.
+
+    Several images are verified at once on --jobs threads (default: every core), the results
+    printed in the order given (with --json, one document per image), then a count on stderr;
+    the status is that of the worst image.
 
     \b
     Example:
@@ -274,6 +291,8 @@ def verify(
       sif-lifecycle verify --log-key "$(cat log.vkey)" --identity builder@example.org \
         --certificate-roots root.pem --crl root.crl image.sif
       sif-lifecycle verify --bundle site-bundle.tar.gz image.sif
+      sif-lifecycle verify --key signing.pub --jobs 2 images/*.sif
+      sif-lifecycle verify --url hkps://keys.example.org image.sif
     """
     if allow_stale is not None and bundle is None:
         raise click.UsageError("--allow-stale applies to --bundle only")
@@ -291,23 +310,30 @@ def verify(
         checkpoint_store=checkpoint_store, log_url=log_url, bundle=bundle, at=at,
         allow_stale=allow_stale,
         policy=Policy.parse(policy), groups=groups, object_ids=object_ids,
-        all_objects=all_objects, legacy=legacy_insecure)
-    try:
-        with ProgressBar(_image_size(image), "hashing") as bar:
-            result = verify_trust(image, trust, bar)
-    except VerificationError as exc:
-        if exc.result is not None:
-            _show(exc.result, image, as_json)
-        raise
-    _show(result, image, as_json)
+        all_objects=all_objects, legacy=legacy_insecure, keyservers=keyservers)
+    if len(images) == 1:
+        image = images[0]
+        try:
+            with ProgressBar(_image_size(image), "hashing") as bar:
+                result = verify_trust(image, trust, bar)
+        except VerificationError as exc:
+            if exc.result is not None:
+                _show(exc.result, image, as_json)
+            raise
+        _show(result, image, as_json)
+        return
+    verify_each(images, lambda image, bar: verify_trust(image, trust, bar),
+                lambda result, image: _show(result, image, as_json), jobs)
 
 
 def _show(result: VerificationResult, image: Path, as_json: bool) -> None:
-    for note in result.notes:  # warnings and failures' reasons; the rest at --log-level info
-        if note.startswith("WARNING") or not result.ok:
-            click.echo(note, err=True)
+    for note in result.notes:
+        click.echo(note, err=True)
+    for detail in result.details:  # quiet on success: --log-level info or --json shows them
+        if result.ok:
+            logging.getLogger("lifecycle.verify").info(detail)
         else:
-            logging.getLogger("lifecycle.verify").info(note)
+            click.echo(detail, err=True)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return

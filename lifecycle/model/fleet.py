@@ -30,6 +30,12 @@ class KeyInfo(NamedTuple):
     retiring_at: datetime | None
     image_set: str | None
 
+    @property
+    def signer_id(self) -> str:
+        """How the inventory names this key as an image's signer: the DSSE keyid of a PEM key,
+        the fingerprint of a PGP key (the Entity its signature descriptors carry)."""
+        return self.dsse_keyid or self.fingerprint
+
 
 class CertInfo(NamedTuple):
     serial: str
@@ -67,6 +73,10 @@ class FleetState:
     """Image set -> trust revision found in its publish directory's manifest."""
     logged: Mapping[str, frozenset[str]] = field(default_factory=dict)
     """Identity -> DSSE keyids of the ephemeral signatures applied (and verified) for it."""
+    pgp_keys: Mapping[str, str] = field(default_factory=dict)
+    """PGP key fingerprint -> content digest of its public key as the store holds it now."""
+    key_publications: frozenset[tuple[str, str, str]] = frozenset()
+    """(fingerprint, content digest, keyserver URL) of every key version a keyserver took."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +109,7 @@ class ActionKind(enum.StrEnum):
     CRL_REFRESH = "crl-refresh"
     PUBLISH = "publish"
     SIGN_EPHEMERAL = "sign-ephemeral"
+    PUBLISH_PGP_KEY = "publish-pgp-key"
 
 
 class ApplyStatus(enum.StrEnum):
@@ -116,6 +127,7 @@ class ApplyStatus(enum.StrEnum):
 ORDER = {kind: i for i, kind in enumerate(
     (ActionKind.REVOKE, ActionKind.PROVISION, ActionKind.PREPARE, ActionKind.CERTIFY,
      ActionKind.REISSUE, ActionKind.ROTATE, ActionKind.CRL_REFRESH, ActionKind.PUBLISH,
+     ActionKind.PUBLISH_PGP_KEY,
      ActionKind.RESIGN, ActionKind.SIGN_EPHEMERAL, ActionKind.PURGE, ActionKind.DROP,
      ActionKind.RETIRE))}
 """Among actions that open at the same moment, the order that makes each one possible."""
@@ -134,6 +146,7 @@ _KEY_FIELDS: dict[ActionKind, tuple[str, ...]] = {
     ActionKind.CRL_REFRESH: ("subject", "revision"),
     ActionKind.PUBLISH: ("subject", "revision"),
     ActionKind.SIGN_EPHEMERAL: ("subject", "revision"),
+    ActionKind.PUBLISH_PGP_KEY: ("fingerprint", "revision"),
 }
 """The fields each kind's idempotency key is made of, after the kind (the format the work queue
 has always stored: ``resign:<path>:<fingerprint>``). Only the first may contain a colon."""

@@ -38,6 +38,7 @@ from lifecycle.reports.model import (
     TamperedRow,
 )
 from lifecycle.reports.stock_ocsp import StockOcsp, stock_ocsp
+from lifecycle.store.key_publications import KeyPublicationStatus, key_status
 from lifecycle.store.queries import (
     certificate_pems,
     ephemeral_leaves,
@@ -154,7 +155,7 @@ def build_report(engine: Engine, config: Config, now: datetime, *,
     (one read of each image that the forecast says verifies).
     """
     policies = config.policies
-    state = load_state(engine, now, policies.publish_directories())
+    state = load_state(engine, now, policies.publish_directories(), config.key_directory)
     actions = plan(state, policies, now)
     log = _log_status(log_engine or engine, required=log_engine is not None)
     revoked = revocations_by_serial(engine)
@@ -192,6 +193,7 @@ def build_report(engine: Engine, config: Config, now: datetime, *,
         certificates=tuple(certs), crls=crls, actions=tuple(actions),
         notes=tuple(notes(policies)), forecasts=forecasts, tampered=tuple(tampered),
         log=log[0] if log else None, bundle=bundle, expiring=expiring,
+        key_publications=tuple(_key_publications(engine, config, state)),
         stock_ocsp=tuple(_stock_ocsp(engine, config, certs, now)))
 
 
@@ -230,6 +232,17 @@ def _log_material(engine: Engine, log: LogStatus | None) -> LogMaterial | None:
     crls = tuple(der for role in (CaRole.ROOT, CaRole.INTERMEDIATE, CaRole.EPHEMERAL)
                  if (der := latest_crl(engine, role)) is not None)
     return LogMaterial(log.verifier_key, root, crls)
+
+
+def _key_publications(engine: Engine, config: Config,
+                      state: FleetState) -> list[KeyPublicationStatus]:
+    in_sets = {key.fingerprint for key in state.keys
+               if config.policies.get(key.image_set or "") is not None}
+    urls = config.policies.keyservers.urls
+    if not urls or not in_sets:
+        return []
+    return [row for row in key_status(engine, config.key_directory, urls)
+            if row.fingerprint in in_sets]
 
 
 def _key_end(retiring_at: datetime | None, image_set: str | None,

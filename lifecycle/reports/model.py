@@ -14,6 +14,7 @@ from lifecycle.model.fleet import Action
 from lifecycle.model.key_state import KeyState
 from lifecycle.reports.forecast import Forecast
 from lifecycle.reports.stock_ocsp import StockOcsp
+from lifecycle.store.key_publications import KeyPublicationStatus
 
 
 def _iso(value: Any) -> Any:
@@ -120,6 +121,8 @@ class ReportData:
     nothing planned that renews them (or retires their key) in time."""
     stock_ocsp: tuple[StockOcsp, ...] = ()
     """Per image set: does stock ``verify --ocsp-verify`` work with its current chain."""
+    key_publications: tuple[KeyPublicationStatus, ...] = ()
+    """Each PGP key of a set on each configured keyserver: published or pending."""
 
     @property
     def certificate_counts(self) -> dict[CertStatus, int]:
@@ -144,4 +147,5 @@ class ReportData:
             "log": _iso(asdict(self.log)) if self.log else None,
             "bundle": _iso(asdict(self.bundle)) if self.bundle else None,
             "stock_ocsp": [asdict(s) for s in self.stock_ocsp],
+            "key_publications": [_iso(dict(p._asdict())) for p in self.key_publications],
         }

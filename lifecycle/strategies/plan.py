@@ -56,7 +56,34 @@ def plan(state: FleetState, policies: Policies, now: datetime) -> list[Action]:
                               f"{state.trust_revision}) and is not yet published",
                               policy.name, revision=state.trust_revision))
     out += _crls(state, policies, now)
+    out += key_publications(state, policies, now)
     return sorted(out, key=Action.sort_key)
+
+
+def key_publications(state: FleetState, policies: Policies, now: datetime) -> list[Action]:
+    """A ``publish-pgp-key`` action for every PGP key of a configured set whose current version
+    (its content digest: new self-signatures, bindings, revocations) some keyserver lacks.
+
+    Due at once: an image signed with a key a keyserver does not serve fails stock ``verify``.
+    Code that changes a PGP key needs to do nothing more; the next plan publishes it.
+    """
+    urls = policies.keyservers.urls
+    if not urls:
+        return []
+    sets = {p.name for p in policies.image_sets}
+    out = []
+    for key in state.keys:
+        digest = state.pgp_keys.get(key.fingerprint)
+        if digest is None or key.image_set not in sets:
+            continue
+        missing = [url for url in urls
+                   if (key.fingerprint, digest, url) not in state.key_publications]
+        if missing:
+            out.append(Action(ActionKind.PUBLISH_PGP_KEY, key.fingerprint, now, now,
+                              f"PGP key {short(key.fingerprint)} ({key.state.value}) version "
+                              f"{digest[:8]} is not yet on {', '.join(missing)}",
+                              key.image_set or "", key.fingerprint, digest))
+    return out
 
 
 def due_now(actions: Sequence[Action], now: datetime) -> list[Action]:
@@ -182,21 +209,21 @@ def _images(policy: ImageSetPolicy, keys: Sequence[KeyInfo], images: Sequence[Im
         why = (f" lacks a signature by the active key {short(current.fingerprint)} (active since "
                f"{day(since)}; old signatures are dropped from {day(due)})")
         for image in present:
-            if current.dsse_keyid not in image.signers:
+            if current.signer_id not in image.signers:
                 yield Action(ActionKind.RESIGN, image.path, due, since, image.path + why, name,
                              current.fingerprint)
     for key in compromised:
         for image in present:
-            if key.dsse_keyid in image.signers:
+            if key.signer_id in image.signers:
                 yield Action(ActionKind.PURGE, image.path, now, now,
                              f"{image.path} carries a signature by the compromised key "
                              f"{short(key.fingerprint)}", name, key.fingerprint)
     for key in retiring:
         drop_at = _retire_at(policy, key)
         assert drop_at is not None
-        carrying = [image for image in present if key.dsse_keyid in image.signers]
+        carrying = [image for image in present if key.signer_id in image.signers]
         for image in carrying:
-            if current is None or current.dsse_keyid not in image.signers:
+            if current is None or current.signer_id not in image.signers:
                 continue  # never drop the last valid signature: re-signing comes first
             yield Action(ActionKind.DROP, image.path, drop_at + TIDY_WINDOW, drop_at,
                          f"the overlap of retiring key {short(key.fingerprint)} ends "

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 
-from lifecycle.config import ImageSetPolicy
+from lifecycle.config import ImageSetPolicy, KeyserverSettings
+from lifecycle.inventory.fleet import link_key
 from lifecycle.model.fleet import Action, ActionKind, ApplyStatus
 from lifecycle.model.key_state import KeyState
+from lifecycle.pki.pgp import PgpAlgorithm
 from lifecycle.service.transparency import create_log, local_client
 from lifecycle.strategies.apply import ApplyContext, ApplyResult, apply
 from lifecycle.strategies.due import run_due
+from tests.conftest import require
 from tests.pki.conftest import PASSPHRASE
+from tests.sks import SKS, running_sks
 from tests.strategies.conftest import make_fleet
 
 WEB = ImageSetPolicy("web", ("web-*.sif",), "resign", key_rotation=timedelta(days=365),
@@ -57,6 +62,12 @@ def twice(tmp_path_factory: pytest.TempPathFactory) -> dict[ActionKind, tuple[Ac
     bad = fleet.active_key("web")
     fleet.ca.keys.transition(bad, KeyState.COMPROMISED, "key file leaked", at=fleet.now)
     run()  # revoke, provision of a new key, purge
+    require(Path(SKS).is_file(), "Debian package sks")
+    with running_sks(tmp_path / "sks") as sks:  # publish-pgp-key
+        ctx.policies = replace(ctx.policies, keyservers=KeyserverSettings((sks.url,)))
+        row = fleet.ca.keys.generate_pgp(PgpAlgorithm.ED25519, "Signer <s@example.org>", PASSPHRASE)
+        link_key(fleet.engine, "ci", row.id or 0, fleet.now)
+        run()
     return seen
 
 
