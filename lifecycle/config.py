@@ -502,6 +502,24 @@ class TlogTable(_Table):
     append_token_file: Text | None = None
 
 
+class TimestampTable(_Table):
+    """``[timestamp]``: RFC 3161 TSAs asked for a token over every signature the strategies make
+    (``required`` of them must answer), and the local TSA that ``serve`` answers at ``/tsa``."""
+
+    urls: tuple[Url, ...] = ()
+    required: Annotated[int, _whole(1, 8)] = 1
+    timeout: Duration = timedelta(seconds=10)
+    accuracy: Duration = timedelta(seconds=1)
+    """The accuracy the local TSA states in its tokens."""
+
+    @model_validator(mode="after")
+    def _enough_urls(self) -> TimestampTable:
+        if self.urls and self.required > len(self.urls):
+            raise _rule("required", f"{self.required} tokens cannot come from {len(self.urls)} "
+                        "URL(s); list more urls or lower required")
+        return self
+
+
 def _keyserver_url(value: Any) -> str:
     text = _text(value)
     parts = urlsplit(text)
@@ -654,6 +672,7 @@ class ConfigFile(_Table):
     serve: ServeSettings = ServeSettings()
     tlog: TlogTable | None = None
     keyserver: KeyserverTable = KeyserverTable()
+    timestamp: TimestampTable | None = None
     image_sets: list[ImageSetTable] = []
     bundles: BundlesTable = BundlesTable()
 
@@ -717,7 +736,7 @@ class ConfigFile(_Table):
         if "validity_days" not in bundles.model_fields_set:  # the default, capped by the CRLs
             bundles = BundlesTable(validity_days=min(bundles.validity_days, crl_lifetime.days))
         return Config(database_url, base / self.keys.directory, settings, host, port, policies,
-                      self.serve, tlog, self.keyserver.settings(), bundles)
+                      self.serve, tlog, self.keyserver.settings(), self.timestamp, bundles)
 
 
 def _url_host(host: str) -> str:
@@ -735,6 +754,7 @@ class Config:
     serve: ServeSettings = field(default_factory=ServeSettings)
     tlog: TlogSettings | None = None
     keyserver: KeyserverSettings = field(default_factory=KeyserverSettings)
+    timestamp: TimestampTable | None = None
     bundles: BundlesTable = field(default_factory=BundlesTable)
 
 
@@ -742,8 +762,8 @@ class Config:
 
 _TABLES: dict[str, type[BaseModel]] = {
     "database": DatabaseTable, "keys": KeysTable, "ca": CaTable, "serve": ServeSettings,
-    "tlog": TlogTable, "keyserver": KeyserverTable, "image_sets": ImageSetTable,
-    "bundles": BundlesTable}
+    "tlog": TlogTable, "keyserver": KeyserverTable, "timestamp": TimestampTable,
+    "image_sets": ImageSetTable, "bundles": BundlesTable}
 _REQUIRED = {"name": "required: letters, digits, '.', '_' or '-'",
              "paths": "required: a list of path globs",
              "strategy": f"required: one of {', '.join(Strategy)}",
@@ -864,6 +884,6 @@ __all__ = [
     "DEFAULT_RENEWAL", "DEFAULT_WORK_SOURCE", "ENV_CONFIG", "EPHEMERAL_ALGORITHMS", "CaSettings",
     "CaUrls", "Config", "ConfigFile", "IdentityKind", "ImageSetPolicy", "KeyAlgorithm",
     "KeyserverSettings", "OcspResponderMode", "Policies", "ServeSettings", "Strategy",
-    "TlogSettings", "identity_kind", "load_config",
+    "TimestampTable", "TlogSettings", "identity_kind", "load_config",
     "parse_duration", "parse_listen", "sqlite_url", "validate",
 ]

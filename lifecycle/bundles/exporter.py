@@ -43,6 +43,7 @@ from lifecycle.bundles.layout import (
     leaf,
 )
 from lifecycle.bundles.render import render
+from lifecycle.bundles.tsa_section import tsa_files
 from lifecycle.config import Config, Strategy
 from lifecycle.errors import BundleError, LifecycleError
 from lifecycle.integrity import dsse
@@ -298,6 +299,8 @@ def build_bundle(ca: CaService, *, log: Log | None = None, images: Collection[st
     valid_until = (now + options.validity).replace(microsecond=0)  # as CRLs and OCSP encode it
     out = _Collector()
     key_entries, readme_certs = _collect_ca(ca, out, images, now, valid_until)
+    for path, kind, data in tsa_files(ca):  # the local TSA's chain (its CRLs are under crls/)
+        out.add(path, kind, data)
     log_size = _collect_log(ca, log, out, now, options) if log is not None else None
     _check_promise(out.limits, valid_until, options.validity)
     signing_key, created_key = bundle_signing_key(ca.keys, ca.passphrase)

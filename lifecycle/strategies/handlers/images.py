@@ -27,6 +27,8 @@ from lifecycle.strategies.context import (
     set_keys_of,
 )
 from lifecycle.strategies.handlers.checks import _verify_with
+from lifecycle.strategies.handlers.proven import compromised_since, proven_before
+from lifecycle.timestamp.tokens import stamping
 
 
 def _verifier(ctx: ApplyContext, key: KeyInfo) -> VerifierKey:
@@ -35,9 +37,11 @@ def _verifier(ctx: ApplyContext, key: KeyInfo) -> VerifierKey:
     return VerifierKey(f"key {short(key.fingerprint)}", public)
 
 
-def _signer(ctx: ApplyContext, key: KeyInfo) -> DsseSigner:
-    return DsseSigner((ctx.ca.keys.private_key(ctx.ca.keys.get(key.fingerprint),
-                                               ctx.passphrase),))
+def _signer(ctx: ApplyContext, key: KeyInfo, now: datetime) -> DsseSigner:
+    """The key's signer; with ``[timestamp]``, each signature it makes gets its tokens."""
+    private = ctx.ca.keys.private_key(ctx.ca.keys.get(key.fingerprint), ctx.passphrase)
+    stamp = stamping(ctx.stamper_at(now)) if ctx.stamper_at is not None else None
+    return DsseSigner((private,), None, stamp)
 
 
 def refuse(ctx: ApplyContext, image_id: int, path: str, now: datetime, reason: str) -> None:
@@ -111,7 +115,7 @@ def _resign(action: Action, ctx: ApplyContext, now: datetime) -> str:
     if problem:
         refuse(ctx, image_id, path, now, f"its current signatures do not verify with the "
                 f"trusted keys of {policy.name} ({problem})")
-    sign_image(path, _signer(ctx, active), SignOptions())
+    sign_image(path, _signer(ctx, active, now), SignOptions())
     reinventory(ctx, image_id, path, now)
     return f"signed by {active.dsse_keyid} (merged into the group's envelope)"
 
@@ -149,13 +153,19 @@ def _purge(action: Action, ctx: ApplyContext, now: datetime) -> str:
     if bad.dsse_keyid not in signers:
         reinventory(ctx, image_id, path, now)
         raise NothingToDoError("the image no longer carries the compromised key's signature")
+    since = compromised_since(ctx, bad.fingerprint, now)
+    proven = proven_before(ctx, path, bad.dsse_keyid, since, now) if since else None
+    if since is not None and proven is not None:
+        raise NothingToDoError(
+            f"kept, not re-signed: the signature by {bad.dsse_keyid} is proven (RFC 3161) at "
+            f"{proven.isoformat()}, before the compromise at {since.isoformat()}")
     if not _in_every_envelope(info, active.dsse_keyid):
         changed = sorted(i for i, d in first_digests.items() if info.digests.get(int(i)) != d)
         if changed or len(info.digests) != len(first_digests) or not info.intact:
             refuse(ctx, image_id, path, now, "its content differs from the digests recorded "
                     f"when it was first seen (objects {changed or 'added/removed'}); a "
                     "compromised key may have signed it")
-        sign_image(path, _signer(ctx, active), SignOptions())
+        sign_image(path, _signer(ctx, active, now), SignOptions())
     remove_signatures(path, {bad.dsse_keyid})
     reinventory(ctx, image_id, path, now)
     return f"signature by compromised key {bad.dsse_keyid} replaced by {active.dsse_keyid}"
