@@ -250,7 +250,7 @@ def verify(image: str | Path, trust: TrustMaterial,
     report = verify_image(str(image), keys, options, progress)
     result = VerificationResult(report, checked,
                                 tuple(longterm.results) if longterm is not None else None, notes,
-                                proven, details)
+                                details=details, proven=proven)
     if not result.ok:
         raise VerificationError(f"verification failed: {result.failure_summary()}", path=image,
                                 result=result)
