@@ -117,6 +117,8 @@ SUMMARIES = {
     "apply": "Execute every action whose window is open, one by one, re-planning after each round.",
     "report": "Report keys, certificates, CRLs, planned actions and, per image, until when it verifies.",
     "demo": "Build a demo workspace and run the planner and applier over three simulated years.",
+    "actions": "List the service's queued, running and failed actions, with attempts and last error.",
+    "alerts": "Print the Prometheus alert rules, with thresholds from the configuration.",
 }
 """First sentence of each subcommand's help, so that ``--help`` lists them without importing
 every command module (tests/unit/test_startup.py checks them against the commands)."""
