@@ -27,6 +27,8 @@ from lifecycle.store.db import POSTGRES_EXTRA, make_engine, sqlite_url
 from tests.keygen import write_pem_pair
 
 ARGS: dict[str, list[str]] = {
+    "actions": [],
+    "actions retry": ["--all-failed"],
     "apply": [],
     "bundle export": ["out.tar"],
     "ca certificate": ["root"],
@@ -71,8 +73,8 @@ LOG_ARGS: dict[str, list[str]] = {
 }
 """The same for the commands on a transparency log database (``--db``)."""
 
-NO_STORE = {"key pull", "key search"}
-"""Read only the config (its keyservers): they never open the store."""
+NO_STORE = {"key pull", "key search", "alerts"}
+"""Read only the config (its keyservers, its windows): they never open the store."""
 CREATES_THE_STORE = {"db upgrade", "db current"}
 """Work on a store that does not exist yet: upgrade creates it, current reports 'empty'."""
 MIGRATES_THE_STORE = {"db upgrade", "db current", "db downgrade"}
@@ -88,13 +90,14 @@ def store_commands(param: str = "config_path") -> list[str]:
 
     def walk(command: click.Command, path: list[str], parent: click.Context | None) -> None:
         ctx = click.Context(command, info_name=path[-1] if path else "sif-lifecycle", parent=parent)
+        runs_itself = not isinstance(command, click.Group) or command.invoke_without_command
+        if runs_itself and any(p.name == param for p in command.params) and " ".join(path) not in NO_STORE:
+            found.append(" ".join(path))
         if isinstance(command, click.Group):
             for name in command.list_commands(ctx):
                 sub = command.get_command(ctx, name)
                 assert sub is not None
                 walk(sub, [*path, name], ctx)
-        elif any(p.name == param for p in command.params) and " ".join(path) not in NO_STORE:
-            found.append(" ".join(path))
 
     walk(cli, [], None)
     return found
