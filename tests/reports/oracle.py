@@ -205,8 +205,8 @@ def check_proven(oracle: Oracle, data: ReportData, policies: Policies, engine: E
     root (``verify --tsa-roots``), the certificate the claim names (or every published one)
     and the published CRLs (hard-fail: the proven time lies before them). "indefinitely"
     verifies now and at each of ``later``; "until D" (its tokens prove nothing, so it is judged
-    as stock tools judge it) verifies at D - 1 h and fails at D + 1 h, with ``soft-fail`` as the
-    stock checks are dated; "no" fails now."""
+    as stock tools judge it) verifies at D - 1 h and fails at D + 1 h, without CRLs and with
+    ``soft-fail`` as the dated stock checks are; "no" fails now."""
     now = data.generated_at
     pems = certificate_pems(engine)
     for f in data.forecasts:
@@ -224,7 +224,7 @@ def check_proven(oracle: Oracle, data: ReportData, policies: Policies, engine: E
                  ) -> bool | str:
             return _any(path, [TrustMaterial(
                 certificate=c, intermediates=(pub.intermediate,), roots=(pub.root,),
-                crls=pub.crls, tsa_roots=(pub.root,), at=at,
+                crls=() if dated else pub.crls, tsa_roots=(pub.root,), at=at,
                 revocation="soft-fail" if dated else "hard-fail")
                 for c in named or pub.certificates])
 

@@ -80,3 +80,27 @@ def test_every_proven_time_claim_holds(tmp_path: Path) -> None:
     assert resigned.proven is not None and "compromise" not in resigned.proven.basis
     assert oracle.violations == []
     assert oracle.checked["proven-indefinitely"] >= 9, oracle.checked
+
+
+def test_tokens_from_an_untrusted_tsa_prove_nothing(tmp_path: Path) -> None:
+    fleet = make_fleet(tmp_path / "site", [WEB])
+    stranger = make_fleet(tmp_path / "stranger", [WEB])  # another CA: its TSA is not trusted
+    fleet.run()
+    signed = fleet.image("web-stamped")
+    fleet.now = T0 + 10 * DAY
+    fleet.sign(signed, fleet.active_key("web"))
+    assert restamp(signed, _stamper(stranger)(fleet.now)) == 1
+    fleet.track(signed)
+    fleet.run()
+    s = ImageSignatureRecord.__table__  # type: ignore[attr-defined]
+    with fleet.engine.connect() as conn:
+        [(tokens, proven_at)] = conn.execute(select(s.c.tokens, s.c.proven_at)).all()
+    assert (tokens, proven_at) == (1, None)  # counted, verified, and found to prove nothing
+    config = Config(fleet.url, tmp_path / "keys", fleet.ca.settings, policies=fleet.policies)
+    data = build_report(fleet.engine, config, fleet.now)
+    [f] = data.forecasts
+    assert f.proven is not None and f.proven.basis.startswith("the timestamps on key")
+    assert f.proven.until == f.certificate.until is not None  # judged as untimestamped
+    oracle = Oracle()
+    check_proven(oracle, data, fleet.policies, fleet.engine)
+    assert oracle.violations == [] and oracle.checked["proven-until"] == 2
