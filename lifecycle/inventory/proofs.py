@@ -82,8 +82,10 @@ def proven_signers(engine: Engine) -> dict[str, dict[str, datetime | None]]:
     seen: dict[str, dict[str, list[datetime | None]]] = {}
     stamped: set[tuple[str, str]] = set()
     with engine.connect() as conn:
+        stamped_images = select(s.c.image_id).where(s.c.tokens > 0)  # only these are read
         rows = conn.execute(select(i.c.path, s.c.signer, s.c.tokens, s.c.proven_at)
-                            .join(i, i.c.id == s.c.image_id).where(s.c.format == "dsse"))
+                            .join(i, i.c.id == s.c.image_id)
+                            .where(s.c.format == "dsse", s.c.image_id.in_(stamped_images)))
         for path, signer, tokens, at in rows:
             seen.setdefault(path, {}).setdefault(signer, []).append(at)
             if tokens:
