@@ -116,7 +116,8 @@ def _resign(action: Action, ctx: ApplyContext, now: datetime) -> str:
     if _in_every_envelope(info, active.dsse_keyid):
         reinventory(ctx, image_id, path, now)
         raise NothingToDoError("the image already carries the active key's signature")
-    kept = spared(ctx, path, {s for sig in info.signatures for s in sig.signers}, trust.keys, now)
+    kept = spared(ctx, path, {k for sig in info.signatures for k in sig.extended}, trust.keys,
+                  now)
     if kept:  # its pre-compromise signature stands; this tool verifies it by proven time
         raise NothingToDoError(kept)
     trusted = [_verifier(ctx, key) for key in keys_in(trust, policy.name, *LIVE)]

@@ -48,8 +48,9 @@ def spared_message(keyid: str, proven: datetime, since: datetime) -> str:
 def spared(ctx: ApplyContext, path: str, signers: set[str], keys: Iterable[KeyInfo],
            now: datetime) -> str | None:
     """Why the image is kept as it is, if a compromised key among ``keys`` signed it
-    (``signers``: its DSSE keyids) and every signature by that key is proven earlier than the
-    compromise; None otherwise."""
+    (``signers``: the DSSE keyids of its signatures that carry an extension, where tokens ride:
+    no other can be proven, and no CRL is published for them) and every signature by that key
+    is proven earlier than the compromise; None otherwise."""
     for key in keys:
         if key.state != KeyState.COMPROMISED or key.dsse_keyid not in signers:
             continue
