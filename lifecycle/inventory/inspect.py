@@ -29,6 +29,8 @@ class SignatureInfo:
     covered: tuple[int, ...]
     errors: tuple[str, ...]
     """Why the signed metadata no longer matches the image (empty when it does)."""
+    extended: tuple[str, ...] = ()
+    """DSSE keyids whose signature carries a v1.1 extension (where RFC 3161 tokens ride)."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class _Parsed:
     format: str
     signers: tuple[str, ...]
     meta: metadata.ImageMetadata | None
+    extended: tuple[str, ...] = ()
 
 
 def _parse(image: SifImage, object_id: int) -> _Parsed:
@@ -68,7 +71,8 @@ def _parse(image: SifImage, object_id: int) -> _Parsed:
         if dsse.is_dsse(data):
             envelope = dsse.parse_envelope(data)
             return _Parsed(object_id, group, "dsse", tuple(s.keyid for s in envelope.signatures),
-                           metadata.ImageMetadata.from_json(envelope.payload))
+                           metadata.ImageMetadata.from_json(envelope.payload),
+                           tuple(s.keyid for s in envelope.signatures if s.extension))
         text = pgp.decode(data).text
         signer = (desc.signature_entity.hex().upper(),)
         if text.startswith(b"SIFHASH:\n"):
@@ -107,7 +111,7 @@ def inspect_image(path: str | Path) -> ImageInfo:
             elif p.format == "unknown":
                 errors = ("signature format not recognized",)
             signatures.append(SignatureInfo(p.object_id, p.group, p.format, p.signers, covered,
-                                            errors))
+                                            errors, p.extended))
         return ImageInfo(
             str(path), str(uuid.UUID(bytes=image.header.id)), tuple(image.groups()),
             {i: "sha256:" + digests.object(i, "sha256").hex() for i in data_ids},

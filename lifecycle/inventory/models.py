@@ -46,6 +46,9 @@ class ImageSignatureRecord(SQLModel, table=True):
     format: str = Field(max_length=8)  # dsse, pgp, legacy, unknown
     signer: str = Field(max_length=100)  # DSSE keyid or PGP fingerprint
     covered: str = Field(max_length=255)  # comma-separated object IDs the signed metadata lists
+    tokens: int = 0  # RFC 3161 tokens in the DSSE signature's extension
+    proven_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    """The signing time its tokens prove, verified against the CA's TSA roots (None: none)."""
 
 
 class ImageEventRecord(SQLModel, table=True):

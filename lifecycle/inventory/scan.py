@@ -33,6 +33,7 @@ from lifecycle.inventory.models import (
     ImageRecord,
     ImageSignatureRecord,
 )
+from lifecycle.inventory.proofs import Proof, ca_tsa_trust, signature_proofs
 from lifecycle.model.status import ImageEvent, ImageStatus
 from lifecycle.store import audit
 
@@ -67,13 +68,17 @@ def event(conn: Connection, image_id: int | None, at: datetime, kind: ImageEvent
                                        detail=json.dumps(detail, sort_keys=True, default=str)))
 
 
-def _signature_rows(image_id: int, info: ImageInfo) -> list[dict[str, Any]]:
+def _signature_rows(conn: Connection, image_id: int, info: ImageInfo) -> list[dict[str, Any]]:
+    proofs = signature_proofs(info.path, ca_tsa_trust(conn)) if any(
+        sig.extended for sig in info.signatures) else {}
     rows = []
     for sig in info.signatures:
         for signer in sig.signers or ("",):
+            proof = proofs.get((sig.object_id, signer), Proof(0, None))
             rows.append({"image_id": image_id, "object_id": sig.object_id, "group_id": sig.group,
                          "format": sig.format, "signer": signer,
-                         "covered": ",".join(map(str, sig.covered))})
+                         "covered": ",".join(map(str, sig.covered)), "tokens": proof.tokens,
+                         "proven_at": proof.proven_at})
     return list({(r["object_id"], r["signer"]): r for r in rows}.values())
 
 
@@ -167,7 +172,7 @@ def record_image(conn: Connection, info: ImageInfo, st: os.stat_result, now: dat
             event(conn, image_id, now, ImageEvent.TRACKED, signatures=len(info.signatures))
         elif status == ImageStatus.PRESENT and previous != ImageStatus.REMOVED:
             event(conn, image_id, now, ImageEvent.CHANGED, signatures=len(info.signatures))
-    rows = _signature_rows(image_id, info)
+    rows = _signature_rows(conn, image_id, info)
     if rows:
         conn.execute(insert(SIGNATURES), rows)
     if status == ImageStatus.TAMPERED and previous != ImageStatus.TAMPERED:

@@ -7,6 +7,11 @@ for ``--at 2029-01-01`` says what the service will know then, and tests compute 
   until the latest ``notAfter`` among the unrevoked certificates of the keys that signed it.
 - stock ``--key``: a bare public key never expires; the image verifies with it until that key's
   signature is dropped (the overlap after the key starts retiring), or indefinitely.
+- this tool, by proven time: a signature carrying RFC 3161 tokens verified against the CA's
+  TSA roots (recorded by the inventory, :mod:`lifecycle.inventory.proofs`) is judged at its
+  proven signing time, so it verifies indefinitely, after stock tools stop on its certificate's
+  end date, if a certificate of its key was valid then and not revoked as of an earlier date
+  (the invalidity date of a key compromise). Images with no such signature: no column value.
 - this tool: log evidence proves when a signature was made, so an image whose signatures the
   service logged (ephemeral signing) verifies indefinitely, long after its minutes-long
   certificate expired; otherwise as long as the certificate does, or indefinitely while a planned
@@ -78,12 +83,19 @@ class Forecast:
     """DSSE key ids of its signatures with transparency-log evidence."""
     identity: str = ""
     """The signer identity the logged signatures must name (ephemeral sets)."""
+    proven: Horizon | None = None
+    """This tool judging signatures at their proven (RFC 3161) signing time; None when no
+    signature of the image carries timestamp tokens."""
+    proven_by: str = ""
+    """The certificate (serial) the ``proven`` horizon relies on, when it verifies."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "image_set": self.image_set, "status": self.status,
                 "signers": list(self.signers), "logged": list(self.logged),
                 "identity": self.identity, "certificate": self.certificate.to_dict(),
                 "key": self.key.to_dict(), "tool": self.tool.to_dict(),
+                "proven": self.proven.to_dict() if self.proven else None,
+                "proven_by": self.proven_by,
                 "keeps_verifiable": self.keeps_verifiable.to_dict()
                 if self.keeps_verifiable else None}
 
@@ -104,10 +116,13 @@ class FleetIndex:
     """Actions that keep images verifiable, by subject; set-level ones also under ``set:NAME``."""
     ephemeral: Mapping[str, CertInfo] = field(default_factory=dict)
     """Ephemeral leaf certificates by the DSSE key id of the key they certify."""
+    invalid_since: Mapping[str, datetime] = field(default_factory=dict)
+    """Revoked certificates by serial: since when invalid (invalidity date, else revocation)."""
 
     @classmethod
     def build(cls, keys: Iterable[KeyInfo], certs: Iterable[CertInfo],
-              plan: Iterable[Action], ephemeral: Iterable[CertInfo] = ()) -> FleetIndex:
+              plan: Iterable[Action], ephemeral: Iterable[CertInfo] = (),
+              invalid_since: Mapping[str, datetime] | None = None) -> FleetIndex:
         by_id: dict[str, KeyInfo] = {}
         for key in keys:
             by_id[key.fingerprint] = key
@@ -124,7 +139,7 @@ class FleetIndex:
                 by_subject.setdefault(action.subject, []).append(action)
         return cls(by_id, {f: tuple(c) for f, c in by_key.items()},
                    {s: tuple(a) for s, a in by_subject.items()},
-                   {c.key_fingerprint: c for c in ephemeral})
+                   {c.key_fingerprint: c for c in ephemeral}, dict(invalid_since or {}))
 
     def signers(self, image: ImageState) -> list[KeyInfo]:
         found = {self.keys[s].fingerprint: self.keys[s] for s in sorted(image.signers)
@@ -223,12 +238,57 @@ def _keeps(image: ImageState, signers: Sequence[KeyInfo], policy: ImageSetPolicy
     return min(relevant, key=Action.sort_key, default=None)
 
 
+def _by_proven_time(signers: Sequence[KeyInfo], proven: Mapping[str, datetime | None],
+                    index: FleetIndex, stock: Horizon) -> tuple[Horizon | None, str]:
+    """This tool judging each timestamped signature at its proven time, and the certificate
+    (serial) that then verifies; ``stock`` is the stock ``--certificate`` horizon."""
+    stamped = [(key, proven[key.dsse_keyid]) for key in signers if key.dsse_keyid in proven]
+    if not stamped:
+        return None, ""
+    horizons: list[tuple[Horizon, str]] = []
+    for key, at in stamped:
+        name = short(key.fingerprint)
+        if at is None:  # verify then judges it as untimestamped: as stock tools do
+            horizons.append((Horizon(stock.verifies, stock.until, f"the timestamps on key "
+                                     f"{name}'s signature prove nothing; judged as untimestamped: "
+                                     f"{stock.basis}"), ""))
+            continue
+        covering = [c for c in index.certs_of([key]) if c.not_before <= at < c.not_after]
+        valid = [c for c in covering
+                 if c.serial not in index.invalid_since or index.invalid_since[c.serial] > at]
+        if not valid:
+            why = ("a certificate of it was revoked as of "
+                   f"{minute(min(index.invalid_since[c.serial] for c in covering))}"
+                   if covering else "no certificate of it was valid then")
+            horizons.append((_no(f"key {name}'s signature is proven at {minute(at)}, but {why}"),
+                             ""))
+            continue
+        cert = max(valid, key=lambda c: (c.not_after, c.serial))
+        stops = (f"stock tools stop {day(stock.until)}" if stock.verifies and stock.until
+                 else "stock tools already stop" if not stock.verifies else "")
+        basis = (f"key {name}'s signature is proven (RFC 3161) at {minute(at)}, while "
+                 f"certificate {short(cert.serial)} (to {day(cert.not_after)}) was valid; "
+                 f"verifies by proven time{'; ' + stops if stops else ''}")
+        since = index.invalid_since.get(cert.serial)
+        if key.state == KeyState.COMPROMISED and since is not None:
+            basis += (f"; kept, not re-signed: proven before the key's compromise at "
+                      f"{minute(since)}")
+        horizons.append((Horizon(True, None, basis), cert.serial))
+    best = _latest(h for h, _ in horizons if h.verifies)
+    if best is None:
+        return _no("; ".join(h.basis for h, _ in horizons)), ""
+    return best, next(serial for h, serial in horizons if h is best)
+
+
 def forecast(image: ImageState, policy: ImageSetPolicy | None, index: FleetIndex,
-             now: datetime, *, logged: frozenset[str] = frozenset()) -> Forecast:
+             now: datetime, *, logged: frozenset[str] = frozenset(),
+             proven: Mapping[str, datetime | None] | None = None) -> Forecast:
     """One image's forecast.
 
     ``logged``: the DSSE key ids of its signatures whose transparency-log evidence the service
     checked when it signed (ephemeral signing); the image is judged by that evidence.
+    ``proven``: DSSE key id -> the proven (RFC 3161) signing time of its signatures in the image
+    (None: their tokens prove nothing), for the signers whose signatures carry tokens.
     """
     signers = index.signers(image)
     name = policy.name if policy is not None else ""
@@ -240,7 +300,7 @@ def forecast(image: ImageState, policy: ImageSetPolicy | None, index: FleetIndex
         why = ("its content no longer matches its signatures"
                if image.status == ImageStatus.TAMPERED else f"it is {image.status}")
         return Forecast(image.path, name, image.status, ids, _no(why), _no(why), _no(why), None,
-                        tuple(evidence), identity)
+                        tuple(evidence), identity, _no(why) if proven else None)
     certificate = _certificate(signers, index, now)
     key = _key(signers, policy, index, now)
     ephemeral = [index.ephemeral[k] for k in evidence if k in index.ephemeral]
@@ -258,5 +318,6 @@ def forecast(image: ImageState, policy: ImageSetPolicy | None, index: FleetIndex
                        f"(from {day(keeps.not_before)}) for as long as the service runs it")
     else:
         tool = certificate
+    by_time, serial = _by_proven_time(signers, proven or {}, index, certificate)
     return Forecast(image.path, name, image.status, ids, certificate, key, tool, keeps,
-                    tuple(evidence), identity)
+                    tuple(evidence), identity, by_time, serial)

@@ -9,7 +9,7 @@ freshness.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from lifecycle.bundles.exporter import EXPORT_ACTION, _newest
 from lifecycle.config import Config, Policies
 from lifecycle.errors import LogError
 from lifecycle.inventory.fleet import load_state, tampered_images
+from lifecycle.inventory.proofs import proven_signers
 from lifecycle.model.cert_status import CertStatus, certificate_status
 from lifecycle.model.fleet import FleetState, ImageState
 from lifecycle.model.roles import CaRole
@@ -42,6 +43,7 @@ from lifecycle.store.key_publications import KeyPublicationStatus, key_status
 from lifecycle.store.queries import (
     certificate_pems,
     ephemeral_leaves,
+    invalid_since,
     latest_audit,
     latest_certificate_pem,
     latest_crl,
@@ -163,8 +165,10 @@ def build_report(engine: Engine, config: Config, now: datetime, *,
     bundle = _bundle_status(engine, outbox, now)
     set_of_key = {key.fingerprint: key.image_set or "" for key in state.keys}
     state_of_key = {key.fingerprint: key.state for key in state.keys}
-    index = FleetIndex.build(state.keys, state.certificates, actions, ephemeral_leaves(engine))
-    forecasts = tuple(_forecast(image, policies, state, index, now)
+    index = FleetIndex.build(state.keys, state.certificates, actions, ephemeral_leaves(engine),
+                             invalid_since(engine))
+    proven = proven_signers(engine)
+    forecasts = tuple(_forecast(image, policies, state, index, now, proven.get(image.path))
                       for image in state.images if image.status != ImageStatus.REMOVED)
     if verify_images:
         forecasts = confirm_now(forecasts, index.certificates, certificate_pems(engine), now,
@@ -198,11 +202,11 @@ def build_report(engine: Engine, config: Config, now: datetime, *,
 
 
 def _forecast(image: ImageState, policies: Policies, state: FleetState, index: FleetIndex,
-              now: datetime) -> Forecast:
+              now: datetime, proven: Mapping[str, datetime | None] | None = None) -> Forecast:
     policy = policies.set_for(image.path)
     logged = state.logged.get(policy.identity, frozenset()) if policy is not None and \
         policy.identity else frozenset()
-    return forecast(image, policy, index, now, logged=logged)
+    return forecast(image, policy, index, now, logged=logged, proven=proven)
 
 
 def expiring_soon(certs: Sequence[CertRow], keys: Sequence[KeyRow], index: FleetIndex,

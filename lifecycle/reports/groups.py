@@ -53,7 +53,7 @@ class ActionGroup:
 
 def _forecast_key(f: Forecast) -> tuple[object, ...]:
     keeps = f.keeps_verifiable
-    return (f.image_set, f.status, f.certificate, f.key, f.tool,
+    return (f.image_set, f.status, f.certificate, f.key, f.tool, f.proven, f.proven_by,
             (keeps.kind, keeps.not_before, keeps.due) if keeps else None)
 
 

@@ -7,6 +7,8 @@ Reports and publishing read a few columns each; giving them functions keeps SQL 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -28,6 +30,13 @@ def table(model: type) -> Table:
     return found
 
 
+@contextmanager
+def _connected(bind: Engine | Connection) -> Iterator[Connection]:
+    """A connection: ``bind`` itself (inside the caller's transaction) or a new one."""
+    with bind.connect() if isinstance(bind, Engine) else nullcontext(bind) as conn:
+        yield conn
+
+
 class AuditEntry(NamedTuple):
     at: datetime
     subject: str
@@ -41,6 +50,16 @@ def revocations_by_serial(engine: Engine) -> dict[str, tuple[datetime, str]]:
         rows = conn.execute(select(c.c.serial, r.c.revoked_at, r.c.reason)
                             .join(c, c.c.id == r.c.certificate_id))
         return {serial: (at, reason) for serial, at, reason in rows}
+
+
+def invalid_since(engine: Engine) -> dict[str, datetime]:
+    """Serial -> since when each revoked certificate is invalid: the revocation's invalidity
+    date (a key compromise on a known day), else its revocation date."""
+    c, r = table(CertificateRecord), table(RevocationRecord)
+    with engine.connect() as conn:
+        rows = conn.execute(select(c.c.serial, r.c.revoked_at, r.c.invalidity_date)
+                            .join(c, c.c.id == r.c.certificate_id))
+        return {serial: invalid or at for serial, at, invalid in rows}
 
 
 def latest_audit(engine: Engine, action: str, until: datetime) -> AuditEntry | None:
@@ -76,19 +95,19 @@ def ephemeral_leaves(engine: Engine) -> list[CertInfo]:
     return out
 
 
-def latest_certificate_pem(engine: Engine, role: CaRole) -> str | None:
+def latest_certificate_pem(engine: Engine | Connection, role: CaRole) -> str | None:
     """The PEM of the newest certificate of ``role`` (the CA root, say), if any."""
     c = table(CertificateRecord)
-    with engine.connect() as conn:
+    with _connected(engine) as conn:
         pem: str | None = conn.execute(select(c.c.pem).where(c.c.role == role)
                                        .order_by(c.c.id.desc())).scalar()
     return pem
 
 
-def latest_crl(engine: Engine, role: CaRole) -> bytes | None:
+def latest_crl(engine: Engine | Connection, role: CaRole) -> bytes | None:
     """The DER of the newest CRL of the newest certificate of ``role`` (None: never published)."""
     c, crl = table(CertificateRecord), table(CrlRecord)
-    with engine.connect() as conn:
+    with _connected(engine) as conn:
         issuer: Any = conn.execute(select(c.c.id).where(c.c.role == role)
                                    .order_by(c.c.id.desc())).scalar()
         der: bytes | None = conn.execute(select(crl.c.der).where(crl.c.issuer_id == issuer)

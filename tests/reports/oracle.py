@@ -196,3 +196,46 @@ def _ephemeral_certificates(oracle: Oracle, f: Forecast, root: Path, pems: dict[
                       f"{before}, 5 minutes before it expires", at(before))
         oracle.expect("certificate-ephemeral", f, f"its ephemeral certificate fails at {after}",
                       _fails(at(after)))
+
+
+def check_proven(oracle: Oracle, data: ReportData, policies: Policies, engine: Engine,
+                 later: tuple[timedelta, ...] = (timedelta(days=365), timedelta(days=3650))
+                 ) -> None:
+    """The "sif-lifecycle, by proven time" column: this tool with the published CA root as TSA
+    root (``verify --tsa-roots``), the certificate the claim names (or every published one)
+    and the published CRLs (hard-fail: the proven time lies before them). "indefinitely"
+    verifies now and at each of ``later``; "until D" (its tokens prove nothing, so it is judged
+    as stock tools judge it) verifies at D - 1 h and fails at D + 1 h, without CRLs and with
+    ``soft-fail`` as the dated stock checks are; "no" fails now."""
+    now = data.generated_at
+    pems = certificate_pems(engine)
+    for f in data.forecasts:
+        h = f.proven
+        if h is None or f.status != ImageStatus.PRESENT:
+            continue
+        policy = policies.get(f.image_set)
+        assert policy is not None and policy.publish_directory is not None, f.path
+        pub = _Published.read(policy.publish_directory)
+        named = (x509.load_pem_x509_certificate(pems[f.proven_by].encode()),) \
+            if f.proven_by else ()
+
+        def tool(at: datetime, *, dated: bool = False, path: str = f.path,
+                 pub: _Published = pub, named: tuple[x509.Certificate, ...] = named
+                 ) -> bool | str:
+            return _any(path, [TrustMaterial(
+                certificate=c, intermediates=(pub.intermediate,), roots=(pub.root,),
+                crls=() if dated else pub.crls, tsa_roots=(pub.root,), at=at,
+                revocation="soft-fail" if dated else "hard-fail")
+                for c in named or pub.certificates])
+
+        if h.verifies and h.until is None:
+            for at in (now, *(now + d for d in later)):
+                oracle.expect("proven-indefinitely", f, f"verify --tsa-roots at {at}", tool(at))
+        elif h.verifies:
+            assert h.until is not None
+            oracle.expect("proven-until", f, f"verify --tsa-roots at {h.until} - 1 h",
+                          tool(h.until - HOUR, dated=True))
+            oracle.expect("proven-until", f, f"verify --tsa-roots fails at {h.until} + 1 h",
+                          _fails(tool(h.until + HOUR, dated=True)))
+        else:
+            oracle.expect("proven-no", f, "verify --tsa-roots fails now", _fails(tool(now)))

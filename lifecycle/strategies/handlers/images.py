@@ -27,7 +27,12 @@ from lifecycle.strategies.context import (
     set_keys_of,
 )
 from lifecycle.strategies.handlers.checks import _verify_with
-from lifecycle.strategies.handlers.proven import compromised_since, proven_before
+from lifecycle.strategies.handlers.proven import (
+    compromised_since,
+    proven_before,
+    spared,
+    spared_message,
+)
 from lifecycle.timestamp.tokens import stamping
 
 
@@ -107,9 +112,14 @@ def _resign(action: Action, ctx: ApplyContext, now: datetime) -> str:
     key_fpr = work.named_fingerprint
     if active is None or active.fingerprint != key_fpr:
         raise NothingToDoError(f"key {short(key_fpr)} is no longer the active key")
-    if _in_every_envelope(inspect_image(path), active.dsse_keyid):
+    info = inspect_image(path)
+    if _in_every_envelope(info, active.dsse_keyid):
         reinventory(ctx, image_id, path, now)
         raise NothingToDoError("the image already carries the active key's signature")
+    kept = spared(ctx, path, {k for sig in info.signatures for k in sig.extended}, trust.keys,
+                  now)
+    if kept:  # its pre-compromise signature stands; this tool verifies it by proven time
+        raise NothingToDoError(kept)
     trusted = [_verifier(ctx, key) for key in keys_in(trust, policy.name, *LIVE)]
     problem = _verify_with(path, trusted)
     if problem:
@@ -156,9 +166,7 @@ def _purge(action: Action, ctx: ApplyContext, now: datetime) -> str:
     since = compromised_since(ctx, bad.fingerprint, now)
     proven = proven_before(ctx, path, bad.dsse_keyid, since, now) if since else None
     if since is not None and proven is not None:
-        raise NothingToDoError(
-            f"kept, not re-signed: the signature by {bad.dsse_keyid} is proven (RFC 3161) at "
-            f"{proven.isoformat()}, before the compromise at {since.isoformat()}")
+        raise NothingToDoError(spared_message(bad.dsse_keyid, proven, since))
     if not _in_every_envelope(info, active.dsse_keyid):
         changed = sorted(i for i, d in first_digests.items() if info.digests.get(int(i)) != d)
         if changed or len(info.digests) != len(first_digests) or not info.intact:

@@ -7,8 +7,10 @@ chain's revocation evidence (the local TSA is issued by the same CA).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
+from lifecycle.model.fleet import KeyInfo
 from lifecycle.model.key_state import KeyState
 from lifecycle.store.ca_service import INTERMEDIATE, ROOT
 from lifecycle.strategies.context import ApplyContext
@@ -35,3 +37,25 @@ def proven_before(ctx: ApplyContext, path: str, keyid: str, since: datetime,
     if not mine or len(times) != len(mine) or max(times) >= since:
         return None
     return max(times)
+
+
+def spared_message(keyid: str, proven: datetime, since: datetime) -> str:
+    """What the audit (and the report) say of an image kept because of its proven time."""
+    return (f"kept, not re-signed: the signature by {keyid} is proven (RFC 3161) at "
+            f"{proven.isoformat()}, before the compromise at {since.isoformat()}")
+
+
+def spared(ctx: ApplyContext, path: str, signers: set[str], keys: Iterable[KeyInfo],
+           now: datetime) -> str | None:
+    """Why the image is kept as it is, if a compromised key among ``keys`` signed it
+    (``signers``: the DSSE keyids of its signatures that carry an extension, where tokens ride:
+    no other can be proven, and no CRL is published for them) and every signature by that key
+    is proven earlier than the compromise; None otherwise."""
+    for key in keys:
+        if key.state != KeyState.COMPROMISED or key.dsse_keyid not in signers:
+            continue
+        since = compromised_since(ctx, key.fingerprint, now)
+        proven = proven_before(ctx, path, key.dsse_keyid, since, now) if since else None
+        if since is not None and proven is not None:
+            return spared_message(key.dsse_keyid, proven, since)
+    return None
