@@ -27,6 +27,7 @@ from cryptography.x509 import ocsp
 from lifecycle._version import __version__
 from lifecycle.bundles import manifest as mf
 from lifecycle.bundles.archive import read_bundle, write_bundle
+from lifecycle.bundles.ecl import bundle_ecl
 from lifecycle.bundles.layout import (
     BUNDLE_KEY,
     ECL,
@@ -224,8 +225,7 @@ def build_bundle(ca: CaService, *, log: Log | None = None, images: Collection[st
     valid_until = min(out.limits.values(), default=now + options.checkpoint_max_age)
     ecl_fprs = [k.fingerprint.upper() for k in key_entries
                 if k.kind == "pgp" and k.state == KeyState.ACTIVE.value]
-    out.add(ECL, "doc", render("bundle/ecl.toml.j2", tagname=options.ecl_tagname,
-                                dirpath=options.ecl_dirpath, fingerprints=ecl_fprs))
+    out.add(ECL, "doc", bundle_ecl(ca.keys, tagname=options.ecl_tagname, dirpath=options.ecl_dirpath))
     listing = [mf.FileEntry(p, out.kinds[p], len(d), mf.sha256_hex(d))
                for p, d in sorted(out.files.items())]
     out.add(README, "doc", render(

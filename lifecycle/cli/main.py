@@ -88,6 +88,7 @@ COMMANDS = {
     "tlog": "lifecycle.cli.tlog_commands:tlog",
     "db": "lifecycle.cli.db_commands:db",
     "bundle": "lifecycle.cli.bundle_commands:bundle",
+    "ecl": "lifecycle.cli.ecl_command:ecl",
     "track": "lifecycle.cli.fleet_commands:track",
     "scan": "lifecycle.cli.fleet_commands:scan_command",
     "images": "lifecycle.cli.fleet_commands:images",

@@ -212,7 +212,8 @@ def _read_signature(packet: bytes) -> tuple[Any, str, datetime, str]:
 def verify(signed: ClearSigned, keyring: list[Any], at: datetime | None = None) -> PgpVerification:
     """Verify like go-crypto's ``CheckDetachedSignature`` plus the reference's key checks (4.4).
 
-    Key expiry and revocation are evaluated at ``at`` (default: now), as the reference does.
+    Key expiry and revocation are evaluated at ``at`` (default: now), as the reference does:
+    the expiry of the newest self-signature made by then, and revocations made by then.
     """
     signature, issuer, created, hash_name = _read_signature(signed.packet)
     if hash_name not in VERIFY_HASHES:
@@ -233,10 +234,13 @@ def verify(signed: ClearSigned, keyring: list[Any], at: datetime | None = None) 
         return PgpVerification(False, issuer, fpr, uid, f"signature check failed: {exc}", created)
     if not good:
         return PgpVerification(False, issuer, fpr, uid, "signature does not verify", created)
+    from lifecycle.integrity.pgp_validity import expiry_at, revocation_at
+
     when = at or utc_now()
-    expires = key.expires_at
+    expires = expiry_at(key, when)
     if expires is not None and expires <= when:
         return PgpVerification(False, issuer, fpr, uid, f"key expired at {expires:%Y-%m-%d}")
-    if list(key.revocation_signatures):
-        return PgpVerification(False, issuer, fpr, uid, "key is revoked", created)
+    if (revoked := revocation_at(key, when)) is not None:
+        return PgpVerification(False, issuer, fpr, uid, f"key is revoked ({revoked[1].name.lower()}"
+                               f", {revoked[0]:%Y-%m-%d})", created)
     return PgpVerification(True, issuer, fpr, uid, created=created)
