@@ -29,6 +29,17 @@ class KeyInfo(NamedTuple):
     activated_at: datetime | None
     retiring_at: datetime | None
     image_set: str | None
+    pgp: bool = False
+    """An OpenPGP key: it has an expiry of its own and no certificate."""
+    expires_at: datetime | None = None
+    """PGP keys: the expiry its newest self-signature states (None: never)."""
+    pgp_revoked: bool = False
+    """PGP keys: a revocation signature was added (and so is published with the key)."""
+
+    @property
+    def signer_id(self) -> str:
+        """How an image's signature names this key: DSSE keyid, or the PGP fingerprint."""
+        return self.fingerprint.upper() if self.pgp else self.dsse_keyid
 
 
 class CertInfo(NamedTuple):
@@ -99,6 +110,10 @@ class ActionKind(enum.StrEnum):
     CRL_REFRESH = "crl-refresh"
     PUBLISH = "publish"
     SIGN_EPHEMERAL = "sign-ephemeral"
+    EXTEND = "extend"
+    """PGP sets: push a key's expiry out with new self-signatures (reissue for PGP)."""
+    REVOKE_PGP_KEY = "revoke-pgp-key"
+    """PGP sets: add the revocation signature (compromised, or superseded once retired)."""
 
 
 class ApplyStatus(enum.StrEnum):
@@ -114,8 +129,9 @@ class ApplyStatus(enum.StrEnum):
 
 
 ORDER = {kind: i for i, kind in enumerate(
-    (ActionKind.REVOKE, ActionKind.PROVISION, ActionKind.PREPARE, ActionKind.CERTIFY,
-     ActionKind.REISSUE, ActionKind.ROTATE, ActionKind.CRL_REFRESH, ActionKind.PUBLISH,
+    (ActionKind.REVOKE, ActionKind.REVOKE_PGP_KEY, ActionKind.PROVISION, ActionKind.PREPARE,
+     ActionKind.CERTIFY, ActionKind.REISSUE, ActionKind.EXTEND, ActionKind.ROTATE,
+     ActionKind.CRL_REFRESH, ActionKind.PUBLISH,
      ActionKind.RESIGN, ActionKind.SIGN_EPHEMERAL, ActionKind.PURGE, ActionKind.DROP,
      ActionKind.RETIRE))}
 """Among actions that open at the same moment, the order that makes each one possible."""
@@ -134,6 +150,8 @@ _KEY_FIELDS: dict[ActionKind, tuple[str, ...]] = {
     ActionKind.CRL_REFRESH: ("subject", "revision"),
     ActionKind.PUBLISH: ("subject", "revision"),
     ActionKind.SIGN_EPHEMERAL: ("subject", "revision"),
+    ActionKind.EXTEND: ("subject", "revision"),
+    ActionKind.REVOKE_PGP_KEY: ("subject", "revision"),
 }
 """The fields each kind's idempotency key is made of, after the kind (the format the work queue
 has always stored: ``resign:<path>:<fingerprint>``). Only the first may contain a colon."""

@@ -86,7 +86,7 @@ class KeyService:
             current.expires_at = stored.expires_at
             session.add(current)
             audit.record(session, now, f"key.{change}", row.fingerprint,
-                         expires_at=stored.expires_at)
+                         expires_at=stored.expires_at)  # "pgp-revoke": inventory.fleet reads it
             session.flush()
             session.refresh(current)
             session.expunge(current)

@@ -21,12 +21,12 @@ from lifecycle.strategies.context import (
     Handler,
     NothingToDoError,
 )
-from lifecycle.strategies.handlers import ephemeral, images, keys, publishing
+from lifecycle.strategies.handlers import ephemeral, images, keys, pgp_keys, publishing
 
 __all__ = ["ApplyContext", "ApplyResult", "ApplyStatus", "apply"]
 
 _HANDLERS: dict[ActionKind, Handler] = {**keys.HANDLERS, **images.HANDLERS, **ephemeral.HANDLERS,
-                                 **publishing.HANDLERS}
+                                 **publishing.HANDLERS, **pgp_keys.HANDLERS}
 
 
 def apply(action: Action, ctx: ApplyContext, now: datetime) -> ApplyResult:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from lifecycle.config import ImageSetPolicy, Policies, Strategy
 from lifecycle.model.fleet import (
@@ -116,6 +116,9 @@ def _keys(policy: ImageSetPolicy, keys: Sequence[KeyInfo], certs: dict[str, list
         yield Action(ActionKind.PROVISION, name, now, now,
                      f"image set {name} has no active signing key", name)
     for key in keys:
+        if key.pgp:
+            yield from _pgp_key(policy, key, now)
+            continue
         if key.state == KeyState.COMPROMISED:
             for bad in certs.get(key.fingerprint, ()):
                 if not bad.revoked and bad.not_after > now:
@@ -161,6 +164,34 @@ def _keys(policy: ImageSetPolicy, keys: Sequence[KeyInfo], certs: dict[str, list
                      fingerprint=current.fingerprint)
 
 
+def _pgp_key(policy: ImageSetPolicy, key: KeyInfo, now: datetime) -> Iterator[Action]:
+    """A PGP key has no certificate: its expiry is extended (reissue for PGP), and it is
+    revoked when compromised (at once) or once retired (reason superseded).
+
+    A retiring key is still extended: stock ``verify`` fails an image if any signature object
+    linked to a group fails (spec 6.4), so the key must not lapse before its objects are
+    dropped, however late that is."""
+    name, fpr = policy.name, key.fingerprint
+    if key.state in (KeyState.COMPROMISED, KeyState.RETIRED) and not key.pgp_revoked:
+        compromised = key.state == KeyState.COMPROMISED
+        reason = "compromised" if compromised else "superseded"
+        why = ("is compromised; its revocation is published at once" if compromised else
+               "is retired and no tracked image carries its signature")
+        yield Action(ActionKind.REVOKE_PGP_KEY, fpr, now, now,
+                     f"PGP key {short(fpr)} {why} (revocation reason {reason})", name,
+                     fingerprint=fpr, revision=reason)
+    if key.state not in LIVE or key.expires_at is None:
+        return
+    start = max(key.created_at, key.expires_at - policy.certificate_lifetime)
+    opens = policy.renewal_opens(start, key.expires_at)
+    lead = (f"; it must be published {policy.distribution_lead.days} days ahead"
+            if policy.distribution_lead else "")
+    yield Action(ActionKind.EXTEND, fpr, key.expires_at - policy.distribution_lead, opens,
+                 f"PGP key {short(fpr)} expires {day(key.expires_at)}; extension window "
+                 f"opened {day(opens)}{lead}", name, fingerprint=fpr,
+                 revision=key.expires_at.astimezone(UTC).isoformat())
+
+
 def _retire_at(policy: ImageSetPolicy, key: KeyInfo) -> datetime | None:
     if key.state != KeyState.RETIRING or key.retiring_at is None:
         return None
@@ -182,21 +213,21 @@ def _images(policy: ImageSetPolicy, keys: Sequence[KeyInfo], images: Sequence[Im
         why = (f" lacks a signature by the active key {short(current.fingerprint)} (active since "
                f"{day(since)}; old signatures are dropped from {day(due)})")
         for image in present:
-            if current.dsse_keyid not in image.signers:
+            if current.signer_id not in image.signers:
                 yield Action(ActionKind.RESIGN, image.path, due, since, image.path + why, name,
                              current.fingerprint)
     for key in compromised:
         for image in present:
-            if key.dsse_keyid in image.signers:
+            if key.signer_id in image.signers:
                 yield Action(ActionKind.PURGE, image.path, now, now,
                              f"{image.path} carries a signature by the compromised key "
                              f"{short(key.fingerprint)}", name, key.fingerprint)
     for key in retiring:
         drop_at = _retire_at(policy, key)
         assert drop_at is not None
-        carrying = [image for image in present if key.dsse_keyid in image.signers]
+        carrying = [image for image in present if key.signer_id in image.signers]
         for image in carrying:
-            if current is None or current.dsse_keyid not in image.signers:
+            if current is None or current.signer_id not in image.signers:
                 continue  # never drop the last valid signature: re-signing comes first
             yield Action(ActionKind.DROP, image.path, drop_at + TIDY_WINDOW, drop_at,
                          f"the overlap of retiring key {short(key.fingerprint)} ends "
