@@ -234,6 +234,19 @@ class TlogSettings:
 
 
 @dataclass(frozen=True)
+class KeyserverSettings:
+    """``[keyserver]``: the HKP keyservers PGP keys are published to and fetched from."""
+
+    urls: tuple[str, ...] = ()
+    timeout: timedelta = timedelta(seconds=10)
+    """Longest wait for one whole answer (connect, send, read)."""
+    retries: int = 2
+    """Extra attempts after a keyserver did not answer (not after a refusal)."""
+    backoff: timedelta = timedelta(seconds=1)
+    """Wait before the first retry; doubled before each next one."""
+
+
+@dataclass(frozen=True)
 class ImageSetPolicy:
     name: str
     paths: tuple[str, ...]
@@ -294,6 +307,8 @@ class Policies:
                                                    repr=False)
 
     _matcher: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    keyservers: KeyserverSettings = field(default_factory=KeyserverSettings)
+    """``[keyserver]``: where the sets' PGP keys are published (plan and apply read it here)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_name", {s.name: s for s in self.image_sets})
@@ -493,6 +508,28 @@ class TlogTable(_Table):
     append_token_file: Text | None = None
 
 
+def _keyserver_url(value: Any) -> str:
+    text = _text(value)
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https", "hkp", "hkps") or not parts.netloc \
+            or not _PRINTABLE_ASCII.fullmatch(text) or parts.query or parts.fragment:
+        raise ValueError(f"{_shown(value)} is not a keyserver URL (e.g. \"hkps://keys.example.org\" "
+                         "or \"http://127.0.0.1:11371\")")
+    return text
+
+
+class KeyserverTable(_Table):
+    """``[keyserver]``: where PGP keys are published (``/pks/add``) and fetched (``/pks/lookup``)."""
+
+    urls: list[Annotated[str, BeforeValidator(_keyserver_url)]] = []
+    timeout: Duration = timedelta(seconds=10)
+    retries: Annotated[int, _whole(0, 10)] = 2
+    backoff: Duration = timedelta(seconds=1)
+
+    def settings(self) -> KeyserverSettings:
+        return KeyserverSettings(tuple(self.urls), self.timeout, self.retries, self.backoff)
+
+
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
@@ -633,6 +670,7 @@ class ConfigFile(_Table):
     ca: CaTable = CaTable()
     serve: ServeSettings = ServeSettings()
     tlog: TlogTable | None = None
+    keyserver: KeyserverTable = KeyserverTable()
     image_sets: list[ImageSetTable] = []
 
     @model_validator(mode="after")
@@ -683,9 +721,10 @@ class ConfigFile(_Table):
             token = self.tlog.append_token_file
             tlog = TlogSettings(database_url, self.tlog.origin, base / self.tlog.key_file,
                                 self.tlog.url, base / token if token else None)
-        policies = Policies(tuple(s.policy(base, crl_lifetime) for s in self.image_sets))
+        policies = Policies(tuple(s.policy(base, crl_lifetime) for s in self.image_sets),
+                            keyservers=self.keyserver.settings())
         return Config(database_url, base / self.keys.directory, settings, host, port, policies,
-                      self.serve, tlog)
+                      self.serve, tlog, self.keyserver.settings())
 
 
 def _url_host(host: str) -> str:
@@ -702,13 +741,14 @@ class Config:
     policies: Policies = field(default_factory=Policies)
     serve: ServeSettings = field(default_factory=ServeSettings)
     tlog: TlogSettings | None = None
+    keyserver: KeyserverSettings = field(default_factory=KeyserverSettings)
 
 
 # -- loading -----------------------------------------------------------------------------------
 
 _TABLES: dict[str, type[BaseModel]] = {
     "database": DatabaseTable, "keys": KeysTable, "ca": CaTable, "serve": ServeSettings,
-    "tlog": TlogTable, "image_sets": ImageSetTable}
+    "tlog": TlogTable, "keyserver": KeyserverTable, "image_sets": ImageSetTable}
 _REQUIRED = {"name": "required: letters, digits, '.', '_' or '-'",
              "paths": "required: a list of path globs",
              "strategy": f"required: one of {', '.join(Strategy)}",
@@ -828,6 +868,7 @@ def load_config(path: Path | None = None) -> Config:
 __all__ = [
     "DEFAULT_RENEWAL", "DEFAULT_WORK_SOURCE", "ENV_CONFIG", "EPHEMERAL_ALGORITHMS", "CaSettings",
     "CaUrls", "Config", "ConfigFile", "IdentityKind", "ImageSetPolicy", "KeyAlgorithm",
+    "KeyserverSettings",
     "Policies", "ServeSettings", "Strategy", "TlogSettings", "identity_kind", "load_config",
     "parse_duration", "parse_listen", "sqlite_url", "validate",
 ]

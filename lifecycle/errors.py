@@ -169,3 +169,11 @@ class ServiceError(LifecycleError):
 
 class ReportError(LifecycleError):
     """A report cannot be rendered or written (unknown format, unwritable output)."""
+
+
+class KeyserverError(LifecycleError):
+    """A keyserver did not answer, refused a key, or served something that is not the key asked for."""
+
+
+class KeyNotOnKeyserverError(KeyserverError):
+    """No configured keyserver has a key with the fingerprint asked for."""

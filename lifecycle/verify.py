@@ -33,6 +33,7 @@ from lifecycle.verification.identity import IdentityPolicy
 if TYPE_CHECKING:  # the machinery is imported when a verification runs, not with the API
     from cryptography import x509
 
+    from lifecycle.config import KeyserverSettings
     from lifecycle.integrity.digest import Progress
     from lifecycle.integrity.keys import VerifierKey
     from lifecycle.tlog.note import NoteVerifier
@@ -87,6 +88,12 @@ class TrustMaterial:
     """The bundle trust store (default ``$SIF_LIFECYCLE_TRUST_STORE`` or the user's)."""
     at: datetime | None = None
     """Judge certificates and PGP key expiry at this time (default now)."""
+    keyservers: tuple[str, ...] = ()
+    """HKP keyservers to fetch the PGP signers' keys from by fingerprint (as ``singularity
+    verify`` does); a served key is used only if it has exactly that fingerprint and its
+    self-signatures verify. Which keys were fetched, from where, is in the result's notes."""
+    keyserver_settings: KeyserverSettings | None = None
+    """Timeout and retries for ``keyservers`` (default: the ``[keyserver]`` defaults)."""
     policy: Policy = field(default_factory=Policy)
     groups: tuple[int, ...] = ()
     object_ids: tuple[int, ...] = ()
@@ -204,6 +211,8 @@ def verify(image: str | Path, trust: TrustMaterial,
             keys.dsse.append(key)
         else:
             keys.merge(load_verifier_keys(Path(key)))
+    if trust.keyservers:
+        notes += _fetch_signer_keys(image, keys, trust)
     checked = None
     if trust.certificate is not None:
         key, checked = _validated_certificate(trust)
@@ -222,7 +231,7 @@ def verify(image: str | Path, trust: TrustMaterial,
 
 def _check_material(trust: TrustMaterial) -> None:
     if not (trust.keys or trust.pgp_keyring or trust.certificate is not None or trust.log_keys
-            or trust.bundle is not None):
+            or trust.bundle is not None or trust.keyservers):
         raise LifecycleError(
             "no verification key given",
             hint="pass --key FILE (PEM public key or armored PGP keyring), --certificate, "
@@ -236,6 +245,41 @@ def _check_material(trust: TrustMaterial) -> None:
     if trust.log_keys and not trust.roots:
         raise LifecycleError("--log-key needs --certificate-roots (the CA root that issued the "
                              "signing certificates)")
+
+
+def pgp_signers(image: str | Path) -> list[str]:
+    """The fingerprints the image's PGP signature descriptors name (the reference's Entity)."""
+    from lifecycle.sif import SifImage
+
+    with SifImage.open(image) as img:
+        entities = [d.signature_entity for d in img.objects if d.is_signature]
+    return list(dict.fromkeys(e.hex().upper() for e in entities if any(e)))
+
+
+def _fetch_signer_keys(image: str | Path, keys: Any, trust: TrustMaterial) -> tuple[str, ...]:
+    """Fetch every PGP signer's key not given otherwise; the notes say what came from where."""
+    from lifecycle.config import KeyserverSettings
+    from lifecycle.errors import KeyNotOnKeyserverError
+    from lifecycle.integrity.pgp import fingerprint
+    from lifecycle.keyserver.pool import clients, fetch
+
+    have = {fingerprint(k) for k in keys.pgp}
+    servers = clients(trust.keyserver_settings or KeyserverSettings(), trust.keyservers)
+    notes = []
+    for fpr in pgp_signers(image):
+        if fpr in have:
+            continue
+        try:
+            got = fetch(servers, fpr)
+        except KeyNotOnKeyserverError as exc:  # its signature then fails: no key for it
+            notes.append(f"PGP key {fpr} not fetched: {exc.message}")
+            continue
+        keys.pgp.append(got.key)
+        keys.pgp_labels[fpr] = f"{got.url} (fetched)"
+        notes.append(f"fetched PGP key {fpr} from {got.url}")
+    if not notes:
+        notes.append("no PGP signer's key was fetched: every one was given, or none signed")
+    return tuple(notes)
 
 
 def _blobs(items: Sequence[FileOrBytes]) -> tuple[bytes, ...]:

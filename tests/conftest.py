@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -198,3 +199,27 @@ def small_signed_images(
 settings.register_profile("fuzz", max_examples=60, deadline=timedelta(seconds=2), derandomize=False,
                           suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
 settings.register_profile("fuzz-thorough", parent=settings.get_profile("fuzz"), max_examples=2000)
+
+
+@pytest.fixture
+def sks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real HKP keyserver (Debian sks) on loopback with an empty database (tests/sks.py)."""
+    from tests.sks import SKS, running_sks
+
+    require(Path(SKS).is_file(), "Debian package sks")
+    with running_sks(tmp_path_factory.mktemp("sks")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def keyclient(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run Apptainer's HKP client library (tests/interop/keyclient): pull, search, push."""
+    require(Path("/usr/share/gocode/src/github.com/apptainer/container-key-client/client").is_dir(),
+            "Debian package golang-github-apptainer-container-key-client-dev")
+    binary = build_go_program(REPO / "tests/interop/keyclient", tmp_path_factory.mktemp("go"))
+
+    def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(binary), *map(str, args)], capture_output=True, text=True,
+                              timeout=120)  # fmt: skip
+
+    return run

@@ -134,7 +134,8 @@ def images(config_path: Path | None, as_json: bool) -> None:
 
 def _plan(config: Config, now: datetime) -> list[Action]:
     engine = open_store(config.database_url)
-    state = load_state(engine, now, config.policies.publish_directories())
+    state = load_state(engine, now, config.policies.publish_directories(),
+                       config.key_directory)
     return plan(state, config.policies, now)
 
 

@@ -152,3 +152,13 @@ def transition(config_path: Path | None, key_id: str, state: str, reason: str,
     """
     row = key_service(open_config(config_path)).transition(key_id, KeyState(state), reason, at=at)
     click.echo(_describe(row))
+
+
+def _keyserver_commands() -> None:
+    from lifecycle.cli import keyserver_commands as ks
+
+    for command in (ks.push, ks.pull, ks.search, ks.status):
+        key.add_command(command)
+
+
+_keyserver_commands()

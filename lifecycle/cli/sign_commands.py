@@ -248,6 +248,10 @@ def _longterm_options(f: click.decorators.FC) -> click.decorators.FC:
 @click.option("--bundle", type=click.Path(exists=True, path_type=Path),
               help="Verification bundle (directory or .tar.gz): its certificates, CRLs, OCSP "
                    "responses and keys, checked offline; no network is used.")
+@click.option("--url", "keyservers", multiple=True,
+              help="HKP keyserver (hkp://, hkps://, http(s)://) to fetch the PGP signers' keys "
+                   "from by fingerprint, like singularity verify --url (repeatable); a served "
+                   "key with another fingerprint or a bad self-signature is never used.")
 @IMAGE
 def verify(
     keys: tuple[Path, ...], certificate: Path | None, certificate_intermediates: Path | None,
@@ -256,7 +260,7 @@ def verify(
     object_ids: tuple[int, ...], all_objects: bool, policy: str, legacy_insecure: bool, as_json: bool,
     log_keys: tuple[str, ...], identities: tuple[str, ...], identity_patterns: tuple[str, ...],
     issuers: tuple[str, ...], checkpoint_store: Path | None, log_url: str | None, bundle: Path | None,
-    image: Path,
+    keyservers: tuple[str, ...], image: Path,
 ) -> None:  # fmt: skip
     """Verify the signatures of IMAGE. Exit 0 verified, 1 failed, 2 usage or input error.
 
@@ -270,6 +274,7 @@ def verify(
       sif-lifecycle verify --log-key "$(cat log.vkey)" --identity builder@example.org \
         --certificate-roots root.pem --crl root.crl image.sif
       sif-lifecycle verify --bundle site-bundle.tar.gz image.sif
+      sif-lifecycle verify --url hkps://keys.example.org image.sif
     """
     if (identities or identity_patterns or issuers or checkpoint_store or log_url) and not log_keys:
         raise click.UsageError("--identity, --issuer, --checkpoint-store and --log-url need "
@@ -282,7 +287,7 @@ def verify(
         log_keys=log_keys, identity=IdentityPolicy(identities, identity_patterns, issuers),
         checkpoint_store=checkpoint_store, log_url=log_url, bundle=bundle, at=at,
         policy=Policy.parse(policy), groups=groups, object_ids=object_ids,
-        all_objects=all_objects, legacy=legacy_insecure)
+        all_objects=all_objects, legacy=legacy_insecure, keyservers=keyservers)
     try:
         with ProgressBar(_image_size(image), "hashing") as bar:
             result = verify_trust(image, trust, bar)

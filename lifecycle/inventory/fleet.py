@@ -30,6 +30,7 @@ from lifecycle.model.fleet import CertInfo, CrlInfo, FleetState, ImageState, Key
 from lifecycle.model.key_state import KeyState
 from lifecycle.model.roles import CaRole
 from lifecycle.model.status import ImageEvent, ImageStatus
+from lifecycle.store.key_publications import current_digests, publications
 from lifecycle.store.models import (
     AuditRecord,
     CertificateRecord,
@@ -138,8 +139,12 @@ def _no_gc() -> Iterator[None]:
 
 
 def load_state(engine: Engine, now: datetime,
-               publish_directories: Mapping[str, Path | None] | None = None) -> FleetState:
+               publish_directories: Mapping[str, Path | None] | None = None,
+               key_directory: Path | None = None) -> FleetState:
     """Read the whole fleet; ``publish_directories`` (set -> dir) adds what each one holds.
+
+    ``key_directory`` adds the PGP keys' content digests and what the keyservers hold, so the
+    planner can publish key changes (without it no ``publish-pgp-key`` action is planned).
 
     Without them the planner cannot tell whether a publish directory is stale and plans no
     ``publish`` action (every action that changes trust material publishes anyway).
@@ -160,10 +165,13 @@ def load_state(engine: Engine, now: datetime,
             for image_id, path, status in conn.execute(
                 select(i.c.id, i.c.path, i.c.status).order_by(i.c.path)).all())
         logged = logged_keyids(conn)
+        pgp_keys = current_digests(conn, key_directory) if key_directory is not None else {}
+        on_keyservers = frozenset((p.fingerprint, p.digest, p.url) for p in publications(conn)) \
+            if key_directory is not None else frozenset()
     published = {name: read_published(directory)
                  for name, directory in (publish_directories or {}).items()}
     return FleetState(trust.keys, trust.certificates, trust.crls, images, trust.revision,
-                      published, logged)
+                      published, logged, pgp_keys, on_keyservers)
 
 
 def logged_keyids(conn: Connection) -> dict[str, frozenset[str]]:

@@ -78,6 +78,10 @@ class FleetState:
     """Image set -> trust revision found in its publish directory's manifest."""
     logged: Mapping[str, frozenset[str]] = field(default_factory=dict)
     """Identity -> DSSE keyids of the ephemeral signatures applied (and verified) for it."""
+    pgp_keys: Mapping[str, str] = field(default_factory=dict)
+    """PGP key fingerprint -> content digest of its public key as the store holds it now."""
+    key_publications: frozenset[tuple[str, str, str]] = frozenset()
+    """(fingerprint, content digest, keyserver URL) of every key version a keyserver took."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,7 @@ class ActionKind(enum.StrEnum):
     """PGP sets: push a key's expiry out with new self-signatures (reissue for PGP)."""
     REVOKE_PGP_KEY = "revoke-pgp-key"
     """PGP sets: add the revocation signature (compromised, or superseded once retired)."""
+    PUBLISH_PGP_KEY = "publish-pgp-key"
 
 
 class ApplyStatus(enum.StrEnum):
@@ -131,7 +136,7 @@ class ApplyStatus(enum.StrEnum):
 ORDER = {kind: i for i, kind in enumerate(
     (ActionKind.REVOKE, ActionKind.REVOKE_PGP_KEY, ActionKind.PROVISION, ActionKind.PREPARE,
      ActionKind.CERTIFY, ActionKind.REISSUE, ActionKind.EXTEND, ActionKind.ROTATE,
-     ActionKind.CRL_REFRESH, ActionKind.PUBLISH,
+     ActionKind.CRL_REFRESH, ActionKind.PUBLISH, ActionKind.PUBLISH_PGP_KEY,
      ActionKind.RESIGN, ActionKind.SIGN_EPHEMERAL, ActionKind.PURGE, ActionKind.DROP,
      ActionKind.RETIRE))}
 """Among actions that open at the same moment, the order that makes each one possible."""
@@ -152,6 +157,7 @@ _KEY_FIELDS: dict[ActionKind, tuple[str, ...]] = {
     ActionKind.SIGN_EPHEMERAL: ("subject", "revision"),
     ActionKind.EXTEND: ("subject", "revision"),
     ActionKind.REVOKE_PGP_KEY: ("subject", "revision"),
+    ActionKind.PUBLISH_PGP_KEY: ("fingerprint", "revision"),
 }
 """The fields each kind's idempotency key is made of, after the kind (the format the work queue
 has always stored: ``resign:<path>:<fingerprint>``). Only the first may contain a colon."""

@@ -124,3 +124,12 @@ def pgp_expiry(key: pgpy.PGPKey) -> datetime | None:
 
 def pgp_public_armor(key: pgpy.PGPKey) -> bytes:
     return str(key.pubkey if not key.is_public else key).encode()
+
+
+def pgp_content_digest(key: pgpy.PGPKey) -> str:
+    """What a keyserver must hold for the public key to be current: a digest of its packets
+    (new self-signatures, binding signatures and revocations all change it)."""
+    import hashlib
+
+    public = key if key.is_public else key.pubkey
+    return hashlib.sha256(bytes(public)).hexdigest()[:16]

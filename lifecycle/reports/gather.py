@@ -123,7 +123,7 @@ def build_report(engine: Engine, config: Config, now: datetime, *,
     (one read of each image that the forecast says verifies).
     """
     policies = config.policies
-    state = load_state(engine, now, policies.publish_directories())
+    state = load_state(engine, now, policies.publish_directories(), config.key_directory)
     actions = plan(state, policies, now)
     log = _log_status(log_engine or engine, required=log_engine is not None)
     logged = log[1] if log else set()

@@ -49,7 +49,8 @@ class PlannerSource:
 
     def plan_actions(self, now: datetime) -> Sequence[Mapping[str, Any]]:
         policies = self.context.config.policies
-        state = load_state(self.context.engine, now, policies.publish_directories())
+        state = load_state(self.context.engine, now, policies.publish_directories(),
+                           self.context.config.key_directory)
         return [action.to_dict() for action in plan(state, policies, now)]
 
     def apply(self, action: Mapping[str, Any], now: datetime) -> Mapping[str, Any]:

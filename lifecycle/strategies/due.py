@@ -21,7 +21,8 @@ def run_due(ctx: ApplyContext, now: datetime,
     results: list[ApplyResult] = []
     tried: set[str] = set()
     while True:
-        state = load_state(ctx.engine, now, ctx.policies.publish_directories())
+        state = load_state(ctx.engine, now, ctx.policies.publish_directories(),
+                           ctx.ca.keys.files.root)
         pending = [a for a in due_now(plan(state, ctx.policies, now), now) if a.key not in tried]
         if not pending:
             return results

@@ -48,7 +48,8 @@ def plan(state: FleetState, policies: Policies, now: datetime) -> list[Action]:
         keys = [key for key in state.keys if key.image_set == policy.name]
         out += _keys(policy, keys, certs, now)
         if policy.strategy is Strategy.RESIGN:
-            out += _images(policy, keys, images.get(policy.name, ()), now)
+            out += _images(policy, keys, images.get(policy.name, ()), now,
+                           _served_everywhere(state, policies))
         if policy.name in state.published and state.published[policy.name] != \
                 state.trust_revision:
             out.append(Action(ActionKind.PUBLISH, policy.name, now, now,
@@ -56,7 +57,45 @@ def plan(state: FleetState, policies: Policies, now: datetime) -> list[Action]:
                               f"{state.trust_revision}) and is not yet published",
                               policy.name, revision=state.trust_revision))
     out += _crls(state, policies, now)
+    out += key_publications(state, policies, now)
     return sorted(out, key=Action.sort_key)
+
+
+def _served_everywhere(state: FleetState, policies: Policies) -> frozenset[str] | None:
+    """Fingerprints every configured keyserver holds (some version of); None: no keyservers."""
+    urls = policies.keyservers.urls
+    if not urls:
+        return None
+    held: dict[str, set[str]] = {}
+    for fingerprint, _, url in state.key_publications:
+        held.setdefault(fingerprint, set()).add(url)
+    return frozenset(f for f, where in held.items() if where >= set(urls))
+
+
+def key_publications(state: FleetState, policies: Policies, now: datetime) -> list[Action]:
+    """A ``publish-pgp-key`` action for every PGP key of a configured set whose current version
+    (its content digest: new self-signatures, bindings, revocations) some keyserver lacks.
+
+    Due at once: an image signed with a key a keyserver does not serve fails stock ``verify``.
+    Code that changes a PGP key needs to do nothing more; the next plan publishes it.
+    """
+    urls = policies.keyservers.urls
+    if not urls:
+        return []
+    sets = {p.name for p in policies.image_sets}
+    out = []
+    for key in state.keys:
+        digest = state.pgp_keys.get(key.fingerprint)
+        if digest is None or key.image_set not in sets:
+            continue
+        missing = [url for url in urls
+                   if (key.fingerprint, digest, url) not in state.key_publications]
+        if missing:
+            out.append(Action(ActionKind.PUBLISH_PGP_KEY, key.fingerprint, now, now,
+                              f"PGP key {short(key.fingerprint)} ({key.state.value}) version "
+                              f"{digest[:8]} is not yet on {', '.join(missing)}",
+                              key.image_set or "", key.fingerprint, digest))
+    return out
 
 
 def due_now(actions: Sequence[Action], now: datetime) -> list[Action]:
@@ -199,7 +238,10 @@ def _retire_at(policy: ImageSetPolicy, key: KeyInfo) -> datetime | None:
 
 
 def _images(policy: ImageSetPolicy, keys: Sequence[KeyInfo], images: Sequence[ImageState],
-            now: datetime) -> Iterator[Action]:
+            now: datetime, served: frozenset[str] | None = None) -> Iterator[Action]:
+    """Re-sign, purge, drop, retire. With keyservers, an image gets a PGP key's signature only
+    once every keyserver serves that key (``served``): stock ``verify`` fetches the signer's
+    key from them, so signing first would break the image until the key arrives."""
     name = policy.name
     active = [key for key in keys if key.state == KeyState.ACTIVE]
     retiring = [key for key in keys if key.state == KeyState.RETIRING]
@@ -207,6 +249,10 @@ def _images(policy: ImageSetPolicy, keys: Sequence[KeyInfo], images: Sequence[Im
     current = max(active, key=lambda x: (x.activated_at or x.created_at, x.fingerprint),
                   default=None)
     present = [image for image in images if image.status == ImageStatus.PRESENT and image.signers]
+    waiting = current is not None and current.pgp and served is not None \
+        and current.fingerprint not in served
+    if waiting:
+        current = None  # its publish-pgp-key action comes first; signing waits for it
     if current is not None:
         since = current.activated_at or current.created_at
         due = since + policy.overlap
@@ -216,7 +262,7 @@ def _images(policy: ImageSetPolicy, keys: Sequence[KeyInfo], images: Sequence[Im
             if current.signer_id not in image.signers:
                 yield Action(ActionKind.RESIGN, image.path, due, since, image.path + why, name,
                              current.fingerprint)
-    for key in compromised:
+    for key in compromised if not waiting else ():
         for image in present:
             if key.signer_id in image.signers:
                 yield Action(ActionKind.PURGE, image.path, now, now,

@@ -49,7 +49,8 @@ class Fleet:
         return ApplyContext(self.engine, self.policies, self.ca)
 
     def state(self) -> FleetState:
-        return load_state(self.engine, self.now, self.policies.publish_directories())
+        return load_state(self.engine, self.now, self.policies.publish_directories(),
+                          self.ca.keys.files.root)
 
     def plan(self) -> list[Action]:
         return plan(self.state(), self.policies, self.now)

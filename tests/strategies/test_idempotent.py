@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 
-from lifecycle.config import ImageSetPolicy, KeyAlgorithm, KeyType
+from lifecycle.config import ImageSetPolicy, KeyAlgorithm, KeyserverSettings, KeyType
+from lifecycle.inventory.fleet import link_key
 from lifecycle.model.fleet import Action, ActionKind, ApplyStatus
 from lifecycle.model.key_state import KeyState
+from lifecycle.pki.pgp import PgpAlgorithm
 from lifecycle.service.transparency import create_log, local_client
 from lifecycle.strategies.apply import ApplyContext, ApplyResult, apply
 from lifecycle.strategies.due import run_due
+from tests.conftest import require
 from tests.pki.conftest import PASSPHRASE
+from tests.sks import SKS, running_sks
 from tests.strategies.conftest import make_fleet
 
 WEB = ImageSetPolicy("web", ("web-*.sif",), "resign", key_rotation=timedelta(days=365),
@@ -63,6 +68,12 @@ def twice(tmp_path_factory: pytest.TempPathFactory) -> dict[ActionKind, tuple[Ac
         fleet.ca.keys.transition(fleet.active_key(name), KeyState.COMPROMISED, "key file leaked",
                                  at=fleet.now)
     run()  # revoke (certificate, PGP key), provision of a new key, purge
+    require(Path(SKS).is_file(), "Debian package sks")
+    with running_sks(tmp_path / "sks") as sks:  # publish-pgp-key
+        ctx.policies = replace(ctx.policies, keyservers=KeyserverSettings((sks.url,)))
+        row = fleet.ca.keys.generate_pgp(PgpAlgorithm.ED25519, "Signer <s@example.org>", PASSPHRASE)
+        link_key(fleet.engine, "ci", row.id or 0, fleet.now)
+        run()
     return seen
 
 

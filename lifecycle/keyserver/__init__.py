@@ -1,0 +1,1 @@
+"""OpenPGP keyservers over HKP (draft-shaw-openpgp-hkp): push, pull by fingerprint, search."""
