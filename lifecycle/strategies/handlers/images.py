@@ -149,11 +149,17 @@ def _drop(action: Action, ctx: ApplyContext, now: datetime) -> str:
                                             work.named, work.active)
     if old is None or active is None:
         raise ActionError("the keys this action names are gone from the store")
-    signers = {s for sig in inspect_image(path).signatures for s in sig.signers}
+    info = inspect_image(path)
+    signers = {s for sig in info.signatures for s in sig.signers}
     if old.signer_id not in signers:
         reinventory(ctx, image_id, path, now)
         raise NothingToDoError(f"the image no longer carries {short(key_fpr)}'s signature")
-    problem = _verify_with(path, [_verifier(ctx, active)])
+    # A PGP key signs with objects of its own, and stock rules need every object to verify:
+    # check both keys' objects, and that the active key has signed every group.
+    problem = _verify_with(path, [_verifier(ctx, old), _verifier(ctx, active)]) if old.pgp \
+        else _verify_with(path, [_verifier(ctx, active)])
+    if not problem and old.pgp and not _in_every_envelope(info, active):
+        problem = f"a group lacks a signature object by {short(active.fingerprint)}"
     if problem:
         raise ActionError(f"the active key's signature does not verify ({problem}); keeping "
                           f"{short(key_fpr)}'s signature", path=path)
