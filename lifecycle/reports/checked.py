@@ -12,14 +12,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 
 from cryptography import x509
+from sqlalchemy.engine import Engine
 
 from lifecycle.errors import LifecycleError, VerificationError
 from lifecycle.integrity.keys import VerifierKey
-from lifecycle.model.fleet import CertInfo
+from lifecycle.model.fleet import CertInfo, KeyInfo
 from lifecycle.model.status import ImageStatus
 from lifecycle.reports.forecast import Forecast, Horizon
+from lifecycle.store.key_service import KeyService
 from lifecycle.verify import TrustMaterial, verify
 
 
@@ -41,14 +44,19 @@ def _keys(signers: Sequence[str], certificates: Mapping[str, Sequence[CertInfo]]
 
 
 def confirm_now(forecasts: Iterable[Forecast], certificates: Mapping[str, Sequence[CertInfo]],
-                pems: Mapping[str, str], now: datetime) -> tuple[Forecast, ...]:
-    """The forecasts, with every "verifies now" claim that the verdict refutes turned into no."""
+                pems: Mapping[str, str], now: datetime,
+                pgp_keys: Mapping[str, bytes] | None = None) -> tuple[Forecast, ...]:
+    """The forecasts, with every "verifies now" claim that the verdict refutes turned into no.
+
+    ``pgp_keys`` (fingerprint -> armored public key, as published) confirm PGP-signed images."""
     out = []
     for forecast in forecasts:
         keys = _keys(forecast.signers, certificates, pems) if _claims(forecast) else ()
-        if keys:
+        armored = b"".join((pgp_keys or {}).get(f, b"") for f in forecast.signers) \
+            if _claims(forecast) else b""
+        if keys or armored:
             try:
-                verify(forecast.path, TrustMaterial(keys=keys, at=now))
+                verify(forecast.path, TrustMaterial(keys=keys, pgp_keyring=armored, at=now))
             except VerificationError as exc:
                 forecast = _refuted(forecast, f"verification fails now: {exc.reason}")
             except LifecycleError as exc:  # unreadable or vanished since the scan
@@ -60,3 +68,10 @@ def confirm_now(forecasts: Iterable[Forecast], certificates: Mapping[str, Sequen
 def _refuted(forecast: Forecast, why: str) -> Forecast:
     no = Horizon(False, None, why)
     return replace(forecast, certificate=no, key=no, tool=no)
+
+
+def pgp_public_keys(engine: Engine, key_directory: Path, keys: Iterable[KeyInfo]
+                    ) -> dict[str, bytes]:
+    """Fingerprint -> armored public key (what is published) of every PGP store key."""
+    service = KeyService(engine, key_directory)
+    return {key.fingerprint: service.public_bytes(key.fingerprint) for key in keys if key.pgp}

@@ -22,7 +22,7 @@ from lifecycle.errors import LogError
 from lifecycle.inventory.fleet import load_state, sif_ids, tampered_images
 from lifecycle.model.fleet import FleetState
 from lifecycle.model.status import ImageStatus
-from lifecycle.reports.checked import confirm_now
+from lifecycle.reports.checked import confirm_now, pgp_public_keys
 from lifecycle.reports.forecast import FleetIndex, Forecast, forecast
 from lifecycle.reports.model import (
     BundleStatus,
@@ -138,7 +138,8 @@ def build_report(engine: Engine, config: Config, now: datetime, *,
                  logged=ids.get(image.path, "") in logged)
         for image in state.images if image.status != ImageStatus.REMOVED)
     if verify_images:
-        forecasts = confirm_now(forecasts, index.certificates, certificate_pems(engine), now)
+        forecasts = confirm_now(forecasts, index.certificates, certificate_pems(engine), now,
+                                pgp_public_keys(engine, config.key_directory, state.keys))
     keys = tuple(KeyRow(key.fingerprint, key.image_set or "", key.state, key.created_at,
                         key.activated_at, _key_end(key.retiring_at, key.image_set, policies))
                  for key in state.keys)
