@@ -43,6 +43,7 @@ from lifecycle.bundles.layout import (
 from lifecycle.bundles.render import render
 from lifecycle.errors import BundleError, LifecycleError
 from lifecycle.integrity import dsse
+from lifecycle.integrity.pgp_validity import revocation_at
 from lifecycle.model.key_state import KeyState
 from lifecycle.pki import crl, keys
 from lifecycle.store import audit
@@ -177,7 +178,9 @@ def _collect_ca(ca: CaService, out: _Collector, images: Collection[str] | None, 
         # `singularity verify --key` would otherwise accept it with no revocation check.
         usable = row.state not in _UNTRUSTED and row.id not in compromised
         file = ""
-        if usable and row.kind == "pgp":
+        if row.kind == "pgp" and (usable or revocation_at(ca.keys.pgp_key(row)) is not None):
+            # a revoked PGP key goes too, with its revocation: a site that imported it before
+            # learns it is revoked (verifiers then refuse it)
             pgp_armor.append(ca.keys.public_bytes(row.fingerprint))
             file = PGP_KEYRING
         elif usable:

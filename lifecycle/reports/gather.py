@@ -141,7 +141,8 @@ def build_report(engine: Engine, config: Config, now: datetime, *,
         forecasts = confirm_now(forecasts, index.certificates, certificate_pems(engine), now,
                                 pgp_public_keys(engine, config.key_directory, state.keys))
     keys = tuple(KeyRow(key.fingerprint, key.image_set or "", key.state, key.created_at,
-                        key.activated_at, _key_end(key.retiring_at, key.image_set, policies))
+                        key.activated_at, _key_end(key.retiring_at, key.image_set, policies),
+                        key.expires_at)
                  for key in state.keys)
     certs = []
     for cert in state.certificates:

@@ -38,6 +38,7 @@ def test_pgp_horizon_is_the_signers_key_expiry_and_the_extension_keeps_it(tmp_pa
     with pytest.raises(VerificationError, match="expired"):
         verify(image, TrustMaterial(pgp_keyring=published, at=key.expires_at + timedelta(1)))
     assert "the keyserver's keys until" in render(data, "md").decode()
+    assert f"PGP expiry {key.expires_at:%Y-%m-%d}" in render(data, "html").decode()  # timeline
     fleet.now = f.keeps_verifiable.not_before
     fleet.run()  # the extension: a new self-signature, same fingerprint
     extended = fleet.ca.keys.public_bytes(key.fingerprint)
