@@ -73,7 +73,7 @@ def fingerprint(key: Any) -> str:
 
 def user_id(key: Any) -> str:
     uid = next(iter(key.userids), None)
-    return str(uid) if uid is not None else ""
+    return str(uid.userid) if uid is not None else ""  # str(uid) is pgpy's repr
 
 
 @dataclass(frozen=True)

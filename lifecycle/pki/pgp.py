@@ -65,6 +65,7 @@ def generate_pgp_key(
                           email=match["email"] or "")
     extra: dict[str, object] = {"created": created}
     if expires is not None:
+        expires = expires.replace(microsecond=0)  # OpenPGP times are whole seconds
         if expires <= created:
             raise KeyMaterialError(f"expiry {expires.isoformat()} is in the past")
         extra["key_expiration"] = expires - created

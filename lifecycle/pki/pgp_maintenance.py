@@ -54,7 +54,8 @@ def extend_expiry(key: Any, passphrase: str, expires: datetime, *, now: datetime
     if revocation_at(key) is not None:
         raise KeyMaterialError(f"PGP key {key.fingerprint.keyid} is revoked; it cannot be "
                                "extended")
-    created = now.astimezone(UTC)
+    created = now.astimezone(UTC).replace(microsecond=0)  # OpenPGP times are whole seconds
+    expires = expires.replace(microsecond=0)
     lifetime = expires - key.created.replace(tzinfo=UTC)
     with _unlocked(key, passphrase), quiet():
         for uid in list(key.userids):

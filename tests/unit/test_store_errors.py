@@ -39,11 +39,13 @@ ARGS: dict[str, list[str]] = {
     "db current": [],
     "db downgrade": [],
     "db upgrade": [],
+    "ecl": [],
     "images": [],
     "key export": ["3f2a9c1e"],
     "key generate": [],
     "key import": ["import.pem"],
     "key list": [],
+
     "key transition": ["3f2a9c1e", "retired", "--reason", "test"],
     "plan": [],
     "report": [],

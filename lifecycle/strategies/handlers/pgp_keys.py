@@ -7,7 +7,7 @@ rewritten (still protected by the store passphrase) and the change audited; publ
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from lifecycle.errors import ActionError
 from lifecycle.integrity.pgp_validity import PgpRevocationReason, expiry_at, revocation_at
@@ -41,10 +41,11 @@ def _extend(action: Action, ctx: ApplyContext, now: datetime) -> str:
     row = ctx.ca.keys.get(key.fingerprint)
     pgp_key = ctx.ca.keys.pgp_key(row)
     current = expiry_at(pgp_key)
-    if current is None or current.astimezone(UTC).isoformat() != action.revision:
+    planned = datetime.fromisoformat(action.revision) if action.revision else None
+    if current is None or planned is None or int(current.timestamp()) != int(planned.timestamp()):
         raise NothingToDoError(f"key {short(key.fingerprint)} was already extended (it expires "
                                f"{current:%Y-%m-%d})" if current else "the key never expires")
-    expires = now + policy.certificate_lifetime
+    expires = (now + policy.certificate_lifetime).replace(microsecond=0)
     extend_expiry(pgp_key, ctx.passphrase.decode(), expires, now=now)
     ctx.ca.keys.update_pgp(row, pgp_key, "pgp-extend", now)
     publish_all(ctx, now)
