@@ -177,3 +177,7 @@ class KeyserverError(LifecycleError):
 
 class KeyNotOnKeyserverError(KeyserverError):
     """No configured keyserver has a key with the fingerprint asked for."""
+
+
+class KeyserverUnavailableError(KeyserverError):
+    """A keyserver did not answer (after its retries): down, unreachable or too slow."""

@@ -93,6 +93,7 @@ def create(config: Config, config_path: Path | None, directory: Path) -> Path:
             if policy.publish_directory.is_dir():
                 shutil.copytree(policy.publish_directory, copy)
             table["publish_directory"] = str(copy)
+    doc.pop("keyserver", None)  # the copy must not publish its keys to the real keyservers
     serve = doc.get("serve", {})
     for key in ("report_directory", "bundle_outbox"):
         if key in serve:

@@ -85,7 +85,7 @@ def build_go_program(source: Path, out_dir: Path) -> Path:
         **os.environ,
         "GO111MODULE": "off",
         "GOPATH": f"{gopath}:/usr/share/gocode",
-        "GOCACHE": str(out_dir / "gocache"),
+        "GOCACHE": str(out_dir.parent / "gocache"),  # shared by the session's builds
         "GOFLAGS": "",
     }
     subprocess.run(["go", "build", "-o", str(binary), "."], cwd=source, env=env, check=True,

@@ -14,7 +14,9 @@ from lifecycle.cli.pki_options import (
     key_service,
     open_config,
 )
+from lifecycle.clock import utc_now
 from lifecycle.files import read_key
+from lifecycle.inventory.adopt import adopt_key, looks_like_pgp
 from lifecycle.model.key_state import KeyState
 from lifecycle.pki.keys import KeyAlgorithm
 from lifecycle.pki.pgp import PgpAlgorithm
@@ -75,30 +77,50 @@ def generate(config_path: Path | None, passphrase_file: Path | None, algorithm: 
 @config_option
 @passphrase_file_option
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--pgp", is_flag=True, help="FILE is an armored OpenPGP private key.")
+@click.option("--pgp", is_flag=True,
+              help="FILE is an OpenPGP keyring (found without it when FILE starts like one).")
 @click.option("--source-passphrase-file", type=click.Path(path_type=Path, dir_okay=False),
               help="Passphrase of FILE if it differs from the store passphrase.")
+@click.option("--fingerprint", "fingerprints", multiple=True,
+              help="Import only this secret key of the keyring (repeatable; default: all).")
+@click.option("--image-set", help="Make the imported PGP keys active keys of this image set: "
+                                  "images they already signed are tracked as they are.")
 def import_(config_path: Path | None, passphrase_file: Path | None, file: Path, pgp: bool,
-            source_passphrase_file: Path | None) -> None:
-    """Import a PEM (PKCS#1/PKCS#8/SEC1) or protected OpenPGP private key.
+            source_passphrase_file: Path | None, fingerprints: tuple[str, ...],
+            image_set: str | None) -> None:
+    """Import a PEM (PKCS#1/PKCS#8/SEC1) private key or the secret keys of an OpenPGP keyring.
 
-    PEM keys are re-encrypted under the store passphrase; PGP keys must already be protected
-    with the store passphrase.
+    A keyring is what singularity/apptainer keep (~/.singularity/sypgp/pgp-secret, or
+    ~/.apptainer/keys/pgp-secret) or what their key export writes, binary or armored, one or
+    several keys. Every key is stored encrypted under the store passphrase: a key protected
+    with another one is unlocked with --source-passphrase-file and re-protected. All keys are
+    imported, or none (a public keyring, a missing --fingerprint, a wrong passphrase, a key
+    already stored).
 
     \b
     Example:
       sif-lifecycle key import signing.pem --source-passphrase-file old.pass
-      sif-lifecycle key import --pgp secret.asc
+      sif-lifecycle key import ~/.singularity/sypgp/pgp-secret \\
+          --source-passphrase-file sypgp.pass --image-set apps
     """
     data = read_key(file)
-    service = key_service(open_config(config_path))
+    config = open_config(config_path)
+    service = key_service(config)
     passphrase = read_passphrase(passphrase_file)
-    if pgp:
-        row = service.import_pgp(data, passphrase, path=file)
+    source = read_passphrase(source_passphrase_file) if source_passphrase_file else None
+    if image_set is not None and config.policies.get(image_set) is None:
+        raise click.UsageError(f"--image-set {image_set!r} is not in the configuration")
+    if pgp or looks_like_pgp(data):
+        rows = service.import_pgp_keyring(data, passphrase, path=file, source_passphrase=source,
+                                          only=fingerprints)
     else:
-        source = read_passphrase(source_passphrase_file) if source_passphrase_file else None
-        row = service.import_pem(data, passphrase, path=file, source_passphrase=source)
-    click.echo(_describe(row))
+        if fingerprints:
+            raise click.UsageError("--fingerprint selects keys of an OpenPGP keyring")
+        rows = [service.import_pem(data, passphrase, path=file, source_passphrase=source)]
+    for row in rows:
+        if image_set is not None:
+            adopt_key(service, row, image_set, utc_now())
+        click.echo(_describe(service.get(row.fingerprint)))
 
 
 @key.command()

@@ -13,7 +13,7 @@ import click
 
 from lifecycle.cli.pki_options import config_option, emit, key_service, open_config
 from lifecycle.clock import utc_now
-from lifecycle.errors import KeyMaterialError
+from lifecycle.errors import KeyserverError
 from lifecycle.keyserver.pool import clients, fetch
 from lifecycle.pki.pgp import pgp_public_armor
 from lifecycle.store.key_publications import key_status
@@ -121,7 +121,7 @@ def status(config_path: Path | None) -> None:
     config = open_config(config_path)
     service = key_service(config)
     if not config.keyserver.urls:
-        raise KeyMaterialError("no keyserver configured", hint="set [keyserver] urls in the config")
+        raise KeyserverError("no keyserver configured", hint="set [keyserver] urls in the config")
     rows = key_status(service.engine, config.key_directory, config.keyserver.urls)
     click.echo(f"{'FINGERPRINT':<40} {'VERSION':<8} {'STATE':<10} KEYSERVER")
     for row in rows:

@@ -14,6 +14,8 @@ ports GnuPG uses). A keyserver that does not answer is retried ``retries`` times
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
 import http.client
 import re
@@ -29,16 +31,29 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes
 
 from lifecycle.config import KeyserverSettings
-from lifecycle.errors import KeyMaterialError, KeyserverError
+from lifecycle.errors import KeyMaterialError, KeyserverError, KeyserverUnavailableError
+from lifecycle.integrity.pgp import armored_key_blocks, load_keys, quiet
 from lifecycle.integrity.pgp import fingerprint as key_fingerprint
-from lifecycle.integrity.pgp import load_keys, quiet
 
 MAX_ANSWER = 4 * 1024 * 1024
 """Largest answer read: real keys with their signatures are kilobytes; flooded ones are refused."""
+MAX_KEY_PACKETS = 2000
+"""Packets (key, user IDs, signatures) in one served key block: pgpy needs about a millisecond
+per signature, so a certificate-flooded key (tens of thousands) is refused before parsing."""
 MAX_INDEX_ENTRIES = 1000
 HKP_PORT = 11371
 _FINGERPRINT = re.compile(r"(?:0[xX])?([0-9A-Fa-f]{40})")
 _CHUNK = 64 * 1024
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A keyserver answers itself: a redirect (perhaps to another scheme) is a refusal."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
 
 
 class IndexFlag(enum.StrEnum):
@@ -117,6 +132,11 @@ def _flags(field: str) -> frozenset[IndexFlag]:
     return frozenset(IndexFlag(c) for c in field if c in {f.value for f in IndexFlag})
 
 
+def _printable(text: str) -> str:
+    """A user ID as a keyserver sent it, minus control characters (no terminal escapes)."""
+    return "".join(c if c.isprintable() else "\ufffd" for c in text[:1024])
+
+
 def parse_index(text: str) -> list[IndexEntry]:
     """The entries of a machine-readable index (``op=index&options=mr``); ValueError if garbled.
 
@@ -147,7 +167,7 @@ def parse_index(text: str) -> list[IndexEntry]:
                 if pending is None:
                     raise ValueError("a uid line before any pub line")
                 escaped, created, expires, flags = (fields + [""] * 4)[:4]
-                uids.append(IndexUid(urllib.parse.unquote(escaped, errors="replace"),
+                uids.append(IndexUid(_printable(urllib.parse.unquote(escaped, errors="replace")),
                                      _time(created), _time(expires), _flags(flags)))
                 if len(uids) > MAX_INDEX_ENTRIES:
                     raise ValueError(f"more than {MAX_INDEX_ENTRIES} user IDs on one key")
@@ -167,14 +187,56 @@ def _with_uids(entry: IndexEntry, uids: list[IndexUid]) -> IndexEntry:
                       entry.flags, tuple(uids))
 
 
+def _packet_count(block: str) -> int:
+    """How many OpenPGP packets an armored block holds, read from the packet headers only
+    (RFC 4880 4.2); counting stops at anything it cannot frame, which pgpy then rejects."""
+    lines = block.splitlines()
+    try:
+        body_start = lines.index("", 1) + 1
+    except ValueError:
+        body_start = 1
+    text = "".join(line for line in lines[body_start:-1] if not line.startswith("="))
+    try:
+        data = base64.b64decode(text, validate=False)
+    except (binascii.Error, ValueError):
+        return 0
+    count, pos = 0, 0
+    while pos < len(data) and data[pos] & 0x80:
+        header = data[pos]
+        if header & 0x40:  # new format
+            first = data[pos + 1] if pos + 1 < len(data) else 255
+            if first < 192:
+                size, skip = first, 2
+            elif first < 224 and pos + 2 < len(data):
+                size, skip = ((first - 192) << 8) + data[pos + 2] + 192, 3
+            elif first == 255 and pos + 5 < len(data):
+                size, skip = int.from_bytes(data[pos + 2:pos + 6], "big"), 6
+            else:
+                break
+        else:
+            kind = header & 3
+            if kind == 3:
+                break
+            width = 1 << kind
+            size, skip = int.from_bytes(data[pos + 1:pos + 1 + width], "big"), 1 + width
+        count += 1
+        pos += skip + size
+    return count
+
+
 def checked_key(answer: bytes, fingerprint: str, source: str) -> Any:
     """The key with primary ``fingerprint`` in ``answer``, its own signatures all verified.
 
     Other keys in the answer are ignored; none with that fingerprint, or a self-signature that
     does not verify, is a KeyserverError.
     """
+    text = answer.decode("utf-8", "replace")
+    blocks = armored_key_blocks(text)
+    if len(blocks) > MAX_INDEX_ENTRIES or sum(map(_packet_count, blocks)) > MAX_KEY_PACKETS:
+        raise KeyserverError(f"answered 0x{fingerprint} with more than {MAX_KEY_PACKETS} packets "
+                             "(a flooded key?); refused", path=source)
     try:
-        keys = load_keys(answer.decode("utf-8", "replace"), source)
+        keys = load_keys(text, source)
     except KeyMaterialError as exc:
         raise KeyserverError(f"answered 0x{fingerprint} with no readable key: {exc.message}",
                              path=source) from None
@@ -241,7 +303,7 @@ class HkpClient:
     def _once(self, request: urllib.request.Request) -> tuple[int, bytes]:
         deadline = time.monotonic() + self.timeout
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as answer:  # noqa: S310 - scheme checked in base_url
+            with _OPENER.open(request, timeout=self.timeout) as answer:
                 status = int(answer.status)
                 body = bytearray()
                 while chunk := answer.read(_CHUNK):
@@ -269,14 +331,14 @@ class HkpClient:
                                              method="POST" if data is not None else "GET")
             try:
                 status, body = self._once(request)
-                if status < 500 or attempt >= self.retries:
+                if status < 500 or attempt >= self.retries:  # a 5xx is retried, then reported
                     return status, body
-                problem = f"HTTP {status}"
             except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
                 problem = str(getattr(exc, "reason", exc))
                 if attempt >= self.retries:
                     tries = f" ({attempt + 1} attempts)" if attempt else ""
-                    raise KeyserverError(f"did not answer{tries}: {problem}", path=self.url,
+                    raise KeyserverUnavailableError(f"did not answer{tries}: {problem}",
+                                                    path=self.url,
                                          hint="check [keyserver] urls and that it runs") from None
             self.sleep(self.backoff * 2**attempt)
             attempt += 1

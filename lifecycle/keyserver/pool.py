@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lifecycle.config import KeyserverSettings
-from lifecycle.errors import KeyNotOnKeyserverError, KeyserverError
+from lifecycle.errors import KeyNotOnKeyserverError, KeyserverError, KeyserverUnavailableError
 from lifecycle.keyserver.hkp import HkpClient, normalize_fingerprint
 
 
@@ -48,11 +48,22 @@ def push_all(servers: Sequence[HkpClient], armored: bytes) -> list[str]:
 
 
 def fetch(servers: Sequence[HkpClient], fingerprint: str) -> Fetched:
-    """The key from the first keyserver that has it; a bad answer is an error, never skipped."""
+    """The key from the first keyserver that has it.
+
+    A keyserver that does not answer is passed over for the next one; a bad answer (another
+    key, garbage, a forged self-signature) is an error at once, never passed over.
+    """
     fpr = normalize_fingerprint(fingerprint)
+    down: list[KeyserverUnavailableError] = []
     for server in servers:
-        key = server.get(fpr)
+        try:
+            key = server.get(fpr)
+        except KeyserverUnavailableError as exc:
+            down.append(exc)
+            continue
         if key is not None:
             return Fetched(fpr, server.url, key)
+    if down:
+        raise down[0]
     where = ", ".join(s.url for s in servers)
     raise KeyNotOnKeyserverError(f"no key 0x{fpr} on {where}")

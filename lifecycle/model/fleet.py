@@ -38,8 +38,9 @@ class KeyInfo(NamedTuple):
 
     @property
     def signer_id(self) -> str:
-        """How an image's signature names this key: DSSE keyid, or the PGP fingerprint."""
-        return self.fingerprint.upper() if self.pgp else self.dsse_keyid
+        """How the inventory names this key as an image's signer: the DSSE keyid of a PEM key,
+        the fingerprint of a PGP key (the Entity its signature descriptors carry, upper case)."""
+        return self.dsse_keyid or self.fingerprint.upper()
 
 
 class CertInfo(NamedTuple):

@@ -15,16 +15,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
 import pgpy
+from pgpy.constants import HashAlgorithm, SymmetricKeyAlgorithm
 
 from lifecycle.clock import utc_now
 from lifecycle.errors import KeyMaterialError
 from lifecycle.files import read_key
+from lifecycle.integrity.pgp import armored_key_blocks, quiet
 from lifecycle.pki import keys, pgp
 from lifecycle.pki.files import write_atomic
 
@@ -119,3 +122,75 @@ def import_pgp(data: bytes, passphrase: str, *, path: Path) -> pgpy.PGPKey:
                                path=path)
     pgp.check_pgp_passphrase(key, passphrase, path=path)
     return key
+
+
+def load_keyring(data: bytes, *, path: Path) -> list[pgpy.PGPKey]:
+    """Every primary key in an OpenPGP keyring: binary (``~/.singularity/sypgp/pgp-secret``,
+    ``key export``) or armored, one or several blocks, each holding one or several keys."""
+    blocks: list[bytes | str] = [data]
+    if b"-----BEGIN PGP" in data:
+        blocks = [*armored_key_blocks(data.decode("ascii", "replace"))]
+    found: dict[str, pgpy.PGPKey] = {}
+    for block in blocks or [data]:
+        try:
+            with quiet():
+                _, loaded = pgpy.PGPKey.from_blob(block)
+        except Exception as exc:  # pgpy raises many types on malformed input
+            raise KeyMaterialError(f"not an OpenPGP keyring: {str(exc)[:200]}", path=path) from None
+        for key in loaded.values():
+            if key.is_primary:
+                found.setdefault(pgp.pgp_fingerprint(key), key)
+    if not found:
+        raise KeyMaterialError("not an OpenPGP keyring: no key in it", path=path)
+    return list(found.values())
+
+
+def import_pgp_keyring(data: bytes, passphrase: str, *, path: Path,
+                       source_passphrase: str | None = None,
+                       only: Sequence[str] = ()) -> list[pgpy.PGPKey]:
+    """The secret keys of a singularity/apptainer keyring, protected under ``passphrase``.
+
+    A key protected with another passphrase is unlocked with ``source_passphrase`` and
+    re-protected; an unprotected one is protected. ``only`` (fingerprints) picks some keys; one
+    missing, a keyring without secret keys or a key that does not unlock is an error before
+    anything is stored.
+    """
+    if not passphrase:
+        raise KeyMaterialError("an empty store passphrase would leave the PGP keys unprotected")
+    keys = load_keyring(data, path=path)
+    secret = [k for k in keys if not k.is_public]
+    if not secret:
+        raise KeyMaterialError(
+            f"no secret key in this keyring ({len(keys)} public key(s))", path=path,
+            hint="import the secret keyring (~/.singularity/sypgp/pgp-secret, or "
+                 "'singularity key export --secret')")
+    if only:
+        wanted = [w.replace(" ", "").upper() for w in only]
+        by_fpr = {pgp.pgp_fingerprint(k): k for k in secret}
+        missing = [w for w in wanted if w not in by_fpr]
+        if missing:
+            raise KeyMaterialError(f"no secret key {missing[0]} in this keyring (it has "
+                                   f"{', '.join(by_fpr)})", path=path)
+        secret = [by_fpr[w] for w in dict.fromkeys(wanted)]
+    for key in secret:
+        _protect_under(key, passphrase, source_passphrase, path)
+    return secret
+
+
+def _protect_under(key: pgpy.PGPKey, passphrase: str, source: str | None, path: Path) -> None:
+    fpr = pgp.pgp_fingerprint(key)
+    if not key.is_protected:
+        key.protect(passphrase, SymmetricKeyAlgorithm.AES256, HashAlgorithm.SHA256)
+        return
+    for candidate in (passphrase, source):
+        if candidate is None:
+            continue
+        try:
+            with quiet(), key.unlock(candidate):
+                if candidate != passphrase:
+                    key.protect(passphrase, SymmetricKeyAlgorithm.AES256, HashAlgorithm.SHA256)
+            return
+        except pgpy.errors.PGPDecryptionError:
+            continue
+    raise KeyMaterialError(f"cannot unlock PGP key {fpr}: wrong passphrase", path=path,
+                           hint="give its own passphrase with --source-passphrase-file")

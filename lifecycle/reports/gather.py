@@ -34,6 +34,7 @@ from lifecycle.reports.model import (
     SetSummary,
     TamperedRow,
 )
+from lifecycle.store.key_publications import KeyPublicationStatus, key_status
 from lifecycle.store.queries import certificate_pems, latest_audit, revocations_by_serial
 from lifecycle.store.tlog import log_summary, read_meta
 from lifecycle.strategies.plan import notes, plan
@@ -162,7 +163,19 @@ def build_report(engine: Engine, config: Config, now: datetime, *,
         generated_at=now, sets=tuple(_set_summaries(state, policies, forecasts)), keys=keys,
         certificates=tuple(certs), crls=crls, actions=tuple(actions),
         notes=tuple(notes(policies)), forecasts=forecasts, tampered=tuple(tampered),
-        log=log[0] if log else None, bundle=bundle, expiring=expiring)
+        log=log[0] if log else None, bundle=bundle, expiring=expiring,
+        key_publications=tuple(_key_publications(engine, config, state)))
+
+
+def _key_publications(engine: Engine, config: Config,
+                      state: FleetState) -> list[KeyPublicationStatus]:
+    in_sets = {key.fingerprint for key in state.keys
+               if config.policies.get(key.image_set or "") is not None}
+    urls = config.policies.keyservers.urls
+    if not urls or not in_sets:
+        return []
+    return [row for row in key_status(engine, config.key_directory, urls)
+            if row.fingerprint in in_sets]
 
 
 def _key_end(retiring_at: datetime | None, image_set: str | None,

@@ -12,6 +12,7 @@ from typing import Any
 from lifecycle.model.fleet import Action
 from lifecycle.model.key_state import KeyState
 from lifecycle.reports.forecast import Forecast
+from lifecycle.store.key_publications import KeyPublicationStatus
 
 
 def _iso(value: Any) -> Any:
@@ -120,6 +121,8 @@ class ReportData:
     bundle: BundleStatus | None = None
     expiring: tuple[CertRow, ...] = ()
     """Current certificates that expire within ``EXPIRING_WITHIN`` of the report time."""
+    key_publications: tuple[KeyPublicationStatus, ...] = ()
+    """Each PGP key of a set on each configured keyserver: published or pending."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -136,4 +139,5 @@ class ReportData:
             "tampered": [_iso(asdict(t)) for t in self.tampered],
             "log": _iso(asdict(self.log)) if self.log else None,
             "bundle": _iso(asdict(self.bundle)) if self.bundle else None,
+            "key_publications": [_iso(dict(p._asdict())) for p in self.key_publications],
         }

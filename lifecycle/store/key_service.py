@@ -6,6 +6,7 @@ that transaction fails, so a failed command leaves neither a row nor a file behi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -17,7 +18,13 @@ from lifecycle.clock import Clock, utc_now
 from lifecycle.errors import KeyMaterialError, KeyNotFoundError
 from lifecycle.model import key_state
 from lifecycle.pki import keys, pgp
-from lifecycle.pki.keystore import KeyDirectory, StoredKey, import_pem, import_pgp
+from lifecycle.pki.keystore import (
+    KeyDirectory,
+    StoredKey,
+    import_pem,
+    import_pgp,
+    import_pgp_keyring,
+)
 from lifecycle.store import audit
 from lifecycle.store.db import session_scope
 from lifecycle.store.models import KeyRecord, KeyTransitionRecord
@@ -31,23 +38,32 @@ class KeyService:
 
     def _add(self, stored: StoredKey, purpose: str, now: datetime | None = None) -> KeyRecord:
         """Insert the row for a file just written; remove the file if the transaction fails."""
+        return self._add_all([stored], purpose, now)[0]
+
+    def _add_all(self, all_stored: list[StoredKey], purpose: str,
+                 now: datetime | None = None) -> list[KeyRecord]:
+        """:meth:`_add` for several files in one transaction: all rows, or none and no file."""
+        rows = []
         try:
             with session_scope(self.engine) as session:
-                now = now or self.clock()
-                row = KeyRecord(
-                    fingerprint=stored.fingerprint, dsse_keyid=stored.dsse_keyid,
-                    kind=stored.kind, algorithm=stored.algorithm, purpose=purpose,
-                    state=key_state.KeyState.PENDING.value, file=stored.file,
-                    user_id=stored.user_id, created_at=now, expires_at=stored.expires_at)
-                session.add(row)
-                session.flush()
-                self._append_transition(session, row, (), key_state.KeyState.PENDING, now,
-                                        "added to the store")
-                audit.record(session, now, "key.add", stored.fingerprint, kind=stored.kind,
-                             algorithm=stored.algorithm, purpose=purpose)
-                return row
+                for stored in all_stored:
+                    now = now or self.clock()
+                    row = KeyRecord(
+                        fingerprint=stored.fingerprint, dsse_keyid=stored.dsse_keyid,
+                        kind=stored.kind, algorithm=stored.algorithm, purpose=purpose,
+                        state=key_state.KeyState.PENDING.value, file=stored.file,
+                        user_id=stored.user_id, created_at=now, expires_at=stored.expires_at)
+                    session.add(row)
+                    session.flush()
+                    self._append_transition(session, row, (), key_state.KeyState.PENDING, now,
+                                            "added to the store")
+                    audit.record(session, now, "key.add", stored.fingerprint, kind=stored.kind,
+                                 algorithm=stored.algorithm, purpose=purpose)
+                    rows.append(row)
+            return rows
         except BaseException:
-            self.files.remove(stored.file)
+            for stored in all_stored:
+                self.files.remove(stored.file)
             raise
 
     def _refuse_known(self, fingerprint: str) -> None:
@@ -102,6 +118,26 @@ class KeyService:
         key = import_pgp(data, passphrase.decode(), path=path)
         self._refuse_known(pgp.pgp_fingerprint(key))
         return self._add(self.files.save_pgp(key), "signing")
+
+    def import_pgp_keyring(self, data: bytes, passphrase: bytes, *, path: Path,
+                           source_passphrase: bytes | None = None,
+                           only: Sequence[str] = ()) -> list[KeyRecord]:
+        """Every secret key of a singularity/apptainer keyring (or those in ``only``), stored
+        protected under ``passphrase``: all of them, or none when one cannot be imported."""
+        keys = import_pgp_keyring(data, passphrase.decode(), path=path, only=only,
+                                  source_passphrase=source_passphrase.decode()
+                                  if source_passphrase else None)
+        for key in keys:
+            self._refuse_known(pgp.pgp_fingerprint(key))
+        stored: list[StoredKey] = []
+        try:
+            for key in keys:
+                stored.append(self.files.save_pgp(key))
+        except BaseException:
+            for done in stored:
+                self.files.remove(done.file)
+            raise
+        return self._add_all(stored, "signing")
 
     def get(self, ident: str) -> KeyRecord:
         """A key by database id, fingerprint (or a unique prefix of 8+ hex digits) or DSSE keyid."""

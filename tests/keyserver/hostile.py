@@ -17,6 +17,7 @@ class Answer:
     delay: float = 0.0
     """Seconds between body chunks (a slow drip)."""
     requests: list[str] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @contextlib.contextmanager
@@ -31,6 +32,8 @@ def hostile_server(answer: Answer) -> Iterator[str]:
                 self.rfile.read(length)
             self.send_response(answer.status)
             self.send_header("Content-Length", str(len(answer.body)))
+            for name, value in answer.headers.items():
+                self.send_header(name, value)
             self.end_headers()
             if answer.delay:
                 for i in range(0, len(answer.body), 16):

@@ -42,3 +42,17 @@ def test_bad_values_are_one_line(tmp_path: Path, body: str, message: str) -> Non
     with pytest.raises(ConfigError) as err:
         load(tmp_path, f"[keyserver]\n{body}\n")
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_simulation_copy_publishes_nothing(tmp_path: Path) -> None:
+    """``apply --simulate`` must not push the copy's keys to the real keyservers."""
+    from lifecycle import simulation
+    from lifecycle.store import migrate
+
+    path = tmp_path / "config.toml"
+    path.write_text('[database]\npath = "db.sqlite"\n[keyserver]\nurls = ["hkp://k.example.org"]\n')
+    config = load_config(path)
+    migrate.upgrade(config.database_url)
+    copy = load_config(simulation.create(config, path, tmp_path / "sim"))
+    assert config.keyserver.urls and copy.keyserver == KeyserverSettings()
+    assert copy.policies.keyservers.urls == ()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import socket
 import time
 import warnings
@@ -10,12 +11,15 @@ from typing import Any
 
 import pgpy
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lifecycle.config import KeyserverSettings
 from lifecycle.errors import KeyserverError
-from lifecycle.integrity.pgp import fingerprint
+from lifecycle.integrity.pgp import KEY_BLOCK, armored_key_blocks, fingerprint
 from lifecycle.keyserver.hkp import (
     MAX_ANSWER,
+    MAX_KEY_PACKETS,
     HkpClient,
     IndexFlag,
     base_url,
@@ -172,6 +176,8 @@ def test_machine_readable_index() -> None:
     assert [u.user_id for u in first.uids] == ["Build Bot <bot@example.org>", "Old: name"]
     assert first.uids[1].flags == {IndexFlag.REVOKED}
     assert second.revoked and IndexFlag.EXPIRED in second.flags and second.uids == ()
+    (evil,) = parse_index("pub:938D72AD7683282E\nuid:Eve%1B[2J%0Aroot:::\n")
+    assert evil.uids[0].user_id == "Eve\ufffd[2J\ufffdroot"
     for bad in ("pub:nothex:1", "uid:x::", "info:2:1", "pub:938D72AD7683282E:x",
                 "pub:938D72AD7683282E:1:1:99999999999999"):
         with pytest.raises(ValueError, match="line 1"):
@@ -193,5 +199,79 @@ def test_pool_pushes_everywhere_and_reports_the_failure(sks: Any, key: Any) -> N
     assert HkpClient(sks.url, **FAST).get(fingerprint(key)) is not None
     got = fetch(servers, fingerprint(key))
     assert got.url == sks.url and fingerprint(got.key) == fingerprint(key)
+    down_first = fetch(list(reversed(servers)), fingerprint(key))
+    assert down_first.url == sks.url
+    with pytest.raises(KeyserverError, match="did not answer"):
+        fetch(servers[1:], fingerprint(key))
     with pytest.raises(KeyserverError, match="no keyserver configured"):
         clients(KeyserverSettings())
+
+
+def test_a_redirect_is_a_refusal(key: Any) -> None:
+    answer = Answer(status=302, headers={"Location": "/pks/lookup?op=get&search=0xOTHER"})
+    with hostile_server(answer) as url, pytest.raises(KeyserverError, match="HTTP 302"):
+        HkpClient(url, **FAST).get(fingerprint(key))
+    assert len(answer.requests) == 1
+
+
+def test_a_5xx_is_retried_then_reported(key: Any) -> None:
+    answer = Answer(status=503, body=b"<html>busy</html>")
+    waits: list[float] = []
+    with hostile_server(answer) as url, pytest.raises(KeyserverError, match="HTTP 503 busy"):
+        HkpClient(url, retries=2, backoff=timedelta(seconds=1), sleep=waits.append).get(
+            fingerprint(key))
+    assert waits == [1.0, 2.0] and len(answer.requests) == 3
+
+
+def test_a_lying_keyserver_is_not_passed_over(sks: Any, key: Any, other: Any) -> None:
+    HkpClient(sks.url, **FAST).add(public(key))
+    with hostile_server(Answer(body=public(other))) as liar:
+        servers = clients(KeyserverSettings(urls=(liar, sks.url), retries=0))
+        with pytest.raises(KeyserverError, match="different key"):
+            fetch(servers, fingerprint(key))
+
+
+def armor(binary: bytes, *, with_crc: bool = True) -> bytes:
+    """RFC 4880 section 6 armor, CRC-24 included (pgpy needs it to parse the block)."""
+    crc = 0xB704CE
+    for byte in binary if with_crc else b"":
+        crc ^= byte << 16
+        for _ in range(8):
+            crc <<= 1
+            if crc & 0x1000000:
+                crc ^= 0x1864CFB
+    body = base64.b64encode(binary).decode()
+    lines = "\n".join(body[i:i + 64] for i in range(0, len(body), 64))
+    check = base64.b64encode((crc & 0xFFFFFF).to_bytes(3, "big")).decode()
+    return (f"-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n{lines}\n={check}\n"
+            "-----END PGP PUBLIC KEY BLOCK-----\n").encode()
+
+
+def test_a_flooded_key_is_refused_before_parsing(key: Any) -> None:
+    """Certificate flooding: the right key with thousands of extra signature packets."""
+    binary = bytes(key.pubkey)
+    signature = bytes(key.userids[0].selfsig)
+    assert armor(binary).count(b"\n") > 3
+    with hostile_server(Answer(body=armor(binary + signature * MAX_KEY_PACKETS, with_crc=False))) as url, \
+            pytest.raises(KeyserverError, match="more than 2000 packets"):
+        HkpClient(url, **FAST).get(fingerprint(key))
+    with hostile_server(Answer(body=armor(binary + signature * 10))) as url:
+        assert fingerprint(HkpClient(url, **FAST).get(fingerprint(key))) == fingerprint(key)
+
+
+def test_unterminated_blocks_are_found_in_linear_time(key: Any) -> None:
+    """64 BEGIN lines before 4 MiB of junk cost the regex 10 s; the splitter does not rescan."""
+    junk = b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n" * 64 + b"A" * (MAX_ANSWER - 4096)
+    with hostile_server(Answer(body=junk)) as url, \
+            pytest.raises(KeyserverError, match="no readable key"):
+        HkpClient(url, **FAST).get(fingerprint(key))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([
+    "-----BEGIN PGP PUBLIC KEY BLOCK-----", "-----END PGP PUBLIC KEY BLOCK-----",
+    "-----BEGIN PGP PRIVATE KEY BLOCK-----", "-----END PGP PRIVATE KEY BLOCK-----",
+    "-----BEGIN PGP ", "-----BEGIN PGP SIGNATURE-----", "x", "\n"]), max_size=14))
+def test_the_block_splitter_matches_the_regex(parts: list[str]) -> None:
+    text = "".join(parts)
+    assert armored_key_blocks(text) == [m.group(0) for m in KEY_BLOCK.finditer(text)]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from lifecycle.config import ImageSetPolicy, KeyserverSettings
 from lifecycle.inventory.fleet import link_key
@@ -129,3 +132,25 @@ def test_a_keyserver_outage_fails_then_the_retry_publishes(tmp_path: Path, sks: 
     assert [r.split('"result": "')[1].split('"')[0] for r in results] == \
         ["failed", "failed", "done", "skipped"]
     assert HkpClient(sks.url).get(fpr).expires_at is not None
+
+
+def test_the_service_source_plans_it_and_fails_so_the_queue_retries(tmp_path: Path,
+                                                                   sks: Any) -> None:
+    from lifecycle.config import Config
+    from lifecycle.errors import ServiceError
+    from lifecycle.service.planner_source import PlannerSource
+    from lifecycle.service.work import SourceContext
+
+    fleet = make_fleet(tmp_path, [CI])
+    with_keyservers(fleet, sks.url)
+    fpr = pgp_key_in_set(fleet)
+    config = Config(fleet.url, tmp_path / "keys", fleet.ca.settings, policies=fleet.policies)
+    source = PlannerSource(SourceContext(config, fleet.engine, PASSPHRASE, fleet.ca))
+    (action,) = [a for a in source.plan_actions(fleet.now) if a["kind"] == "publish-pgp-key"]
+    assert action["key"].startswith(f"publish-pgp-key:{fpr}:")
+    sks.stop()
+    with pytest.raises(ServiceError, match=re.escape(f"publish-pgp-key {fpr}: {sks.url}: did not answer")):
+        source.apply(action, fleet.now)
+    sks.start()
+    assert source.apply(action, fleet.now)["status"] == "done"
+    assert not [a for a in source.plan_actions(fleet.now) if a["kind"] == "publish-pgp-key"]

@@ -45,7 +45,8 @@ ARGS: dict[str, list[str]] = {
     "key generate": [],
     "key import": ["import.pem"],
     "key list": [],
-
+    "key push": ["3f2a9c1e"],
+    "key status": [],
     "key transition": ["3f2a9c1e", "retired", "--reason", "test"],
     "plan": [],
     "report": [],
@@ -70,6 +71,8 @@ LOG_ARGS: dict[str, list[str]] = {
 }
 """The same for the commands on a transparency log database (``--db``)."""
 
+NO_STORE = {"key pull", "key search"}
+"""Read only the config (its keyservers): they never open the store."""
 CREATES_THE_STORE = {"db upgrade", "db current"}
 """Work on a store that does not exist yet: upgrade creates it, current reports 'empty'."""
 MIGRATES_THE_STORE = {"db upgrade", "db current", "db downgrade"}
@@ -90,7 +93,7 @@ def store_commands(param: str = "config_path") -> list[str]:
                 sub = command.get_command(ctx, name)
                 assert sub is not None
                 walk(sub, [*path, name], ctx)
-        elif any(p.name == param for p in command.params):
+        elif any(p.name == param for p in command.params) and " ".join(path) not in NO_STORE:
             found.append(" ".join(path))
 
     walk(cli, [], None)
