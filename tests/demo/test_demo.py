@@ -8,20 +8,35 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from lifecycle.demo import MARKER, DemoError, DemoResult, next_steps, prepare_workspace, run_demo
+from lifecycle.integrity.pgp_validity import expiry_at
+from lifecycle.keyserver.hkp import HkpClient
 from lifecycle.model.fleet import day
+from tests.conftest import require
+from tests.sks import SKS, Sks, running_sks
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoResult, list[str]]:
+def keyserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sks]:
+    """A real sks the demo's PGP set publishes to (one for the module, like the demo run)."""
+    require(Path(SKS).is_file(), "Debian package sks")
+    with running_sks(tmp_path_factory.mktemp("sks")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory, keyserver: Sks
+         ) -> tuple[DemoResult, list[str]]:
     lines: list[str] = []
-    return run_demo(tmp_path_factory.mktemp("demo") / "ws", lines.append), lines
+    return run_demo(tmp_path_factory.mktemp("demo") / "ws", lines.append,
+                    keyserver=keyserver.url), lines
 
 
 @pytest.mark.slow
@@ -34,6 +49,8 @@ def test_three_years_of_every_strategy(demo: tuple[DemoResult, list[str]]) -> No
     assert done[("apps", "retire")] == 2 and done[("apps", "resign")] == 1 + 2 + 2
     assert done[("base", "reissue")] >= 17 and done[("base", "rotate")] == 0
     assert done[("ci", "sign-ephemeral")] == 2  # ci-tool at the start, ci-nightly in year 2
+    assert done[("legacy", "extend")] == 4  # every 2/3 of 365 days; never re-signed
+    assert done[("legacy", "resign")] == 0 and done[("legacy", "publish-pgp-key")] == 1 + 4
     keys = Counter(a.key for _, a, r in result.history if r.status == "done")
     assert max(keys.values()) == 1  # nothing done twice
     assert all(a.not_before <= at <= a.due for at, a, r in result.history if r.status == "done")
@@ -48,7 +65,7 @@ def test_every_image_verifies_offline_against_the_bundle(
     result, _ = demo
     names = sorted(p.name for paths in result.images.values() for p in paths)
     assert names == sorted(["base-os.sif", "base-hpc.sif", "app-web.sif", "app-solver.sif",
-                            "ci-tool.sif", "ci-nightly.sif"])
+                            "ci-tool.sif", "ci-nightly.sif", "legacy-tool.sif"])
     assert sorted(v.image.name for v in result.verified) == names
     assert all(v.ok and v.command[:4] == ["sif-lifecycle", "verify", "--bundle",
                                           "bundle.tar.gz"] for v in result.verified)
@@ -112,3 +129,16 @@ def test_the_workspace_is_recreated_but_nothing_else_is_touched(tmp_path: Path) 
     empty.mkdir()
     prepare_workspace(empty)  # an empty directory is fine
     assert (empty / MARKER).exists()
+
+
+@pytest.mark.slow
+def test_the_pgp_set_is_on_the_keyserver_with_its_latest_expiry(
+        demo: tuple[DemoResult, list[str]], keyserver: Sks) -> None:
+    result, _ = demo
+    (fingerprint,) = {a.fingerprint for _, a, r in result.history
+                      if a.image_set == "legacy" and a.kind == "extend"}
+    served = HkpClient(keyserver.url).get(fingerprint)
+    assert served is not None and expiry_at(served) is not None
+    assert expiry_at(served) > result.ended  # stock verify with the keyserver's key works now
+    legacy = next(v for v in result.verified if v.image.name == "legacy-tool.sif")
+    assert legacy.ok
