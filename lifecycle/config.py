@@ -87,6 +87,17 @@ PGP_ALGORITHMS = (KeyAlgorithm.RSA4096, KeyAlgorithm.ED25519)
 """The OpenPGP key types a PGP image set generates (``key_algorithm``; default ed25519)."""
 
 
+class OcspResponderMode(enum.StrEnum):
+    """Who signs the OCSP responses for the intermediate's certificates (docs/pki.md)."""
+
+    ISSUER = "issuer"
+    """The issuing CA's own key, no certificate embedded: what stock singularity/apptainer
+    ``verify --ocsp-verify`` accepts."""
+    DELEGATED = "delegated"
+    """A delegated responder (EKU OCSPSigning, ocsp-nocheck): RFC 6960 clients (openssl) accept
+    it, stock singularity/apptainer reject it."""
+
+
 class IdentityKind(enum.StrEnum):
     """What a signer identity names in a certificate's SAN: an rfc822Name or a URI."""
 
@@ -210,6 +221,7 @@ class CaSettings:
     crl_lifetime: timedelta = timedelta(days=7)
     ocsp_response_lifetime: timedelta = timedelta(hours=12)
     ocsp_signer_lifetime: timedelta = timedelta(days=90)
+    ocsp_responder: OcspResponderMode = OcspResponderMode.ISSUER
 
     def __post_init__(self) -> None:
         for name in ("crl_lifetime", "ocsp_response_lifetime", "ocsp_signer_lifetime"):
@@ -432,6 +444,7 @@ class CaTable(_Table):
     ca_issuers_url: Url | None = None
     crl_lifetime_days: Annotated[int, _whole(1, 3650, "days")] = 7
     ocsp_response_lifetime_hours: Annotated[int, _whole(1, 8760, "hours")] = 12
+    ocsp_responder: OcspResponderMode = OcspResponderMode.ISSUER
 
 
 def _module_attribute(value: Any) -> str:
@@ -715,7 +728,8 @@ class ConfigFile(_Table):
                         ocsp_url=ca.ocsp_url or f"{public}/ocsp",
                         ca_issuers_url=ca.ca_issuers_url or f"{public}/ca/intermediate.crt"),
             organization=ca.organization, crl_lifetime=crl_lifetime,
-            ocsp_response_lifetime=timedelta(hours=ca.ocsp_response_lifetime_hours))
+            ocsp_response_lifetime=timedelta(hours=ca.ocsp_response_lifetime_hours),
+            ocsp_responder=ca.ocsp_responder)
         tlog = None
         if self.tlog is not None:
             token = self.tlog.append_token_file
@@ -869,6 +883,7 @@ __all__ = [
     "DEFAULT_RENEWAL", "DEFAULT_WORK_SOURCE", "ENV_CONFIG", "EPHEMERAL_ALGORITHMS", "CaSettings",
     "CaUrls", "Config", "ConfigFile", "IdentityKind", "ImageSetPolicy", "KeyAlgorithm",
     "KeyserverSettings",
-    "Policies", "ServeSettings", "Strategy", "TlogSettings", "identity_kind", "load_config",
+    "OcspResponderMode", "Policies", "ServeSettings", "Strategy", "TlogSettings", "identity_kind",
+    "load_config",
     "parse_duration", "parse_listen", "sqlite_url", "validate",
 ]

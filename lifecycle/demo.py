@@ -195,9 +195,13 @@ class Demo:
     """One run: the workspace, its services on the simulated clock, and what happened."""
 
     def __init__(self, workspace: Path, out: Callable[[str], None],
+                 observe: Callable[[datetime], None] | None = None,
                  keyserver: str | None = None) -> None:
         self.workspace = workspace.resolve()
         self.out = out
+        self.observe = observe
+        """Called at each simulated time once everything due has been applied (tests check
+        the report's claims there)."""
         self.keyserver = keyserver
         end = utc_now().replace(microsecond=0)
         self.clock = Clock(end - timedelta(days=365 * YEARS))
@@ -291,6 +295,8 @@ class Demo:
                     _, image_set, name = arrivals.pop(0)
                     self.add_image(image_set, name)
                 run_due(self.ctx, self.clock.now, self._record)
+            if self.observe is not None:
+                self.observe(self.clock.now)
             while year_end <= self.clock.now:  # the last year ends exactly at self.end
                 self._year_summary(year_end)
                 year_end += timedelta(days=365)
@@ -425,4 +431,4 @@ def next_steps(result: DemoResult) -> list[str]:
 def run_demo(workspace: Path, out: Callable[[str], None] = print, *,
              keyserver: str | None = None) -> DemoResult:
     """``keyserver``: an HKP URL the PGP set's key changes are published to."""
-    return Demo(workspace, out, keyserver).run()
+    return Demo(workspace, out, keyserver=keyserver).run()

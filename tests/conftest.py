@@ -105,6 +105,20 @@ def sifcheck(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., subproce
     return run
 
 
+@pytest.fixture(scope="session")
+def stockocsp(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run tests/interop/stockocsp: stock ``--ocsp-verify``'s acceptance rules, in Go."""
+    require((Path("/usr/share/gocode/src/golang.org/x/crypto/ocsp")).is_dir(),
+            "Debian package golang-golang-x-crypto-dev")  # fmt: skip
+    binary = build_go_program(REPO / "tests/interop/stockocsp", tmp_path_factory.mktemp("go"))
+
+    def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(binary), *map(str, args)], capture_output=True, text=True,
+                              timeout=120)  # fmt: skip
+
+    return run
+
+
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A URL on a fresh schema of the local PostgreSQL (a real server, no mocks), dropped afterwards."""

@@ -1,7 +1,8 @@
 """Export a verification bundle from the store: everything an offline cluster needs, signed.
 
 What goes in: root and intermediate certificates, every generation of leaf certificates, the
-current CRL of each CA (once), an OCSP response per leaf pre-signed now, the signing keys' public
+current CRL of each CA (once), an OCSP response per leaf and intermediate pre-signed now by
+their issuing CA's own key (what stock ``--ocsp-verify`` accepts), the signing keys' public
 material (PEM files and one armored PGP keyring), the transparency log's verifier key, newest
 signed checkpoint and consistency proofs from the checkpoints of earlier exports, a README with
 stock ``singularity``/``apptainer`` commands and an ``ecl.toml`` fragment. ``manifest.json``
@@ -164,7 +165,9 @@ def _collect_ca(ca: CaService, out: _Collector, images: Collection[str] | None, 
     revoked = {c.serial for c in leaves if ca.revocation(c) is not None}
     for cert in leaves:
         out.add(leaf(cert.serial), "certificate", cert.pem.encode())
-    for serial, der in (ca.presigned_ocsp(leaves, now) if leaves else {}).items():
+    # the intermediates' answers too (signed by the root): stock --ocsp-verify checks both
+    answered = [*leaves, *(c for c in certs if c.role == INTERMEDIATE)] if leaves else []
+    for serial, der in (ca.presigned_ocsp(answered, now) if answered else {}).items():
         path = f"ocsp/{serial}.der"
         out.add(path, "ocsp", der)
         next_update = ocsp.load_der_ocsp_response(der).next_update_utc

@@ -127,6 +127,29 @@ def reissue(config_path: Path | None, passphrase_file: Path | None, serial: str,
     _emit_issued(service.reissue(serial, timedelta(days=days)).certificate, output)
 
 
+@ca.command("reissue-intermediate")
+@config_option
+@passphrase_file_option
+@click.option("--days", type=click.IntRange(1),
+              help="Lifetime (default: the current intermediate's), capped by the root's end.")
+@_OUTPUT
+def reissue_intermediate(config_path: Path | None, passphrase_file: Path | None,
+                         days: int | None, output: Path | None) -> None:
+    """Re-issue the intermediate now: same key and subject, today's URLs (AIA OCSP, which
+    stock 'verify --ocsp-verify' needs on every certificate below the root).
+
+    Every leaf it issued chains to the new certificate as to the old one; publish the new
+    intermediate.pem (image sets' publish directories are refreshed by 'apply'/'serve').
+
+    \b
+    Example:
+      sif-lifecycle ca reissue-intermediate -o intermediate.pem
+    """
+    service = ca_service(open_config(config_path), read_passphrase(passphrase_file))
+    lifetime = timedelta(days=days) if days is not None else None
+    _emit_issued(service.reissue_intermediate(lifetime).certificate, output)
+
+
 @ca.command()
 @config_option
 @passphrase_file_option

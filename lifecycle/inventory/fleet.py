@@ -108,7 +108,10 @@ def load_trust(conn: Connection) -> Trust:
     latest_crls = list(conn.execute(
         select(c.c.role, cr.c.number, cr.c.this_update, cr.c.next_update)
         .join(c, c.c.id == cr.c.issuer_id)
-        .where(cr.c.id.in_(select(func.max(cr.c.id)).group_by(cr.c.issuer_id)))
+        # the newest CRL per CA role: a re-issued intermediate's earlier certificate has CRLs
+        # that are never refreshed again, and they must not look like a CRL going stale
+        .where(cr.c.id.in_(select(func.max(cr.c.id)).select_from(
+            cr.join(c, c.c.id == cr.c.issuer_id)).group_by(c.c.role)))
         .order_by(c.c.role)))
     superseded = {row[5] for row in cert_rows if row[5] is not None}
     keys = tuple(key for _, key in key_rows)

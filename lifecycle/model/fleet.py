@@ -227,10 +227,22 @@ class Action:
 
 
 def short(identifier: str) -> str:
-    """``5F3C..09A1``: enough of a fingerprint or serial to recognise it in a sentence."""
+    """Enough of an identifier to recognise it in a sentence.
+
+    A hex fingerprint or serial: ``5F3C…09A1``. A prefixed key id keeps its prefix and case
+    (base64 is case-sensitive): ``SHA256:x6l8…mFs``.
+    """
+    prefix, sep, body = identifier.partition(":")
+    if sep and prefix.isalnum() and body:
+        return prefix + ":" + (body if len(body) <= 8 else f"{body[:4]}…{body[-3:]}")
     text = identifier.upper()
-    return text if len(text) <= 10 else f"{text[:4]}..{text[-4:]}"
+    return text if len(text) <= 10 else f"{text[:4]}…{text[-4:]}"
 
 
 def day(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%d")
+
+
+def minute(when: datetime) -> str:
+    """``2027-03-05 14:10 UTC``: for horizons of minutes (ephemeral certificates)."""
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -104,6 +104,20 @@ def _signing_usage() -> x509.KeyUsage:
     )
 
 
+def _aia(ocsp_url: str | None, ca_issuers_url: str | None = None,
+         ) -> x509.AuthorityInformationAccess | None:
+    """AIA with the OCSP responder first (stock verifiers POST to the first OCSP URL)."""
+    access = []
+    if ocsp_url:
+        access.append(x509.AccessDescription(
+            AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url)))
+    if ca_issuers_url:
+        access.append(x509.AccessDescription(
+            AuthorityInformationAccessOID.CA_ISSUERS,
+            x509.UniformResourceIdentifier(ca_issuers_url)))
+    return x509.AuthorityInformationAccess(access) if access else None
+
+
 def build_root(
     key: PrivateKey, subject: x509.Name, *, not_before: datetime, lifetime: timedelta
 ) -> x509.Certificate:
@@ -125,6 +139,10 @@ def build_intermediate(
     lifetime: timedelta,
     urls: CaUrls,
 ) -> x509.Certificate:
+    """A CA below the root (pathlen 0): CRL DP of the root CRL and AIA OCSP, where the root
+    answers for it (stock ``--ocsp-verify`` checks every certificate below the root).
+
+    Re-issuing one is calling this again with the old subject and public key."""
     builder = (
         _base(subject, public_key, root, not_before, lifetime)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
@@ -132,6 +150,9 @@ def build_intermediate(
     )
     if urls.root_crl_url:
         builder = builder.add_extension(_crl_dp(urls.root_crl_url), critical=False)
+    access = _aia(urls.ocsp_url)
+    if access is not None:
+        builder = builder.add_extension(access, critical=False)
     return builder.sign(root_key, signing_hash(root_key))
 
 
@@ -161,16 +182,9 @@ def issue_code_signing(
         builder = builder.add_extension(x509.SubjectAlternativeName(identities), critical=False)
     if urls.crl_url:
         builder = builder.add_extension(_crl_dp(urls.crl_url), critical=False)
-    access = []
-    if urls.ocsp_url:
-        access.append(x509.AccessDescription(
-            AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(urls.ocsp_url)))
-    if urls.ca_issuers_url:
-        access.append(x509.AccessDescription(
-            AuthorityInformationAccessOID.CA_ISSUERS,
-            x509.UniformResourceIdentifier(urls.ca_issuers_url)))
-    if access:
-        builder = builder.add_extension(x509.AuthorityInformationAccess(access), critical=False)
+    access = _aia(urls.ocsp_url, urls.ca_issuers_url)
+    if access is not None:
+        builder = builder.add_extension(access, critical=False)
     return builder.sign(issuer_key, signing_hash(issuer_key))
 
 

@@ -35,6 +35,8 @@ from lifecycle.pki.keys import PublicKey
 from lifecycle.pki.revocation import REVOCATION_MODES, RevocationMode
 
 log = logging.getLogger(__name__)
+MAX_OCSP_RESPONSE = 1024 * 1024
+"""Bytes read from a responder: an answer for one certificate is a few KiB."""
 
 
 @dataclass(frozen=True)
@@ -68,26 +70,53 @@ def _ocsp_url(cert: x509.Certificate) -> str | None:
     return None
 
 
+CERT_ID_HASHES: tuple[hashes.HashAlgorithm, ...] = (
+    hashes.SHA1(),  # noqa: S303 - the CertID stock --ocsp-verify and RFC 5019 clients send
+    hashes.SHA256(),
+)
+"""CertID hashes, in the order they are asked: SHA-1 first, SHA-256 when a responder refuses it."""
+
+
 def fetch_ocsp_response(
     cert: x509.Certificate, issuer: x509.Certificate, *, timeout: float = 10.0
 ) -> bytes:
-    """POST an OCSP request for ``cert`` to its AIA responder; the raw DER answer."""
+    """POST an OCSP request for ``cert`` to its first AIA OCSP URL, as stock
+    ``--ocsp-verify`` does; the raw DER answer. A responder that refuses the SHA-1 CertID
+    (an unsuccessful responseStatus) is asked again with SHA-256."""
     url = _ocsp_url(cert)
     if url is None:
         raise CertificateValidationError(
             f"certificate {cert.subject.rfc4514_string()} names no OCSP responder")
     if not url.startswith(("http://", "https://")):
         raise CertificateValidationError(f"OCSP URL {url} is not http(s)")
-    sha1 = hashes.SHA1()  # noqa: S303 - the CertID hash RFC 5019 responders must accept
-    request = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, sha1).build()
-    http = urllib.request.Request(  # noqa: S310 - scheme checked above
+    answer = b""
+    for algorithm in CERT_ID_HASHES:
+        answer = _post_ocsp(url, cert, issuer, algorithm, timeout)
+        try:
+            status = ocsp.load_der_ocsp_response(answer).response_status
+        except ValueError:
+            return answer  # not OCSP at all: path validation reports it as unusable
+        if status is ocsp.OCSPResponseStatus.SUCCESSFUL:
+            return answer
+    return answer
+
+
+def _post_ocsp(url: str, cert: x509.Certificate, issuer: x509.Certificate,
+               algorithm: hashes.HashAlgorithm, timeout: float) -> bytes:
+    request = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, algorithm).build()
+    http = urllib.request.Request(  # noqa: S310 - the caller checked the scheme
         url, data=request.public_bytes(serialization.Encoding.DER),
-        headers={"Content-Type": "application/ocsp-request"}, method="POST")
+        headers={"Content-Type": "application/ocsp-request",
+                 "Accept": "application/ocsp-response"}, method="POST")
     try:
         with urllib.request.urlopen(http, timeout=timeout) as answer:  # noqa: S310
-            return bytes(answer.read())
+            data = bytes(answer.read(MAX_OCSP_RESPONSE + 1))
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         raise CertificateValidationError(f"OCSP responder {url} did not answer: {exc}") from exc
+    if len(data) > MAX_OCSP_RESPONSE:
+        raise CertificateValidationError(
+            f"OCSP responder {url} sent more than {MAX_OCSP_RESPONSE} bytes")
+    return data
 
 
 def _fetch_all(

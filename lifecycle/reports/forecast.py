@@ -10,20 +10,33 @@ for ``--at 2029-01-01`` says what the service will know then, and tests compute 
 - PGP-signed images (stock ``singularity verify`` fetching the signers' keys from the keyserver,
   shown in the certificate column): every signature object must verify (spec 6.4), so the image
   verifies until the earliest expiry among its signers' keys, and not at all once one is revoked.
-- this tool: log evidence proves when a signature was made, so it verifies indefinitely;
-  otherwise as long as the certificate does, or indefinitely while a planned action (a re-issue,
-  a rotation and re-signing) renews it.
+- this tool: log evidence proves when a signature was made, so an image whose signatures the
+  service logged (ephemeral signing) verifies indefinitely, long after its minutes-long
+  certificate expired; otherwise as long as the certificate does, or indefinitely while a planned
+  action (a re-issue, a rotation and re-signing) renews it.
+
+An ephemeral signature's key is discarded after signing: stock ``--key`` has nothing to use, and
+stock ``--certificate`` works only while its certificate (minutes) is valid.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from lifecycle.config import ImageSetPolicy, Strategy
-from lifecycle.model.fleet import Action, ActionKind, CertInfo, ImageState, KeyInfo, day, short
+from lifecycle.model.fleet import (
+    Action,
+    ActionKind,
+    CertInfo,
+    ImageState,
+    KeyInfo,
+    day,
+    minute,
+    short,
+)
 from lifecycle.model.key_state import KeyState
 from lifecycle.model.status import ImageStatus
 
@@ -58,15 +71,21 @@ class Forecast:
     image_set: str
     status: ImageStatus
     signers: tuple[str, ...]
-    """Fingerprints of the store keys whose signatures the image carries."""
+    """Fingerprints of the store keys whose signatures the image carries, then the DSSE key ids
+    of its logged (ephemeral) signatures."""
     certificate: Horizon
     key: Horizon
     tool: Horizon
     keeps_verifiable: Action | None
+    logged: tuple[str, ...] = ()
+    """DSSE key ids of its signatures with transparency-log evidence."""
+    identity: str = ""
+    """The signer identity the logged signatures must name (ephemeral sets)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "image_set": self.image_set, "status": self.status,
-                "signers": list(self.signers), "certificate": self.certificate.to_dict(),
+                "signers": list(self.signers), "logged": list(self.logged),
+                "identity": self.identity, "certificate": self.certificate.to_dict(),
                 "key": self.key.to_dict(), "tool": self.tool.to_dict(),
                 "keeps_verifiable": self.keeps_verifiable.to_dict()
                 if self.keeps_verifiable else None}
@@ -86,10 +105,12 @@ class FleetIndex:
     """By key fingerprint."""
     actions: Mapping[str, tuple[Action, ...]]
     """Actions that keep images verifiable, by subject; set-level ones also under ``set:NAME``."""
+    ephemeral: Mapping[str, CertInfo] = field(default_factory=dict)
+    """Ephemeral leaf certificates by the DSSE key id of the key they certify."""
 
     @classmethod
     def build(cls, keys: Iterable[KeyInfo], certs: Iterable[CertInfo],
-              plan: Iterable[Action]) -> FleetIndex:
+              plan: Iterable[Action], ephemeral: Iterable[CertInfo] = ()) -> FleetIndex:
         by_id: dict[str, KeyInfo] = {}
         for key in keys:
             by_id[key.fingerprint] = key
@@ -105,7 +126,8 @@ class FleetIndex:
             elif action.kind in _KEEPS or action.kind == ActionKind.ROTATE:
                 by_subject.setdefault(action.subject, []).append(action)
         return cls(by_id, {f: tuple(c) for f, c in by_key.items()},
-                   {s: tuple(a) for s, a in by_subject.items()})
+                   {s: tuple(a) for s, a in by_subject.items()},
+                   {c.key_fingerprint: c for c in ephemeral})
 
     def signers(self, image: ImageState) -> list[KeyInfo]:
         found = {self.keys[s].fingerprint: self.keys[s] for s in sorted(image.signers)
@@ -131,6 +153,24 @@ def _latest(horizons: Iterable[Horizon]) -> Horizon | None:
         if best is None or (h.until is None or (best.until is not None and h.until > best.until)):
             best = h
     return best
+
+
+def _ephemeral_certificate(certs: Sequence[CertInfo], now: datetime) -> Horizon:
+    """Stock ``--certificate`` on an ephemeral signature: only while its certificate lasts."""
+    live = [c for c in certs if not c.revoked and c.not_before <= now < c.not_after]
+    if live:
+        best = max(live, key=lambda c: c.not_after)
+        return Horizon(True, best.not_after, f"its {_minutes(best)} certificate "
+                       f"{short(best.serial)} expires {minute(best.not_after)}")
+    if any(c.revoked for c in certs):
+        return _no("its ephemeral certificate is revoked")
+    ended = max(certs, key=lambda c: c.not_after)
+    return _no(f"its {_minutes(ended)} certificate expired {minute(ended.not_after)}")
+
+
+def _minutes(cert: CertInfo) -> str:
+    minutes = round((cert.not_after - cert.not_before).total_seconds() / 60)
+    return f"{minutes}-minute" if minutes < 120 else f"{minutes // 60}-hour"
 
 
 def _certificate(signers: Sequence[KeyInfo], index: FleetIndex, now: datetime) -> Horizon:
@@ -203,16 +243,23 @@ def _keeps(image: ImageState, signers: Sequence[KeyInfo], policy: ImageSetPolicy
 
 
 def forecast(image: ImageState, policy: ImageSetPolicy | None, index: FleetIndex,
-             now: datetime, *, logged: bool = False) -> Forecast:
-    """One image's forecast; ``logged``: the transparency log holds entries for it."""
+             now: datetime, *, logged: frozenset[str] = frozenset()) -> Forecast:
+    """One image's forecast.
+
+    ``logged``: the DSSE key ids of its signatures whose transparency-log evidence the service
+    checked when it signed (ephemeral signing); the image is judged by that evidence.
+    """
     signers = index.signers(image)
     name = policy.name if policy is not None else ""
-    ids = tuple(key.fingerprint for key in signers)
+    evidence = sorted(image.signers & logged)
+    identity = policy.identity if policy is not None and evidence else ""
+    ids = tuple(key.fingerprint for key in signers) + tuple(evidence)
     keeps = _keeps(image, signers, policy, index)
     if image.status != ImageStatus.PRESENT:
         why = ("its content no longer matches its signatures"
                if image.status == ImageStatus.TAMPERED else f"it is {image.status}")
-        return Forecast(image.path, name, image.status, ids, _no(why), _no(why), _no(why), None)
+        return Forecast(image.path, name, image.status, ids, _no(why), _no(why), _no(why), None,
+                        tuple(evidence), identity)
     if signers and all(k.pgp for k in signers):
         certificate = _pgp(signers, now)
         key = _key(signers, policy, index, now)
@@ -222,11 +269,20 @@ def forecast(image: ImageState, policy: ImageSetPolicy | None, index: FleetIndex
     else:
         certificate = _certificate(signers, index, now)
         key = _key(signers, policy, index, now)
-    if logged and (certificate.verifies or key.verifies):
-        tool = Horizon(True, None, "long-term verification with transparency-log evidence")
+    ephemeral = [index.ephemeral[k] for k in evidence if k in index.ephemeral]
+    if ephemeral and not certificate.verifies:
+        certificate = _ephemeral_certificate(ephemeral, now)
+    if evidence and not key.verifies:
+        key = _no("signed by an ephemeral key: it was discarded after signing, no public key "
+                  "is published")
+    if evidence:
+        who = f" as {identity}" if identity else ""
+        tool = Horizon(True, None, f"transparency-log evidence proves it was signed{who} while "
+                       "its certificate was valid")
     elif certificate.verifies and keeps is not None:
         tool = Horizon(True, None, f"renewed by the planned {keeps.kind} "
                        f"(from {day(keeps.not_before)}) for as long as the service runs it")
     else:
         tool = certificate
-    return Forecast(image.path, name, image.status, ids, certificate, key, tool, keeps)
+    return Forecast(image.path, name, image.status, ids, certificate, key, tool, keeps,
+                    tuple(evidence), identity)

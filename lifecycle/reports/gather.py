@@ -13,16 +13,19 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from cryptography import x509
 from sqlalchemy.engine import Engine
 
 # The outbox's reader: the same rule (newest readable bundle) as the exporter's refresh check.
 from lifecycle.bundles.exporter import EXPORT_ACTION, _newest
 from lifecycle.config import Config, Policies
 from lifecycle.errors import LogError
-from lifecycle.inventory.fleet import load_state, sif_ids, tampered_images
-from lifecycle.model.fleet import FleetState
+from lifecycle.inventory.fleet import load_state, tampered_images
+from lifecycle.model.cert_status import CertStatus, certificate_status
+from lifecycle.model.fleet import FleetState, ImageState
+from lifecycle.model.roles import CaRole
 from lifecycle.model.status import ImageStatus
-from lifecycle.reports.checked import confirm_now, pgp_public_keys
+from lifecycle.reports.checked import LogMaterial, confirm_now, pgp_public_keys
 from lifecycle.reports.forecast import FleetIndex, Forecast, forecast
 from lifecycle.reports.model import (
     BundleStatus,
@@ -34,8 +37,16 @@ from lifecycle.reports.model import (
     SetSummary,
     TamperedRow,
 )
+from lifecycle.reports.stock_ocsp import StockOcsp, stock_ocsp
 from lifecycle.store.key_publications import KeyPublicationStatus, key_status
-from lifecycle.store.queries import certificate_pems, latest_audit, revocations_by_serial
+from lifecycle.store.queries import (
+    certificate_pems,
+    ephemeral_leaves,
+    latest_audit,
+    latest_certificate_pem,
+    latest_crl,
+    revocations_by_serial,
+)
 from lifecycle.store.tlog import log_summary, read_meta
 from lifecycle.strategies.plan import notes, plan
 
@@ -62,6 +73,9 @@ def _reason(detail: str) -> str:
 
 def _log_status(engine: Engine, *, required: bool) -> tuple[LogStatus, set[str]] | None:
     """The log's identity, size, newest entry and the image ids it has entries for.
+
+    An entry for an image is not evidence the image carries: forecasts judge images by the
+    logged signatures the service recorded when it signed them (``FleetState.logged``).
 
     The log signs checkpoints on demand, so its newest entry is when its tree last changed.
     A store without a log has none to report; a log database named explicitly must hold one.
@@ -115,6 +129,23 @@ def _set_summaries(state: FleetState, policies: Policies, data_forecasts: Sequen
     return out
 
 
+def _stock_ocsp(engine: Engine, config: Config, certs: Sequence[CertRow], now: datetime,
+                ) -> list[StockOcsp]:
+    """Per set: stock ``--ocsp-verify`` with its newest current certificate and today's CAs."""
+    pems = certificate_pems(engine)
+    cas = [latest_certificate_pem(engine, role) for role in (CaRole.INTERMEDIATE, CaRole.ROOT)]
+    ca_certs = [x509.load_pem_x509_certificate(p.encode()) for p in cas if p is not None]
+    out = []
+    for policy in config.policies.image_sets:
+        current = [c for c in certs if c.image_set == policy.name
+                   and c.status == CertStatus.CURRENT and c.not_before <= now < c.not_after]
+        newest = max(current, key=lambda c: (c.not_after, c.serial), default=None)
+        chain = ([x509.load_pem_x509_certificate(pems[newest.serial].encode()), *ca_certs]
+                 if newest is not None else [])
+        out.append(stock_ocsp(policy.name, policy.strategy, chain, config.ca.ocsp_responder))
+    return out
+
+
 def build_report(engine: Engine, config: Config, now: datetime, *,
                  log_engine: Engine | None = None, outbox: Path | None = None,
                  verify_images: bool = False) -> ReportData:
@@ -127,19 +158,17 @@ def build_report(engine: Engine, config: Config, now: datetime, *,
     state = load_state(engine, now, policies.publish_directories(), config.key_directory)
     actions = plan(state, policies, now)
     log = _log_status(log_engine or engine, required=log_engine is not None)
-    logged = log[1] if log else set()
     revoked = revocations_by_serial(engine)
     tampered = _tampered(engine, policies)
     bundle = _bundle_status(engine, outbox, now)
-    ids = sif_ids(engine)
     set_of_key = {key.fingerprint: key.image_set or "" for key in state.keys}
-    index = FleetIndex.build(state.keys, state.certificates, actions)
-    forecasts = tuple(
-        forecast(image, policies.set_for(image.path), index, now,
-                 logged=ids.get(image.path, "") in logged)
-        for image in state.images if image.status != ImageStatus.REMOVED)
+    state_of_key = {key.fingerprint: key.state for key in state.keys}
+    index = FleetIndex.build(state.keys, state.certificates, actions, ephemeral_leaves(engine))
+    forecasts = tuple(_forecast(image, policies, state, index, now)
+                      for image in state.images if image.status != ImageStatus.REMOVED)
     if verify_images:
         forecasts = confirm_now(forecasts, index.certificates, certificate_pems(engine), now,
+                                _log_material(engine, log[0] if log else None),
                                 pgp_public_keys(engine, config.key_directory, state.keys))
     keys = tuple(KeyRow(key.fingerprint, key.image_set or "", key.state, key.created_at,
                         key.activated_at, _key_end(key.retiring_at, key.image_set, policies),
@@ -154,9 +183,11 @@ def build_report(engine: Engine, config: Config, now: datetime, *,
             cert.not_before, cert.not_after,
             policy.renewal_opens(cert.not_before, cert.not_after) if policy else None,
             revocation[0] if revocation else None, revocation[1] if revocation else "",
-            cert.superseded))
-    expiring = tuple(c for c in certs if c.status == "current"
-                     and c.not_after <= now + EXPIRING_WITHIN)
+            cert.superseded, certificate_status(
+                not_after=cert.not_after, revoked=revocation is not None or cert.revoked,
+                superseded=cert.superseded, key_state=state_of_key.get(cert.key_fingerprint),
+                now=now)))
+    expiring = expiring_soon(certs, keys, index, now)
     crls = tuple(CrlRow(c.role, c.number, c.this_update, c.next_update, c.next_update <= now)
                  for c in state.crls)
     return ReportData(
@@ -164,6 +195,7 @@ def build_report(engine: Engine, config: Config, now: datetime, *,
         certificates=tuple(certs), crls=crls, actions=tuple(actions),
         notes=tuple(notes(policies)), forecasts=forecasts, tampered=tuple(tampered),
         log=log[0] if log else None, bundle=bundle, expiring=expiring,
+        stock_ocsp=tuple(_stock_ocsp(engine, config, certs, now)),
         key_publications=tuple(_key_publications(engine, config, state)))
 
 
@@ -176,6 +208,43 @@ def _key_publications(engine: Engine, config: Config,
         return []
     return [row for row in key_status(engine, config.key_directory, urls)
             if row.fingerprint in in_sets]
+
+
+def _forecast(image: ImageState, policies: Policies, state: FleetState, index: FleetIndex,
+              now: datetime) -> Forecast:
+    policy = policies.set_for(image.path)
+    logged = state.logged.get(policy.identity, frozenset()) if policy is not None and \
+        policy.identity else frozenset()
+    return forecast(image, policy, index, now, logged=logged)
+
+
+def expiring_soon(certs: Sequence[CertRow], keys: Sequence[KeyRow], index: FleetIndex,
+                  now: datetime) -> tuple[CertRow, ...]:
+    """Current certificates that end within ``EXPIRING_WITHIN`` and that nothing planned
+    renews in time: what a person must act on."""
+    ends = {key.fingerprint: key.ends for key in keys}
+    return tuple(c for c in certs if c.status == CertStatus.CURRENT
+                 and c.not_after <= now + EXPIRING_WITHIN
+                 and not _renewed_in_time(c, index, ends.get(c.key_fingerprint)))
+
+
+def _renewed_in_time(cert: CertRow, index: FleetIndex, key_ends: datetime | None) -> bool:
+    """A planned action renews it (re-issue, rotation) by its ``notAfter``, or its key's
+    signatures are dropped before then (a retiring key needs no new certificate)."""
+    if key_ends is not None and key_ends <= cert.not_after:
+        return True
+    planned = (*index.actions.get(cert.serial, ()), *index.actions.get(cert.key_fingerprint, ()))
+    return any(a.due <= cert.not_after for a in planned)
+
+
+def _log_material(engine: Engine, log: LogStatus | None) -> LogMaterial | None:
+    """What checks logged signatures now: the log's key, the CA root and the newest CRLs."""
+    root = latest_certificate_pem(engine, CaRole.ROOT)
+    if log is None or not log.verifier_key or root is None:
+        return None
+    crls = tuple(der for role in (CaRole.ROOT, CaRole.INTERMEDIATE, CaRole.EPHEMERAL)
+                 if (der := latest_crl(engine, role)) is not None)
+    return LogMaterial(log.verifier_key, root, crls)
 
 
 def _key_end(retiring_at: datetime | None, image_set: str | None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from lifecycle.model.fleet import Action, ActionKind, day
 from lifecycle.reports.forecast import Forecast
@@ -63,10 +64,19 @@ def group_forecasts(forecasts: Sequence[Forecast]) -> list[ForecastGroup]:
         groups.setdefault(_forecast_key(f), []).append(f)
     out = [ForecastGroup(members[0], tuple(m.path for m in members))
            for members in groups.values()]
-    return sorted(out, key=lambda g: (g.first.tool.verifies, g.first.certificate.verifies,
-                                      day(g.first.certificate.until)
-                                      if g.first.certificate.until else "9999",
-                                      g.first.image_set, g.paths[0]))
+    return sorted(out, key=_urgency)
+
+
+def _urgency(group: ForecastGroup) -> tuple[object, ...]:
+    """Not verifying with this tool first, then its earliest end; among the rest, the earliest
+    stock date, and logged images (fine for good, whatever stock tools say) last."""
+    f = group.first
+
+    def ends(until: datetime | None) -> str:
+        return day(until) if until else "9999"
+
+    return (f.tool.verifies, ends(f.tool.until), bool(f.logged), f.certificate.verifies,
+            ends(f.certificate.until), f.image_set, group.paths[0])
 
 
 def group_actions(actions: Sequence[Action]) -> list[ActionGroup]:

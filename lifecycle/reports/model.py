@@ -9,9 +9,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from lifecycle.model.cert_status import CertStatus
 from lifecycle.model.fleet import Action
 from lifecycle.model.key_state import KeyState
 from lifecycle.reports.forecast import Forecast
+from lifecycle.reports.stock_ocsp import StockOcsp
 from lifecycle.store.key_publications import KeyPublicationStatus
 
 
@@ -49,12 +51,9 @@ class CertRow:
     revoked_at: datetime | None
     revocation_reason: str
     superseded: bool
-
-    @property
-    def status(self) -> str:
-        if self.revoked_at is not None:
-            return "revoked"
-        return "re-issued" if self.superseded else "current"
+    status: CertStatus
+    """Computed once (:func:`~lifecycle.model.cert_status.certificate_status`) at the report
+    time; the timeline, the tables and the JSON all show this value."""
 
 
 @dataclass(frozen=True)
@@ -120,16 +119,26 @@ class ReportData:
     log: LogStatus | None = None
     bundle: BundleStatus | None = None
     expiring: tuple[CertRow, ...] = ()
-    """Current certificates that expire within ``EXPIRING_WITHIN`` of the report time."""
+    """Current certificates that expire within ``EXPIRING_WITHIN`` of the report time with
+    nothing planned that renews them (or retires their key) in time."""
+    stock_ocsp: tuple[StockOcsp, ...] = ()
+    """Per image set: does stock ``verify --ocsp-verify`` work with its current chain."""
     key_publications: tuple[KeyPublicationStatus, ...] = ()
     """Each PGP key of a set on each configured keyserver: published or pending."""
+
+    @property
+    def certificate_counts(self) -> dict[CertStatus, int]:
+        """How many certificates have each status (every status, zeros included)."""
+        return {status: sum(1 for c in self.certificates if c.status == status)
+                for status in CertStatus}
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "generated_at": self.generated_at.isoformat(),
             "sets": [_iso(asdict(s)) for s in self.sets],
             "keys": [_iso(asdict(x)) for x in self.keys],
-            "certificates": [_iso(asdict(c)) | {"status": c.status} for c in self.certificates],
+            "certificates": [_iso(asdict(c)) for c in self.certificates],
+            "certificate_statuses": {str(k): n for k, n in self.certificate_counts.items()},
             "expiring_certificates": [c.serial for c in self.expiring],
             "crls": [_iso(asdict(c)) for c in self.crls],
             "actions": [a.to_dict() | {"ready": a.ready(self.generated_at)}
@@ -140,4 +149,5 @@ class ReportData:
             "log": _iso(asdict(self.log)) if self.log else None,
             "bundle": _iso(asdict(self.bundle)) if self.bundle else None,
             "key_publications": [_iso(dict(p._asdict())) for p in self.key_publications],
+            "stock_ocsp": [asdict(s) for s in self.stock_ocsp],
         }

@@ -19,7 +19,13 @@ from lifecycle.model.fleet import short
 from lifecycle.pki.files import write_atomic
 from lifecycle.reports.groups import group_actions, group_forecasts
 from lifecycle.reports.model import ReportData
-from lifecycle.reports.timeline import LABEL_WIDTH, build_timeline
+from lifecycle.reports.timeline import (
+    LABEL_WIDTH,
+    STATUS_COLOURS,
+    build_timeline,
+    until_text,
+    verifiable,
+)
 
 FORMATS = ("html", "md", "json")
 
@@ -44,7 +50,8 @@ def _environment() -> jinja2.Environment:
         autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",),
                                             default_for_string=True, default=False),
         keep_trailing_newline=True)
-    env.filters.update(day=_day, when=_when, short=short, cell=_cell)
+    env.filters.update(day=_day, when=_when, short=short, cell=_cell, verifiable=verifiable,
+                       until=until_text)
     return env
 
 
@@ -60,6 +67,7 @@ def render(report: ReportData, fmt: str) -> bytes:
     if fmt == "html":
         return _environment().get_template("report/report.html.j2").render(
             r=report, tl=build_timeline(report), tl_label_width=LABEL_WIDTH,
+            cert_colours=list(STATUS_COLOURS.items()),
             version=__version__, **groups).encode()
     raise ReportError(f"unknown report format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
 

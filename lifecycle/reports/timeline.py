@@ -3,6 +3,11 @@
 The template only places what is computed here, so tests can check positions without a browser,
 and the page needs no JavaScript. Two pixels per day: a year is ~730 px, so a laptop shows about
 eighteen months and longer spans scroll horizontally.
+
+Labels never overlap: each lane has three rows (top, middle, bottom); every label takes the first
+of its rows where no other label of that lane is, horizontally, within reach (text widths are
+estimated generously). A label with no free row is left off the drawing; its bar or marker still
+carries it as a tooltip, and the tables list it.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from lifecycle.model.cert_status import CertStatus
 from lifecycle.model.fleet import Action, ActionKind, day, short
 from lifecycle.model.key_state import KeyState
 from lifecycle.reports.model import CertRow, CrlRow, KeyRow, ReportData, SetSummary
@@ -29,6 +35,17 @@ MAX_KEYS = 4
 MAX_CERTIFICATES = 3
 """Certificate lanes per key: its newest generations."""
 _KEY_RANK = {KeyState.ACTIVE: 0, KeyState.PENDING: 1, KeyState.RETIRING: 2}
+STATUS_COLOURS = {CertStatus.CURRENT: "--cert", CertStatus.SUPERSEDED: "--old",
+                  CertStatus.EXPIRED: "--expired", CertStatus.RETIRED: "--retired",
+                  CertStatus.REVOKED: "--revoked"}
+"""The colour (a CSS variable of the page) of each certificate status: bars and legend."""
+CHAR_WIDTH = 7.2
+"""An over-estimate of an 11 px character's advance (bold included), in SVG units."""
+LABEL_GAP = 6.0
+TOP, MIDDLE, BOTTOM = "top", "middle", "bottom"
+_BASELINE = {TOP: 12, MIDDLE: 21, BOTTOM: 31}
+"""Baselines within a lane of ``LANE`` units; the middle row overlaps both others."""
+_CLASH = {TOP: {TOP, MIDDLE}, MIDDLE: {TOP, MIDDLE, BOTTOM}, BOTTOM: {MIDDLE, BOTTOM}}
 
 
 @dataclass(frozen=True)
@@ -68,6 +85,18 @@ class Marker:
 
 
 @dataclass(frozen=True)
+class Label:
+    """A text drawn on the timeline, placed so that it overlaps no other label."""
+
+    id: str
+    x: float
+    y: float
+    text: str
+    css: str
+    anchor: str = "start"
+
+
+@dataclass(frozen=True)
 class Tick:
     x: float
     label: str
@@ -85,6 +114,7 @@ class Timeline:
     bars: tuple[Bar, ...]
     markers: tuple[Marker, ...]
     ticks: tuple[Tick, ...]
+    labels: tuple[Label, ...] = ()
 
 
 def _month(when: datetime) -> datetime:
@@ -187,7 +217,7 @@ class _Layout:
             self.certificate(cert, key)
 
     def certificate(self, cert: CertRow, key: KeyRow) -> None:
-        y = self.lane(f"certificate {short(cert.serial)}", cert.status, "certificate",
+        y = self.lane(f"certificate {short(cert.serial)}", str(cert.status), "certificate",
                       cert.serial)
         left, right = self.x(cert.not_before), self.x(cert.not_after)
         title = (f"certificate {cert.serial} of key {short(key.fingerprint)}: "
@@ -195,12 +225,15 @@ class _Layout:
         self.bars.append(Bar(f"cert-{cert.serial}", "certificate", left, y + 8,
                              max(right - left, 2), 18, f"until {day(cert.not_after)}", title,
                              f"certificate {cert.status}"))
-        if cert.renewal_opens is not None and cert.status == "current":
+        if cert.renewal_opens is not None and cert.status == CertStatus.CURRENT:
             opens = self.x(cert.renewal_opens)
             self.bars.append(Bar(
                 f"renewal-{cert.serial}", "renewal", opens, y + 8, max(right - opens, 2), 18,
                 "", f"renewal window of {short(cert.serial)}: {day(cert.renewal_opens)} to "
                 f"{day(cert.not_after)}", "renewal"))
+
+    def section(self, label: str, detail: str) -> None:
+        self.lane(label, detail, "section")
 
     def crl(self, crl: CrlRow) -> None:
         y = self.lane(f"{crl.role} CRL #{crl.number}", f"next update {day(crl.next_update)}",
@@ -213,9 +246,19 @@ class _Layout:
                              f"{day(crl.next_update)}", "crl expired" if crl.expired else "crl"))
 
 
+def verifiable(until: datetime | None) -> str:
+    """``verifiable until 2027-06-03`` or ``verifiable indefinitely``."""
+    return "verifiable " + until_text(until)
+
+
+def until_text(until: datetime | None) -> str:
+    """``until 2027-06-03`` or ``indefinitely``."""
+    return f"until {day(until)}" if until else "indefinitely"
+
+
 def _until_marker(layout: _Layout, summary: SetSummary, y: float) -> Marker:
     until = summary.verifiable_until
-    label = "verifiable until " + (day(until) if until else "indefinitely")
+    label = verifiable(until)
     stock = day(summary.certificate_until) if summary.certificate_until else "n/a"
     return Marker(f"until-{summary.name}", "verifiable-until",
                   layout.x(until) if until else layout.width - 4, y + LANE / 2, label,
@@ -235,7 +278,12 @@ def build_timeline(report: ReportData) -> Timeline:
         markers.append(_until_marker(layout, summary, y))
         layout.keys([key for key in report.keys if key.image_set == summary.name], certs)
     names = {s.name for s in report.sets}
-    layout.keys([key for key in report.keys if key.image_set not in names], certs)
+    others = [key for key in report.keys if key.image_set not in names]
+    if others:
+        layout.section("keys of no image set", "not in the configuration")
+        layout.keys(others, certs)
+    if report.crls:
+        layout.section("certificate authority", "revocation lists (CRLs)")
     for crl in report.crls:
         layout.crl(crl)
     placed = [(layout.lane_of[_action_lane(a)], a) for a in report.actions
@@ -251,7 +299,50 @@ def build_timeline(report: ReportData) -> Timeline:
     return Timeline(layout.start, layout.end, layout.width,
                     HEADER + len(layout.lanes) * LANE + FOOTER, layout.x(report.generated_at),
                     tuple(layout.lanes), tuple(layout.bars), tuple(markers),
-                    tuple(_ticks(layout)))
+                    tuple(_ticks(layout)), tuple(_labels(layout.bars, markers)))
+
+
+def text_width(text: str) -> float:
+    return len(text) * CHAR_WIDTH
+
+
+def _lane_top(y: float) -> int:
+    return HEADER + int((y - HEADER) // LANE) * LANE
+
+
+def _labels(bars: Sequence[Bar], markers: Sequence[Marker]) -> list[Label]:
+    """Every bar's and marker's label, each in the first free row of its lane (or left off)."""
+    wanted: list[tuple[int, str, float, str, str, str, tuple[str, ...]]] = []
+    for bar in bars:
+        if not bar.label:
+            continue
+        text = bar.label + (" →" if bar.open_end else "")
+        inside = text_width(text) + 12 <= bar.width
+        left = bar.x + 6 if inside else bar.x + bar.width + 8
+        wanted.append((_lane_top(bar.y), bar.id, left, text,
+                       "barlabel" if inside else "barlabel outside", "start",
+                       (MIDDLE,) if inside else (MIDDLE, TOP, BOTTOM)))
+    for marker in markers:
+        if marker.kind == "verifiable-until":
+            wanted.append((_lane_top(marker.y), marker.id, marker.x - 10, marker.label,
+                           "untillabel", "end", (MIDDLE, TOP, BOTTOM)))
+        else:
+            wanted.append((_lane_top(marker.y), marker.id, marker.x + 9, marker.label,
+                           "markerlabel", "start", (TOP, BOTTOM)))
+    placed: dict[int, list[tuple[str, float, float]]] = {}
+    out = []
+    for lane, ident, x, text, css, anchor, rows in wanted:
+        width = text_width(text)
+        left, right = (x - width, x) if anchor == "end" else (x, x + width)
+        taken = placed.setdefault(lane, [])
+        for row in rows:
+            if all(r not in _CLASH[row] or right + LABEL_GAP <= a or b + LABEL_GAP <= left
+                   for r, a, b in taken):
+                taken.append((row, left, right))
+                out.append(Label(f"label-{ident}", round(x, 1), lane + _BASELINE[row], text,
+                                 css, anchor))
+                break
+    return out
 
 
 def _action_lane(action: Action) -> str:

@@ -69,14 +69,17 @@ class RevocationSource:
     def __init__(self, ca: CaService, *, recheck_seconds: float = 1.0) -> None:
         self.ca = ca
         self.recheck_seconds = recheck_seconds
-        self.responder = OcspResponder(ca.ocsp_signer(), ca.status)
-        ca.listeners.append(self.responder.invalidate)
+        self.responder = OcspResponder(ca.ocsp_signers(), ca.status_under)
+        ca.listeners.append(lambda serial: self.responder.invalidate(serial))
         self._lock = threading.Lock()
         self._revision = ca.revision()
         self._checked = time.monotonic()
         self._crls: dict[str, tuple[bytes, float]] = {}
-        self._certs: dict[str, bytes] = {role: ca.certificate(role).public_bytes(serialization.Encoding.DER)
-                       for role in (ROOT, INTERMEDIATE)}
+        self._certs = self._load_certs()
+
+    def _load_certs(self) -> dict[str, bytes]:
+        return {role: self.ca.certificate(role).public_bytes(serialization.Encoding.DER)
+                for role in (ROOT, INTERMEDIATE)}
 
     def _refresh(self) -> None:
         """Drop caches when another process revoked or issued something."""
@@ -89,7 +92,12 @@ class RevocationSource:
             if revision != self._revision:
                 self._revision = revision
                 self._crls.clear()
-                self.responder.invalidate()
+                certs = self._load_certs()
+                if certs != self._certs:  # a re-issued intermediate: serve and sign as it
+                    self._certs = certs
+                    self.responder = OcspResponder(self.ca.ocsp_signers(), self.ca.status_under)
+                else:  # no key is decrypted for an ordinary issuance or revocation
+                    self.responder.invalidate()
 
     def ocsp(self, request: bytes) -> bytes:
         self._refresh()

@@ -18,12 +18,13 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from lifecycle.config import CaSettings as CaSettings  # moved down: plain config data
+from lifecycle.config import OcspResponderMode
 from lifecycle.errors import CertificateError, KeyMaterialError, KeyNotFoundError
 from lifecycle.model.key_state import KeyState
 from lifecycle.model.roles import CaRole
 from lifecycle.pki import ca, crl, keys
 from lifecycle.pki.certs import certificate_pem, load_certificate
-from lifecycle.pki.ocsp import CertStatus, OcspSigner
+from lifecycle.pki.ocsp import CertStatus, OcspSigner, signer_for
 from lifecycle.store import audit
 from lifecycle.store.db import session_scope
 from lifecycle.store.key_service import KeyService
@@ -285,6 +286,27 @@ class CaService:
                                reissue_of_id=old_row.id)
         return Issued(cert, row)
 
+    def reissue_intermediate(self, lifetime: timedelta | None = None, *,
+                             now: datetime | None = None) -> Issued:
+        """A new intermediate certificate for the SAME subject and key, with today's URLs (AIA
+        OCSP included): every leaf it issued chains to either. ``lifetime`` defaults to the
+        current one's, and is capped by the root's end. Its CRL is published at once."""
+        now = now or self.clock()
+        with session_scope(self.engine) as session:
+            old_row = self._role(session, INTERMEDIATE)
+        old = _cert(old_row)
+        root, root_key, root_id = self._signer(ROOT)
+        wanted = lifetime or (old.not_valid_after_utc - old.not_valid_before_utc)
+        cert = ca.build_intermediate(
+            root, root_key, old.public_key(), old.subject,  # type: ignore[arg-type]
+            not_before=now, lifetime=min(wanted, root.not_valid_after_utc - now),
+            urls=self.settings.urls)
+        with session_scope(self.engine) as session:
+            row = self._record(session, cert, INTERMEDIATE, now, issuer_id=root_id,
+                               key_id=old_row.key_id, reissue_of_id=old_row.id)
+        self.publish_crl(INTERMEDIATE, force=True, now=now)
+        return Issued(cert, row)
+
     def revocation(self, row: CertificateRecord) -> RevocationRecord | None:
         with session_scope(self.engine) as session:
             return session.exec(select(RevocationRecord).where(
@@ -320,11 +342,18 @@ class CaService:
 
     # -- CRLs and OCSP status -----------------------------------------------------------------
 
-    def _entries(self, session: Session, issuer_id: int) -> list[crl.RevokedEntry]:
+    def _same_ca(self, session: Session, issuer_row: CertificateRecord) -> list[int]:
+        """Ids of every certificate of the CA ``issuer_row`` is one of (same role and subject):
+        a re-issued intermediate still answers for what its earlier certificates issued."""
+        return [r.id or 0 for r in session.exec(select(CertificateRecord).where(
+            CertificateRecord.role == issuer_row.role,
+            CertificateRecord.subject == issuer_row.subject))]
+
+    def _entries(self, session: Session, issuer_row: CertificateRecord) -> list[crl.RevokedEntry]:
         rows = session.exec(
             select(RevocationRecord, CertificateRecord.serial)
             .join(CertificateRecord, col(CertificateRecord.id) == RevocationRecord.certificate_id)
-            .where(RevocationRecord.issuer_id == issuer_id))
+            .where(col(RevocationRecord.issuer_id).in_(self._same_ca(session, issuer_row))))
         return [crl.RevokedEntry(int(serial, 16), r.revoked_at, x509.ReasonFlags(r.reason),
                                  r.invalidity_date) for r, serial in rows]
 
@@ -335,13 +364,14 @@ class CaService:
         now = now or self.clock()
         with session_scope(self.engine) as session:
             issuer_row = self._role(session, role)
-            latest = session.exec(select(CrlRecord).where(CrlRecord.issuer_id == issuer_row.id)
+            latest = session.exec(select(CrlRecord).where(  # CRL numbers go on across re-issues
+                col(CrlRecord.issuer_id).in_(self._same_ca(session, issuer_row)))
                                   .order_by(col(CrlRecord.number).desc())).first()
             if latest is not None and not force:
                 half = latest.this_update + (latest.next_update - latest.this_update) / 2
                 if now < half:
                     return latest.der
-            entries = self._entries(session, issuer_row.id or 0)
+            entries = self._entries(session, issuer_row)
             key_row = session.get_one(KeyRecord, issuer_row.key_id)
         issuer = _cert(issuer_row)
         number = (latest.number + 1) if latest is not None else 1
@@ -363,11 +393,18 @@ class CaService:
 
     def status(self, serial: int) -> CertStatus | None:
         """What OCSP says about ``serial``: None if the intermediate never issued it."""
+        return self.status_under(self.certificate(INTERMEDIATE), serial)
+
+    def status_under(self, issuer: x509.Certificate, serial: int) -> CertStatus | None:
+        """What the CA ``issuer`` says about ``serial`` (None: it never issued it)."""
         with session_scope(self.engine) as session:
-            inter = self._role(session, INTERMEDIATE)
+            issuer_row = session.exec(select(CertificateRecord).where(
+                CertificateRecord.serial == serial_hex(issuer.serial_number))).first()
+            if issuer_row is None:
+                return None
             row = session.exec(select(CertificateRecord).where(
                 CertificateRecord.serial == serial_hex(serial),
-                CertificateRecord.issuer_id == inter.id)).first()
+                col(CertificateRecord.issuer_id).in_(self._same_ca(session, issuer_row)))).first()
             if row is None:
                 return None
             revocation = session.exec(select(RevocationRecord).where(
@@ -379,25 +416,48 @@ class CaService:
                           None if reason is x509.ReasonFlags.unspecified else reason)
 
     def ocsp_signer(self) -> OcspSigner:
+        """Who signs for the intermediate's certificates: its own key, or (``[ca]
+        ocsp_responder = "delegated"``) the delegated responder, whose certificate is embedded."""
+        inter, inter_key, _ = self._signer(INTERMEDIATE)
+        lifetime = self.settings.ocsp_response_lifetime
+        if self.settings.ocsp_responder is not OcspResponderMode.DELEGATED:
+            return OcspSigner(inter, inter_key, None, lifetime)
         with session_scope(self.engine) as session:
             row = self._role(session, OCSP)
             key_row = session.get_one(KeyRecord, row.key_id)
-            inter = _cert(self._role(session, INTERMEDIATE))
         if key_row.state in _UNUSABLE:
             raise KeyMaterialError("the OCSP responder key is no longer usable",
                                    hint="run 'sif-lifecycle ca init' on a new store")
-        return OcspSigner(inter, _cert(row), self.keys.private_key(key_row, self.passphrase),
-                          self.settings.ocsp_response_lifetime)
+        return OcspSigner(inter, self.keys.private_key(key_row, self.passphrase), _cert(row),
+                          lifetime)
+
+    def ocsp_signers(self) -> list[OcspSigner]:
+        """Every CA that answers OCSP: the intermediate for the leaves, and the root, with its
+        own key, for the CAs it issued. The root's responses live as long as the root CRL and
+        are re-signed on the same rule (half their lifetime), so the root key is used on the
+        root CRL's schedule."""
+        root, root_key, _ = self._signer(ROOT)
+        return [self.ocsp_signer(), OcspSigner(root, root_key, None, self.settings.crl_lifetime)]
 
     def presigned_ocsp(self, rows: list[CertificateRecord], now: datetime) -> dict[str, bytes]:
-        """DER OCSP responses for ``rows`` (by serial), signed at ``now`` to be carried offline.
+        """DER OCSP responses for ``rows`` (leaves or intermediates, by serial), signed at
+        ``now`` by the CA that issued each, as ``serve`` answers them, to be carried offline.
 
-        SHA-1 CertIDs, as RFC 5019 clients (and OpenSSL) ask for them.
+        SHA-1 CertIDs, as RFC 5019 clients, OpenSSL and stock ``--ocsp-verify`` ask for them.
         """
-        signer = self.ocsp_signer()
-        return {row.serial: signer.sign(self.status(int(row.serial, 16)), int(row.serial, 16),
-                                        hashes.SHA1(), now)  # noqa: S303 - a CertID, not a signature
-                for row in rows}
+        signers = self.ocsp_signers()
+        answers: dict[str, bytes] = {}
+        for row in rows:
+            cert = _cert(row)
+            signer = signer_for(signers, cert)
+            if signer is None:
+                raise CertificateError(f"certificate {row.serial} was not issued by this CA's "
+                                       "root or intermediate", hint="see 'sif-lifecycle ca list'")
+            serial = cert.serial_number
+            answers[row.serial] = signer.sign(
+                self.status_under(signer.issuer, serial), serial,
+                hashes.SHA1(), now)  # noqa: S303 - a CertID, not a signature
+        return answers
 
     def revision(self) -> tuple[int, int]:
         """Changes when certificates or revocations change: lets other processes refresh caches."""

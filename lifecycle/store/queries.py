@@ -9,10 +9,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from cryptography import x509
 from sqlalchemy import Table, select
 from sqlalchemy.engine import Engine
 
+from lifecycle.model.fleet import CertInfo
 from lifecycle.model.roles import CaRole
+from lifecycle.pki.keys import dsse_keyid
 from lifecycle.store.models import AuditRecord, CertificateRecord, CrlRecord, RevocationRecord
 
 
@@ -52,6 +55,31 @@ def certificate_pems(engine: Engine) -> dict[str, str]:
     c = table(CertificateRecord)
     with engine.connect() as conn:
         return {serial: pem for serial, pem in conn.execute(select(c.c.serial, c.c.pem))}
+
+
+def ephemeral_leaves(engine: Engine) -> list[CertInfo]:
+    """Every ephemeral leaf certificate, keyed (``key_fingerprint``) by the DSSE key id of the
+    key it certifies: how an image's logged signature finds its certificate."""
+    c, r = table(CertificateRecord), table(RevocationRecord)
+    with engine.connect() as conn:
+        rows = conn.execute(select(c.c.serial, c.c.pem, c.c.not_before, c.c.not_after,
+                                   r.c.id).outerjoin(r, r.c.certificate_id == c.c.id)
+                            .where(c.c.role == CaRole.EPHEMERAL_LEAF)).all()
+    out = []
+    for serial, pem, not_before, not_after, revocation in rows:
+        key = x509.load_pem_x509_certificate(pem.encode()).public_key()
+        out.append(CertInfo(serial, dsse_keyid(key), not_before, not_after,  # type: ignore[arg-type]
+                            revocation is not None, False))
+    return out
+
+
+def latest_certificate_pem(engine: Engine, role: CaRole) -> str | None:
+    """The PEM of the newest certificate of ``role`` (the CA root, say), if any."""
+    c = table(CertificateRecord)
+    with engine.connect() as conn:
+        pem: str | None = conn.execute(select(c.c.pem).where(c.c.role == role)
+                                       .order_by(c.c.id.desc())).scalar()
+    return pem
 
 
 def latest_crl(engine: Engine, role: CaRole) -> bytes | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ import pytest
 from lifecycle.bundles import export
 from lifecycle.bundles import layout as lay
 from lifecycle.bundles import manifest as mf
+from lifecycle.pki.certs import certificate_pem
+from lifecycle.store.ca_service import INTERMEDIATE
 from tests.bundles.conftest import Fleet, run_cli, run_subprocess
 from tests.conftest import require, require_tool
 
@@ -170,3 +173,28 @@ def test_openssl_accepts_the_presigned_ocsp_responses(fleet: Fleet, tmp_path: Pa
         assert "Response verify OK" in done.stderr + done.stdout, done.stderr
         status = "revoked" if leaf.stem == fleet.revoked_serial else "good"
         assert f"{leaf}: {status}" in done.stdout
+
+
+def test_the_presigned_responses_pass_the_stock_ocsp_rules(
+        fleet: Fleet, tmp_path: Path, stockocsp: Callable[..., subprocess.CompletedProcess[str]],
+        ) -> None:
+    """Stock ``--ocsp-verify``'s rules (tests/interop/stockocsp) on the bundle's own answers:
+    every leaf and the intermediate pass, the revoked leaf fails; openssl accepts the root's
+    answer for the intermediate."""
+    path = tmp_path / "b"
+    export(fleet.ca, path)
+    for leaf in sorted((path / lay.LEAVES).iterdir()):
+        done = stockocsp("-leaf", leaf, "-intermediates", path / lay.INTERMEDIATES,
+                         "-roots", path / lay.ROOTS, "-responses", path / lay.OCSP)
+        if leaf.stem == fleet.revoked_serial:
+            assert done.returncode == 1 and "certificate revoked" in done.stdout, done.stdout
+        else:
+            assert done.returncode == 0, done.stdout
+            assert done.stdout.count("ocsp ok:") == 2, done.stdout
+    inter = fleet.ca.certificate(INTERMEDIATE)
+    (tmp_path / "inter.pem").write_bytes(certificate_pem(inter))
+    done = _openssl("ocsp", "-respin", path / lay.OCSP / f"{inter.serial_number:x}.der",
+                    "-issuer", path / lay.ROOTS, "-cert", tmp_path / "inter.pem",
+                    "-CAfile", path / lay.ROOTS, "-no_nonce")
+    assert "Response verify OK" in done.stderr + done.stdout, done.stderr
+    assert ": good" in done.stdout

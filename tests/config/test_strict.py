@@ -166,6 +166,7 @@ def test_path_and_url_together_are_ambiguous(tmp_path: Path) -> None:
     ('[ca]\norganization = "' + "O" * 65 + '"\n', "[ca].organization: is 65 characters long"),
     ('[ca]\npublic_url = "ftp://x"\n', "[ca].public_url: 'ftp://x' is not an http(s) URL"),
     ('[tlog]\norigin = "has space"\n', "[tlog].origin: a log name without spaces"),
+    ('[ca]\nocsp_responder = "self"\n', "[ca].ocsp_responder:"),
 ])
 def test_every_number_and_name_has_a_range(tmp_path: Path, body: str, needle: str) -> None:
     refused(tmp_path, body, needle)
@@ -321,3 +322,11 @@ def test_ca_init_refuses_a_bad_ca_table_before_creating(ca_cli: Path, tmp_path: 
     _nothing_created(tmp_path)
     ca_cli.write_text(ca_cli.read_text().replace("-3", "3"))
     assert _ca("init").exit_code == 0
+
+
+def test_the_ocsp_responder_mode_is_read(tmp_path: Path) -> None:
+    from lifecycle.config import OcspResponderMode, load_config
+
+    assert load_config(write(tmp_path, "")).ca.ocsp_responder is OcspResponderMode.ISSUER
+    chosen = load_config(write(tmp_path, '[ca]\nocsp_responder = "delegated"\n'))
+    assert chosen.ca.ocsp_responder is OcspResponderMode.DELEGATED

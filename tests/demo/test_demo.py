@@ -8,35 +8,23 @@ import os
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from lifecycle.demo import MARKER, DemoError, DemoResult, next_steps, prepare_workspace, run_demo
+from lifecycle.config import load_config
+from lifecycle.demo import MARKER, DemoError, DemoResult, next_steps, prepare_workspace
 from lifecycle.integrity.pgp_validity import expiry_at
 from lifecycle.keyserver.hkp import HkpClient
 from lifecycle.model.fleet import day
-from tests.conftest import require
-from tests.sks import SKS, Sks, running_sks
+from lifecycle.service.http import RevocationSource, start_http
+from lifecycle.store.ca_service import CaService
+from lifecycle.store.db import make_engine
+from lifecycle.store.key_service import KeyService
+from tests.sks import Sks
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def keyserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sks]:
-    """A real sks the demo's PGP set publishes to (one for the module, like the demo run)."""
-    require(Path(SKS).is_file(), "Debian package sks")
-    with running_sks(tmp_path_factory.mktemp("sks")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory, keyserver: Sks
-         ) -> tuple[DemoResult, list[str]]:
-    lines: list[str] = []
-    return run_demo(tmp_path_factory.mktemp("demo") / "ws", lines.append,
-                    keyserver=keyserver.url), lines
 
 
 @pytest.mark.slow
@@ -142,3 +130,34 @@ def test_the_pgp_set_is_on_the_keyserver_with_its_latest_expiry(
     assert expiry_at(served) > result.ended  # stock verify with the keyserver's key works now
     legacy = next(v for v in result.verified if v.image.name == "legacy-tool.sif")
     assert legacy.ok
+
+
+@pytest.mark.interop
+def test_stock_ocsp_verify_accepts_every_published_chain(
+        demo: tuple[DemoResult, list[str]], stockocsp: Callable[..., subprocess.CompletedProcess[str]],
+        ) -> None:
+    """The stock rules (tests/interop/stockocsp) against the demo store's endpoints: each
+    published chain of the key-based sets passes x509 Verify (code signing) and OCSP for the
+    leaf and the intermediate. The certificates name the demo's configured responder; ``-via``
+    sends the POST to this test's server on a free port."""
+    result, _ = demo
+    ws = result.workspace
+    config = load_config(ws / "lifecycle.toml")
+    service = KeyService(make_engine(config.database_url), config.key_directory)
+    passphrase = (ws / "passphrase.txt").read_text(encoding="utf-8").strip().encode()
+    running = start_http(RevocationSource(CaService(service, passphrase, config.ca)),
+                         "127.0.0.1", 0)
+    checked = 0
+    try:
+        for image_set in ("base", "apps"):
+            published = ws / "publish" / image_set
+            for leaf in sorted((published / "certificates").glob("*.pem")):
+                done = stockocsp("-leaf", leaf, "-intermediates", published / "intermediate.pem",
+                                 "-roots", published / "root.pem",
+                                 "-via", running.url.removeprefix("http://"))
+                assert done.returncode == 0, f"{image_set} {leaf.name}: {done.stdout}"
+                assert done.stdout.count("ocsp ok:") == 2, done.stdout
+                checked += 1
+    finally:
+        running.stop()
+    assert checked >= 2

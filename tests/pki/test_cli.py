@@ -71,6 +71,30 @@ def test_ca_workflow_issue_reissue_revoke_crl(cli: Cli, tmp_path: Path) -> None:
     assert validate_signing_certificate(new, [inter], [root], crls=crls).leaf == new
 
 
+def test_reissue_intermediate_keeps_key_and_chains_existing_leaves(cli: Cli, tmp_path: Path,
+                                                                     ) -> None:
+    _ok(cli("ca", "init", "--root-days", "3650", "--intermediate-days", "1000"))
+    fingerprint = _signing_key(cli)
+    _ok(cli("ca", "issue", fingerprint, "--name", "Bot", "--days", "30", "-o", "leaf.crt"))
+    leaf = load_certificate((tmp_path / "leaf.crt").read_bytes(), path="leaf.crt")
+    old = x509.load_pem_x509_certificate(_ok(cli("ca", "certificate", "intermediate")).encode())
+    _ok(cli("ca", "revoke", f"{leaf.serial_number:x}", "--reason", "superseded"))
+    _ok(cli("ca", "reissue-intermediate", "--days", "500", "-o", "inter-2.pem"))
+    new = load_certificate((tmp_path / "inter-2.pem").read_bytes(), path="inter-2.pem")
+    assert new.public_key() == old.public_key() and new.subject == old.subject
+    assert new.serial_number != old.serial_number
+    assert (new.not_valid_after_utc - new.not_valid_before_utc).days == 500
+    aia = new.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+    assert [d.access_location.value for d in aia] == ["http://127.0.0.1:9/ocsp"]
+    current = x509.load_pem_x509_certificate(_ok(cli("ca", "certificate", "intermediate")).encode())
+    assert current == new
+    # the new intermediate's CRL goes on numbering and still lists what the old one revoked
+    _ok(cli("ca", "crl", "-o", "inter.crl"))
+    crl = x509.load_pem_x509_crl((tmp_path / "inter.crl").read_bytes())
+    assert crl.get_revoked_certificate_by_serial_number(leaf.serial_number) is not None
+    assert crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number >= 3
+
+
 def test_pgp_key_generate_and_export(cli: Cli, tmp_path: Path) -> None:
     line = _ok(cli("key", "generate", "--pgp", "--algorithm", "ed25519", "--user-id",
                    "Bot <bot@example.org>", "--expires", "2031-01-01"))
@@ -147,7 +171,8 @@ def test_invalid_key_transition(cli: Cli) -> None:
 
 def test_every_command_help_has_an_example(cli: Cli) -> None:
     for path in (["ca"], ["key"], ["db"], ["serve"], ["ca", "init"], ["ca", "issue"],
-                 ["ca", "reissue"], ["ca", "revoke"], ["ca", "crl"], ["ca", "certificate"],
+                 ["ca", "reissue"], ["ca", "reissue-intermediate"], ["ca", "revoke"],
+                 ["ca", "crl"], ["ca", "certificate"],
                  ["ca", "list"], ["key", "generate"], ["key", "import"], ["key", "export"],
                  ["key", "list"], ["key", "transition"], ["db", "upgrade"], ["db", "downgrade"],
                  ["db", "current"]):

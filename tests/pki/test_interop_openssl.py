@@ -10,12 +10,13 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from lifecycle.config import OcspResponderMode
 from lifecycle.pki import keys
 from lifecycle.pki.certs import certificate_pem
 from lifecycle.pki.validate import validate_signing_certificate
 from lifecycle.service.http import RevocationSource, RunningServer, start_http
-from lifecycle.store.ca_service import INTERMEDIATE, OCSP, ROOT
-from tests.pki.conftest import PASSPHRASE, StoreCa, run, tool
+from lifecycle.store.ca_service import INTERMEDIATE, OCSP, ROOT, CaService, CaSettings
+from tests.pki.conftest import PASSPHRASE, URLS, StoreCa, run, tool
 
 pytestmark = pytest.mark.interop
 
@@ -60,20 +61,24 @@ def test_reissued_certificate_passes_openssl_with_the_same_key(store_ca: StoreCa
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.fixture
-def responder(store_ca: StoreCa) -> Iterator[RunningServer]:
+@pytest.fixture(params=list(OcspResponderMode))
+def responder(store_ca: StoreCa, request: pytest.FixtureRequest) -> Iterator[RunningServer]:
+    """``serve``'s endpoints in each responder mode: the issuing CA's own key, or delegated."""
+    store_ca.ca = CaService(store_ca.keys, PASSPHRASE,
+                            CaSettings(urls=URLS, ocsp_responder=request.param))
     # recheck 0: a revocation through another CaService (another process) shows at once
     running = start_http(RevocationSource(store_ca.ca, recheck_seconds=0), "127.0.0.1", 0)
     yield running
     running.stop()
 
 
-def _ocsp(env: StoreCa, server: RunningServer, *target: str) -> str:
+def _ocsp(env: StoreCa, server: RunningServer, *target: str, issuer: str = INTERMEDIATE) -> str:
     openssl = tool("openssl")
     root = env.write("root.pem", certificate_pem(env.ca.certificate(ROOT)))
     inter = env.write("inter.pem", certificate_pem(env.ca.certificate(INTERMEDIATE)))
-    result = run(openssl, "ocsp", "-issuer", str(inter), *target, "-url", f"{server.url}/ocsp",
-                 "-CAfile", str(root), "-verify_other", str(inter), "-no_nonce")
+    result = run(openssl, "ocsp", "-issuer", str(root if issuer == ROOT else inter), *target,
+                 "-url", f"{server.url}/ocsp", "-CAfile", str(root), "-verify_other", str(inter),
+                 "-no_nonce")
     assert result.returncode == 0, result.stderr
     assert "Response verify OK" in result.stderr, result.stderr
     return result.stdout
@@ -91,7 +96,14 @@ def test_openssl_ocsp_good_revoked_unknown(store_ca: StoreCa, responder: Running
     assert "0x1234: unknown" in _ocsp(store_ca, responder, "-serial", "0x1234")
 
 
-def test_ocsp_get_and_response_signed_by_delegated_responder(
+def test_openssl_ocsp_accepts_the_roots_answer_for_the_intermediate(
+    store_ca: StoreCa, responder: RunningServer
+) -> None:
+    inter = str(store_ca.write("inter.pem", certificate_pem(store_ca.ca.certificate(INTERMEDIATE))))
+    assert re.search(r"inter\.pem: good", _ocsp(store_ca, responder, "-cert", inter, issuer=ROOT))
+
+
+def test_ocsp_get_and_who_signs_the_response(
     store_ca: StoreCa, responder: RunningServer
 ) -> None:
     import base64
@@ -111,7 +123,12 @@ def test_ocsp_get_and_response_signed_by_delegated_responder(
         response = ocsp.load_der_ocsp_response(answer.read())
     assert response.certificate_status == ocsp.OCSPCertStatus.GOOD
     assert response.serial_number == leaf.serial_number
-    assert response.certificates[0] == store_ca.ca.certificate(OCSP)
+    if store_ca.ca.settings.ocsp_responder is OcspResponderMode.DELEGATED:
+        assert response.certificates == [store_ca.ca.certificate(OCSP)]
+    else:  # the issuing CA itself, nothing embedded: what stock --ocsp-verify accepts
+        assert response.certificates == []
+        assert response.responder_key_hash == x509.SubjectKeyIdentifier.from_public_key(
+            inter.public_key()).digest  # type: ignore[arg-type]
     # the same answer, judged by our validator as live OCSP evidence
     result = validate_signing_certificate(
         leaf, [inter], [store_ca.ca.certificate(ROOT)], fetch_ocsp=False,

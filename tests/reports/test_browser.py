@@ -1,8 +1,11 @@
 """The HTML report in headless Chromium: it renders without console errors, loads nothing from
-outside, and the timeline holds the fixture fleet's bars and markers."""
+outside, the timeline holds the fixture fleet's bars and markers, no two texts of the timeline
+overlap (bounding boxes from the DOM) and every certificate's colour is its JSON status's."""
 
 from __future__ import annotations
 
+import html
+import json
 import re
 import struct
 import subprocess
@@ -11,6 +14,7 @@ from xml.etree import ElementTree
 
 import pytest
 
+from lifecycle.model.cert_status import CertStatus
 from lifecycle.reports import ReportData, render
 from tests.conftest import require_tool
 from tests.reports.conftest import ReportFleet
@@ -33,6 +37,63 @@ def console_errors(stderr: str) -> list[str]:
     """Lines Chromium logs for page console messages and failed loads (dbus noise aside)."""
     return [line for line in stderr.splitlines()
             if re.search(r"CONSOLE|Uncaught|Failed to load resource|net::ERR_", line)]
+
+
+PROBE = """<script>
+const box = (el) => { const r = el.getBoundingClientRect();
+  return {text: el.textContent, left: r.left, right: r.right, top: r.top, bottom: r.bottom}; };
+const legend = {};
+for (const el of document.querySelectorAll('.legend span.status'))
+  legend[el.dataset.status] = getComputedStyle(el, '::before').backgroundColor;
+const out = {
+  texts: [...document.querySelectorAll('.timeline svg')].map(
+    (svg) => [...svg.querySelectorAll('text')].map(box)),
+  certificates: [...document.querySelectorAll('#timeline rect[data-kind=certificate]')].map(
+    (r) => ({id: r.id, fill: getComputedStyle(r).fill})),
+  legend: legend};
+const pre = document.createElement('pre'); pre.id = 'probe';
+pre.textContent = JSON.stringify(out); document.body.appendChild(pre);
+</script>"""
+
+
+def layout(tmp_path: Path, page: bytes) -> dict:  # type: ignore[type-arg]
+    """Text boxes, certificate bar fills and legend colours, as Chromium laid the page out.
+
+    The probe script goes into a copy: the report itself carries no script."""
+    probed = tmp_path / "probed.html"
+    probed.write_bytes(page.replace(b"</body>", PROBE.encode() + b"</body>"))
+    dumped = chromium(tmp_path, "--window-size=1400,2000", "--dump-dom", probed.as_uri())
+    assert console_errors(dumped.stderr) == []
+    match = re.search(r'<pre id="probe">(.*?)</pre>', dumped.stdout, re.S)
+    assert match is not None, "the probe did not run"
+    found: dict = json.loads(html.unescape(match.group(1)))  # type: ignore[type-arg]
+    return found
+
+
+def overlaps(texts: list[dict]) -> list[tuple[str, str]]:  # type: ignore[type-arg]
+    """Pairs of texts whose boxes share more than half a pixel each way."""
+    out = []
+    for i, a in enumerate(texts):
+        for b in texts[i + 1:]:
+            if (min(a["right"], b["right"]) - max(a["left"], b["left"]) > 0.5
+                    and min(a["bottom"], b["bottom"]) - max(a["top"], b["top"]) > 0.5):
+                out.append((a["text"], b["text"]))
+    return out
+
+
+def check_layout(tmp_path: Path, page: bytes, report: dict) -> None:  # type: ignore[type-arg]
+    """No overlapping text in the timeline; each certificate bar in its JSON status's colour."""
+    found = layout(tmp_path, page)
+    assert len(found["texts"]) == 2 and all(found["texts"])
+    for texts in found["texts"]:
+        assert overlaps(texts) == []
+    legend = found["legend"]
+    assert set(legend) == {s.value for s in CertStatus}
+    assert len(set(legend.values())) == len(legend)  # the statuses are told apart
+    status = {c["serial"]: c["status"] for c in report["certificates"]}
+    assert found["certificates"]
+    for bar in found["certificates"]:
+        assert bar["fill"] == legend[status[bar["id"].removeprefix("cert-")]], bar
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -86,6 +147,17 @@ def test_report_renders_in_chromium(report_fleet: ReportFleet, report_data: Repo
     assert console_errors(taken.stderr) == []
     assert png_size(shot) == (1400, 2000)
     assert shot.stat().st_size > 50_000  # a blank page compresses to a few kB
+
+
+@pytest.mark.slow
+def test_no_label_overlaps_and_status_colours(report_data: ReportData, tmp_path: Path) -> None:
+    check_layout(tmp_path, render(report_data, "html"), report_data.to_dict())
+
+
+def test_the_overlap_check_sees_an_overlap() -> None:
+    a = {"text": "a", "left": 0, "right": 10, "top": 0, "bottom": 10}
+    assert overlaps([a, a | {"text": "b", "left": 9}]) == [("a", "b")]
+    assert overlaps([a, a | {"text": "c", "left": 10, "right": 20}]) == []  # touching is fine
 
 
 def test_console_errors_are_detected(tmp_path: Path) -> None:

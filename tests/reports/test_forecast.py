@@ -13,7 +13,8 @@ JAN1 = datetime(2027, 1, 1, tzinfo=UTC)
 ROTATED = datetime(2028, 1, 1, tzinfo=UTC)
 BASE = ImageSetPolicy("base", ("/img/base/*",), "reissue")
 WEB = ImageSetPolicy("web", ("/img/web/*",), "resign", overlap=timedelta(days=30))
-POLICIES = Policies((BASE, WEB))
+CI = ImageSetPolicy("ci", ("/img/ci/*",), "ephemeral", identity="https://ci.example/main")
+POLICIES = Policies((BASE, WEB, CI))
 
 
 def key(fpr: str, image_set: str, state: str = "active", activated: datetime = JAN1,
@@ -30,10 +31,11 @@ def image(path: str, *signers: str, status: str = "present") -> ImageState:
     return ImageState(path, status, frozenset(f"SHA256:{s}" for s in signers))
 
 
-def run(state: FleetState, path: str, now: datetime, *, logged: bool = False):  # type: ignore[no-untyped-def]
+def run(state: FleetState, path: str, now: datetime, *,  # type: ignore[no-untyped-def]
+        logged: frozenset[str] = frozenset(), ephemeral: tuple[CertInfo, ...] = ()):
     actions = plan(state, POLICIES, now)
     target = next(i for i in state.images if i.path == path)
-    index = FleetIndex.build(state.keys, state.certificates, actions)
+    index = FleetIndex.build(state.keys, state.certificates, actions, ephemeral)
     return forecast(target, POLICIES.set_for(path), index, now, logged=logged)
 
 
@@ -99,10 +101,38 @@ def test_revoked_tampered_and_logged() -> None:
     assert not f.certificate.verifies and "revoked" in f.certificate.basis
     assert not f.tool.verifies  # a revoked certificate is not renewed by a mere plan
     assert f.keeps_verifiable is not None and f.keeps_verifiable.kind == "certify"
-    logged = run(state, "/img/base/a.sif", now, logged=True)
-    assert logged.tool.verifies and logged.tool.until is None and "log" in logged.tool.basis
-    t = run(state, "/img/base/t.sif", now, logged=True)
+    t = run(state, "/img/base/t.sif", now)
     assert (t.certificate.verifies, t.key.verifies, t.tool.verifies) == (False, False, False)
     assert "no longer matches" in t.tool.basis
     assert t.to_dict()["tool"] == {"verifies": False, "until": None, "text": "no",
                                    "basis": t.tool.basis}
+
+
+def test_an_ephemeral_image_is_judged_by_its_log_evidence() -> None:
+    """Its key is gone and its certificate lasted 10 minutes; the log keeps it verifiable."""
+    signed = datetime(2027, 2, 1, 9, 0, tzinfo=UTC)
+    leaf = CertInfo("e1", "SHA256:ephemeralKeyId", signed, signed + timedelta(minutes=10),
+                    False, False)
+    state = FleetState(images=(image("/img/ci/a.sif", "ephemeralKeyId"),
+                               image("/img/ci/b.sif", "otherKeyId")),
+                       logged={CI.identity: frozenset({"SHA256:ephemeralKeyId"})})
+    logged = frozenset(state.logged[CI.identity])
+    fresh = run(state, "/img/ci/a.sif", signed + timedelta(minutes=4), logged=logged,
+                ephemeral=(leaf,))
+    assert fresh.certificate.verifies and fresh.certificate.until == leaf.not_after
+    assert "10-minute certificate" in fresh.certificate.basis
+    assert fresh.signers == fresh.logged == ("SHA256:ephemeralKeyId",)
+    assert fresh.identity == CI.identity
+    later = run(state, "/img/ci/a.sif", signed + timedelta(days=400), logged=logged,
+                ephemeral=(leaf,))
+    assert not later.certificate.verifies
+    assert later.certificate.basis == "its 10-minute certificate expired 2027-02-01 09:10 UTC"
+    assert not later.key.verifies and "ephemeral key" in later.key.basis
+    assert later.tool.verifies and later.tool.until is None
+    assert CI.identity in later.tool.basis and "transparency-log evidence" in later.tool.basis
+    assert later.to_dict()["signers"] == ["SHA256:ephemeralKeyId"]
+    # A signature the service never logged is not judged by evidence it does not have.
+    unlogged = run(state, "/img/ci/b.sif", signed + timedelta(days=400), logged=logged,
+                   ephemeral=(leaf,))
+    assert not (unlogged.certificate.verifies or unlogged.key.verifies or unlogged.tool.verifies)
+    assert unlogged.signers == ()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from lifecycle.model.cert_status import CertStatus
 from lifecycle.model.fleet import FleetState, short
 from lifecycle.reports import ReportData, render
 from lifecycle.reports.forecast import FleetIndex, forecast
@@ -46,7 +47,9 @@ def test_timeline_caps_key_and_certificate_lanes() -> None:
     keys = tuple(KeyRow(f"{i:02}" * 4, "web", "active" if i == 9 else "retired",
                         now - timedelta(days=100 - i), None, None) for i in range(10))
     certs = tuple(CertRow(f"c{j}", keys[9].fingerprint, "web", now - timedelta(days=90 - 10 * j),
-                          now + timedelta(days=10 * j), None, None, "", j < 4) for j in range(5))
+                          now + timedelta(days=10 * j), None, None, "", j < 4,
+                          CertStatus.SUPERSEDED if j < 4 else CertStatus.CURRENT)
+                  for j in range(5))
     tl = build_timeline(ReportData(now, sets=(SetSummary("web", "resign", 1, 0, 0, (), None,
                                                          None),), keys=keys, certificates=certs))
     lanes = [lane.label for lane in tl.lanes]

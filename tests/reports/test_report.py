@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import sqlite3
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from click.testing import CliRunner
 
 from lifecycle.bundles import export_to_outbox
 from lifecycle.cli.main import cli
+from lifecycle.model.cert_status import CertStatus
 from lifecycle.reports import ReportData, build_report, render, write_report
 from lifecycle.reports.timeline import build_timeline
 from tests.reports.conftest import NOW, REISSUED, T0, ReportFleet, build
@@ -45,7 +47,8 @@ def check_fleet_report(report_fleet: ReportFleet, data: ReportData) -> None:
     assert sets["base"].certificate_until == JUN3 and sets["base"].verifiable_until is None
     base0, base1, web0, web1 = (by_path(data, n) for n in ("base-0", "base-1", "web-0", "web-1"))
     assert base0.certificate.until == base1.certificate.until == web0.certificate.until == JUN3
-    assert "transparency-log evidence" in base0.tool.basis  # its log entry
+    # base-0 has a log entry, but its signature carries no evidence: judged like base-1.
+    assert base0.tool == base1.tool and not base0.logged
     assert "reissue" in base1.tool.basis and base1.tool.until is None
     assert base1.keeps_verifiable is not None
     assert base1.keeps_verifiable.key == "reissue:" + report_fleet.reissued_serials["base"]
@@ -58,7 +61,9 @@ def check_fleet_report(report_fleet: ReportFleet, data: ReportData) -> None:
     assert "integrity" in tampered.detail
     revoked = next(c for c in data.certificates if c.serial == report_fleet.revoked_serial)
     assert revoked.status == "revoked" and revoked.revoked_at == REISSUED
-    assert {c.serial for c in data.expiring} == set(report_fleet.reissued_serials.values())
+    current = {c.serial for c in data.certificates if c.status == CertStatus.CURRENT}
+    assert current == set(report_fleet.reissued_serials.values())
+    assert data.expiring == ()  # both end within 90 days, but their re-issues are planned
     assert {c.role for c in data.crls} == {"root", "intermediate"}
     assert data.log is not None and data.log.size == 1 and data.log.newest_entry == T0
     assert data.log.verifier_key == report_fleet.verifier_key
@@ -95,6 +100,15 @@ def test_formats_carry_the_same_facts(report_data: ReportData) -> None:
     assert report_data.log is not None
     assert report_data.log.verifier_key in md and report_data.log.verifier_key in page
     assert "stale: export a new bundle" in md and "stale: export a new bundle" in page
+    # One status per certificate, the same in the JSON, the cards and the Markdown.
+    counts = Counter(c.status for c in report_data.certificates)
+    assert doc["certificate_statuses"] == {s.value: counts[s] for s in CertStatus}
+    assert [c["status"] for c in doc["certificates"]] == [c.status for c in report_data.certificates]
+    assert "Certificates: " + ", ".join(f"{counts[s]} {s}" for s in CertStatus) + "." in md
+    assert f'{counts[CertStatus.CURRENT]} current</b>' in page
+    for status in CertStatus:
+        if counts[status] and status != CertStatus.CURRENT:
+            assert f'<span data-status="{status}">{counts[status]} {status}</span>' in page
 
 
 def test_timeline_lays_out_the_fleet(report_fleet: ReportFleet, report_data: ReportData) -> None:

@@ -2,7 +2,8 @@
 
 At every simulated day every tracked image verifies with the trust material published for its
 set: our verifier with the published public keys, then each signer's published certificate is
-validated at that day with the published chain and CRLs (``validate_signing_certificate``). A
+validated at that day with the published chain and CRLs (``validate_signing_certificate``), and
+by stock ``--ocsp-verify``'s rules (tests/interop/stockocsp, responses signed that day). A
 certificate path with fixed material (leaf, chain, CRLs) is valid over one interval of time, the
 intersection of their validity periods; so validating it on the first and the last day it was in
 use proves every day in between, which keeps the run fast. securesystemslib (an independent DSSE
@@ -15,7 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -25,7 +28,9 @@ from lifecycle.config import ImageSetPolicy
 from lifecycle.store import audit
 from lifecycle.store.db import session_scope
 from tests.strategies.conftest import T0, Fleet, make_fleet
-from tests.strategies.trust import check_certificate, check_image, peer_verify
+from tests.strategies.trust import check_certificate, check_image, check_stock_ocsp, peer_verify
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
 
 DAYS = 3 * 365
 COMMON = {"certificate_lifetime": timedelta(days=90), "crl_lifetime": timedelta(days=30)}
@@ -37,8 +42,9 @@ BASE = ImageSetPolicy("base", ("base-*.sif",), "reissue", **COMMON)  # type: ign
 class DailyCheck:
     """Verifies every image each day; validates certificate paths at the ends of their spans."""
 
-    def __init__(self, fleet: Fleet, images: dict[str, list[Path]]) -> None:
+    def __init__(self, fleet: Fleet, images: dict[str, list[Path]], stock: Run) -> None:
         self.fleet = fleet
+        self.stock = stock
         self.images = images
         self.verified: dict[Path, tuple[tuple[int, bytes], list[str]]] = {}
         self.spans: dict[tuple[str, str], tuple[bytes, Path, datetime, datetime]] = {}
@@ -97,16 +103,17 @@ class DailyCheck:
 
     def validate(self, fingerprint: str, material: Path, at: datetime) -> None:
         check_certificate(fingerprint, material, at)
+        check_stock_ocsp(self.stock, self.fleet.ca, fingerprint, material, at)
         self.validations += 1
 
 
 @pytest.mark.slow
-def test_three_years_of_operation(tmp_path: Path) -> None:
+def test_three_years_of_operation(tmp_path: Path, stockocsp: Run) -> None:
     fleet = make_fleet(tmp_path, [WEB, BASE])
     fleet.run()  # provisions both sets' keys
     images = {"web": fleet.signed_images("web", 3), "base": fleet.signed_images("base", 2)}
     reissue_bytes = [p.read_bytes() for p in images["base"]]
-    check = DailyCheck(fleet, images)
+    check = DailyCheck(fleet, images, stockocsp)
     midnight = T0
     end = T0 + timedelta(days=DAYS)
     while fleet.now < end:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -9,6 +11,7 @@ from lifecycle.integrity.keys import KeySet, load_verifier_keys
 from lifecycle.integrity.verify import VerifyOptions, verify_image
 from lifecycle.pki.certs import load_certificate
 from lifecycle.pki.validate import validate_signing_certificate
+from lifecycle.store.ca_service import CaService
 
 
 def published_keys(directory: Path) -> KeySet:
@@ -34,6 +37,24 @@ def check_certificate(fingerprint: str, directory: Path, at: datetime) -> None:
     root = load_certificate((directory / "root.pem").read_bytes(), path="root")
     crls = [(directory / "crl" / f"{role}.crl").read_bytes() for role in ("root", "intermediate")]
     validate_signing_certificate(leaf, [inter], [root], at=at, crls=crls)
+
+
+def check_stock_ocsp(stockocsp: Callable[..., subprocess.CompletedProcess[str]], ca: CaService,
+                     fingerprint: str, directory: Path, at: datetime) -> None:
+    """Stock ``--ocsp-verify`` (tests/interop/stockocsp) accepts the published chain at ``at``,
+    with the leaf's and the intermediate's responses as ``serve`` signs them at ``at``."""
+    leaf_file = directory / "certificates" / f"{fingerprint}.pem"
+    rows = [ca.find(load_certificate(f.read_bytes(), path=str(f)).serial_number)
+            for f in (leaf_file, directory / "intermediate.pem")]
+    answers = directory / f"ocsp-{at:%Y%m%dT%H%M%S}"
+    answers.mkdir(exist_ok=True)
+    for serial, der in ca.presigned_ocsp(rows, at).items():
+        (answers / f"{serial}.der").write_bytes(der)
+    done = stockocsp("-leaf", leaf_file, "-intermediates", directory / "intermediate.pem",
+                     "-roots", directory / "root.pem", "-at", at.isoformat(),
+                     "-responses", answers)
+    assert done.returncode == 0, f"{fingerprint} at {at}: {done.stdout}"
+    assert done.stdout.count("ocsp ok:") == 2, done.stdout
 
 
 def peer_verify(image: Path, public_key_file: Path) -> None:

@@ -35,6 +35,7 @@ ARGS: dict[str, list[str]] = {
     "ca issue": ["3f2a9c1e", "--name", "signer"],
     "ca list": [],
     "ca reissue": ["1"],
+    "ca reissue-intermediate": [],
     "ca revoke": ["1"],
     "db current": [],
     "db downgrade": [],
