@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes
+
 from lifecycle.clock import utc_now
 from lifecycle.errors import KeyMaterialError, SignatureFormatError
 
@@ -234,6 +236,26 @@ def _read_signature(packet: bytes) -> tuple[Any, str, datetime, str]:
     return signature, issuer, created, algorithm.name if isinstance(algorithm, HashAlgorithm) else ""
 
 
+def _signature_matches(key: Any, text: str, signature: Any) -> bool:
+    """The cryptographic check alone, by the primary key or the subkey the packet names.
+
+    pgpy's ``PGPKey.verify`` also fails keys expired by the real clock, which would make
+    ``verify --at`` of an earlier time impossible; expiry and revocation are judged by the
+    caller at the time asked. Weak primitives still fail here, as in pgpy.
+    """
+    signer = key if key.fingerprint.keyid == signature.signer else key.subkeys.get(signature.signer)
+    if signer is None:
+        return False
+    issues = signer.check_primitives()
+    if issues and issues.causes_signature_verify_to_fail:
+        return False
+    verified = signer._key.verify(signature.hashdata(text), signature.__sig__,
+                                  getattr(hashes, signature.hash_algorithm.name)())
+    if verified is NotImplemented:
+        raise SignatureFormatError(f"unsupported key algorithm {signature.key_algorithm}")
+    return bool(verified)
+
+
 def verify(signed: ClearSigned, keyring: list[Any], at: datetime | None = None) -> PgpVerification:
     """Verify like go-crypto's ``CheckDetachedSignature`` plus the reference's key checks (4.4).
 
@@ -254,7 +276,7 @@ def verify(signed: ClearSigned, keyring: list[Any], at: datetime | None = None) 
     fpr, uid = fingerprint(key), user_id(key)
     try:
         with quiet():
-            good = bool(key.verify(canonical_text(signed.text), signature))
+            good = _signature_matches(key, canonical_text(signed.text), signature)
     except Exception as exc:  # pgpy raises PGPError and friends for unusable keys
         return PgpVerification(False, issuer, fpr, uid, f"signature check failed: {exc}", created)
     if not good:

@@ -79,3 +79,20 @@ def test_refusals() -> None:
         extend_expiry(key, "pw", T0 + 200 * DAY, now=T0 + 2 * DAY)
     with pytest.raises(KeyMaterialError, match="already revoked"):
         revoke(key, "pw", PgpRevocationReason.COMPROMISED, now=T0 + 2 * DAY)
+
+
+def test_verify_at_an_earlier_time_with_a_key_expired_by_the_real_clock() -> None:
+    """pgpy alone refuses keys expired now; ``verify --at`` must judge the time asked."""
+    past = datetime(2020, 1, 1, tzinfo=UTC)
+    key = generate_pgp_key(PgpAlgorithm.ED25519, "Old <old@example.org>", "pw",
+                           expires=past + 30 * DAY, now=past)
+    with key.unlock("pw"):
+        signed = clearsign.decode(clearsign.encode(b"x", key, past + DAY))
+    public = reloaded(key).pubkey
+    assert clearsign.verify(signed, [public], at=past + 2 * DAY).ok
+    late = clearsign.verify(signed, [public], at=past + 31 * DAY)
+    assert not late.ok and "expired" in late.error
+    with key.unlock("pw"):
+        forged = clearsign.decode(clearsign.encode(b"y", key, past + DAY))
+    tampered = clearsign.ClearSigned(b"x", forged.packet)
+    assert not clearsign.verify(tampered, [public], at=past + 2 * DAY).ok
