@@ -521,6 +521,24 @@ class TlogTable(_Table):
     append_token_file: Text | None = None
 
 
+class TimestampTable(_Table):
+    """``[timestamp]``: RFC 3161 TSAs asked for a token over every signature the strategies make
+    (``required`` of them must answer), and the local TSA that ``serve`` answers at ``/tsa``."""
+
+    urls: tuple[Url, ...] = ()
+    required: Annotated[int, _whole(1, 8)] = 1
+    timeout: Duration = timedelta(seconds=10)
+    accuracy: Duration = timedelta(seconds=1)
+    """The accuracy the local TSA states in its tokens."""
+
+    @model_validator(mode="after")
+    def _enough_urls(self) -> TimestampTable:
+        if self.urls and self.required > len(self.urls):
+            raise _rule("required", f"{self.required} tokens cannot come from {len(self.urls)} "
+                        "URL(s); list more urls or lower required")
+        return self
+
+
 def _keyserver_url(value: Any) -> str:
     text = _text(value)
     parts = urlsplit(text)
@@ -684,6 +702,7 @@ class ConfigFile(_Table):
     serve: ServeSettings = ServeSettings()
     tlog: TlogTable | None = None
     keyserver: KeyserverTable = KeyserverTable()
+    timestamp: TimestampTable | None = None
     image_sets: list[ImageSetTable] = []
 
     @model_validator(mode="after")
@@ -738,7 +757,7 @@ class ConfigFile(_Table):
         policies = Policies(tuple(s.policy(base, crl_lifetime) for s in self.image_sets),
                             keyservers=self.keyserver.settings())
         return Config(database_url, base / self.keys.directory, settings, host, port, policies,
-                      self.serve, tlog, self.keyserver.settings())
+                      self.serve, tlog, self.keyserver.settings(), self.timestamp)
 
 
 def _url_host(host: str) -> str:
@@ -756,13 +775,15 @@ class Config:
     serve: ServeSettings = field(default_factory=ServeSettings)
     tlog: TlogSettings | None = None
     keyserver: KeyserverSettings = field(default_factory=KeyserverSettings)
+    timestamp: TimestampTable | None = None
 
 
 # -- loading -----------------------------------------------------------------------------------
 
 _TABLES: dict[str, type[BaseModel]] = {
     "database": DatabaseTable, "keys": KeysTable, "ca": CaTable, "serve": ServeSettings,
-    "tlog": TlogTable, "keyserver": KeyserverTable, "image_sets": ImageSetTable}
+    "tlog": TlogTable, "keyserver": KeyserverTable, "timestamp": TimestampTable,
+    "image_sets": ImageSetTable}
 _REQUIRED = {"name": "required: letters, digits, '.', '_' or '-'",
              "paths": "required: a list of path globs",
              "strategy": f"required: one of {', '.join(Strategy)}",
@@ -882,8 +903,7 @@ def load_config(path: Path | None = None) -> Config:
 __all__ = [
     "DEFAULT_RENEWAL", "DEFAULT_WORK_SOURCE", "ENV_CONFIG", "EPHEMERAL_ALGORITHMS", "CaSettings",
     "CaUrls", "Config", "ConfigFile", "IdentityKind", "ImageSetPolicy", "KeyAlgorithm",
-    "KeyserverSettings",
-    "OcspResponderMode", "Policies", "ServeSettings", "Strategy", "TlogSettings", "identity_kind",
-    "load_config",
+    "KeyserverSettings", "OcspResponderMode", "Policies", "ServeSettings", "Strategy",
+    "TimestampTable", "TlogSettings", "identity_kind", "load_config",
     "parse_duration", "parse_listen", "sqlite_url", "validate",
 ]

@@ -171,6 +171,10 @@ class ReportError(LifecycleError):
     """A report cannot be rendered or written (unknown format, unwritable output)."""
 
 
+class TimestampError(LifecycleError):
+    """An RFC 3161 timestamp could not be obtained, or a token proves nothing (and why)."""
+
+
 class KeyserverError(LifecycleError):
     """A keyserver did not answer, refused a key, or served something that is not the key asked for."""
 

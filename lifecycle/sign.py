@@ -12,7 +12,7 @@ callable given the key file) only when they turn out to be encrypted.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -68,8 +68,12 @@ def _source(passphrase: bytes | PassphraseSource | None) -> PassphraseSource:
 
 
 def signer_for(keys: Sequence[str | Path], passphrase: bytes | PassphraseSource | None = None,
-               extension: dsse.Extension | None = None) -> Signer:
-    """The signer for key files: one PGP key (clear-sign) or PEM keys (one DSSE envelope)."""
+               extension: dsse.Extension | None = None,
+               timestamper: Callable[[bytes], Sequence[bytes]] | None = None) -> Signer:
+    """The signer for key files: one PGP key (clear-sign) or PEM keys (one DSSE envelope).
+
+    ``timestamper`` (e.g. :class:`lifecycle.timestamp.client.Timestamper`) is given each fresh
+    DSSE signature's bytes; its RFC 3161 tokens go into that signature's extension."""
     from lifecycle.integrity.keys import is_pgp_file, load_pgp_signing_key, load_signing_key
     from lifecycle.integrity.sign import DsseSigner, PgpSigner
 
@@ -84,11 +88,17 @@ def signer_for(keys: Sequence[str | Path], passphrase: bytes | PassphraseSource 
             raise KeyMaterialError(
                 "a PGP signature takes exactly one key", path=pgp_files[0],
                 hint="sign once per PGP key, or use PEM keys to share one DSSE envelope")
-        if extension is not None:
-            raise LifecycleError("an extension goes into a DSSE signature, not a PGP one",
+        if extension is not None or timestamper is not None:
+            what = "an extension" if extension is not None else "a timestamp (its extension)"
+            raise LifecycleError(f"{what} goes into a DSSE signature, not a PGP one",
                                  path=pgp_files[0], hint="sign with a PEM key")
         return PgpSigner(load_pgp_signing_key(paths[0], source))
-    return DsseSigner(tuple(load_signing_key(k, source) for k in paths), extension)
+    attest = None
+    if timestamper is not None:
+        from lifecycle.timestamp.tokens import stamping
+
+        attest = stamping(timestamper)
+    return DsseSigner(tuple(load_signing_key(k, source) for k in paths), extension, attest)
 
 
 def sign(image: str | Path, keys: Sequence[str | Path] = (), *,

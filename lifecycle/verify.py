@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lifecycle.errors import LifecycleError, VerificationError
+from lifecycle.errors import CertificateValidationError, LifecycleError, VerificationError
 from lifecycle.files import read_document
 from lifecycle.integrity.policy import Policy, PolicyMode
 from lifecycle.integrity.results import SignatureResult, TaskResult, VerifyReport
@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # the machinery is imported when a verification runs, not wit
     from lifecycle.config import KeyserverSettings
     from lifecycle.integrity.digest import Progress
     from lifecycle.integrity.keys import VerifierKey
+    from lifecycle.timestamp.proof import ProvenTime
     from lifecycle.tlog.note import NoteVerifier
     from lifecycle.verification.longterm import LongTermReport, LongTermResult
 
@@ -100,6 +101,11 @@ class TrustMaterial:
     all_objects: bool = False
     legacy: bool = False
     """Check only legacy (pre-3.6) signatures, which do not protect metadata."""
+    tsa_roots: tuple[CertificateSource, ...] = ()
+    """Trusted time-stamping authority roots: signatures carrying valid RFC 3161 tokens from
+    them are judged at their proven signing time (``crls`` serve the TSA chains too)."""
+    timestamps_required: int = 1
+    """How many valid tokens prove a signature's time (the latest genTime counts)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.policy, str):  # "threshold:2" is what users write
@@ -119,11 +125,16 @@ class CertificateCheck:
     validated_at: datetime
     path: tuple[str, ...]
     warnings: tuple[str, ...] = ()
+    time_source: str = ""
+    """Where ``validated_at`` came from when it is a proven signing time (an RFC 3161 token)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"certificate": self.certificate, "subject": self.subject, "serial": self.serial,
-                "validated_at": self.validated_at.isoformat(), "path": list(self.path),
-                "warnings": list(self.warnings)}
+        doc = {"certificate": self.certificate, "subject": self.subject, "serial": self.serial,
+               "validated_at": self.validated_at.isoformat(), "path": list(self.path),
+               "warnings": list(self.warnings)}
+        if self.time_source:
+            doc["time_source"] = self.time_source
+        return doc
 
 
 @dataclass(frozen=True)
@@ -137,6 +148,8 @@ class VerificationResult:
     """One result per logged signature; None when no log key was given."""
     notes: tuple[str, ...] = ()
     """What the user must read: bundle pinning, staleness, certificates left out."""
+    proven: tuple[ProvenTime, ...] | None = None
+    """One entry per signature carrying RFC 3161 tokens; None when no TSA root was given."""
 
     @property
     def path(self) -> str:
@@ -173,6 +186,10 @@ class VerificationResult:
                 sig["longterm"] = [r.to_dict() for r in self.longterm
                                    if r.object_id == sig["object_id"]]
             doc["ok"] = self.ok
+        if self.proven is not None:
+            for sig in doc["signatures"]:
+                sig["timestamps"] = [p.to_dict() for p in self.proven
+                                     if p.object_id == sig["object_id"]]
         return doc
 
 
@@ -213,16 +230,18 @@ def verify(image: str | Path, trust: TrustMaterial,
             keys.merge(load_verifier_keys(Path(key)))
     if trust.keyservers:
         notes += _fetch_signer_keys(image, keys, trust)
+    proven = _proven(image, trust) if trust.tsa_roots else None
     checked = None
     if trust.certificate is not None:
-        key, checked = _validated_certificate(trust)
+        key, checked = _validated_certificate(trust, proven or ())
         keys.dsse.append(key)
     options = VerifyOptions(
         groups=list(trust.groups), object_ids=list(trust.object_ids),
         all_objects=trust.all_objects, legacy=trust.legacy, policy=trust.policy, at=trust.at)
     report = verify_image(str(image), keys, options, progress)
     result = VerificationResult(report, checked,
-                                tuple(longterm.results) if longterm is not None else None, notes)
+                                tuple(longterm.results) if longterm is not None else None, notes,
+                                proven)
     if not result.ok:
         raise VerificationError(f"verification failed: {result.failure_summary()}", path=image,
                                 result=result)
@@ -326,8 +345,35 @@ def _longterm(image: str | Path, trust: TrustMaterial) -> LongTermReport:
     return verify_longterm(str(image), longterm, trust.groups)
 
 
-def _validated_certificate(trust: TrustMaterial) -> tuple[VerifierKey, CertificateCheck]:
-    """The certificate's key, once its path validated at ``trust.at``, and what was checked."""
+def _proven(image: str | Path, trust: TrustMaterial) -> tuple[ProvenTime, ...]:
+    from lifecycle.timestamp.proof import TsaTrust, proven_times
+
+    if trust.timestamps_required < 1:
+        raise LifecycleError("timestamps_required must be at least 1")
+    return proven_times(image, TsaTrust(
+        tuple(_certificates(trust.tsa_roots)), tuple(_certificates(trust.intermediates)),
+        _blobs(trust.crls), trust.timestamps_required, trust.revocation))
+
+
+def _signing_time(leaf: x509.Certificate, proven: Sequence[ProvenTime]) -> ProvenTime | None:
+    """The proven time of the signatures by ``leaf``'s key: the latest, and only when every
+    signature by that key that carries tokens proved one (otherwise judge as untimestamped)."""
+    from lifecycle.integrity import dsse
+    from lifecycle.integrity.dsse import PublicKey
+
+    public = leaf.public_key()
+    if not isinstance(public, PublicKey):
+        return None
+    mine = [p for p in proven if p.keyid == dsse.keyid(public)]
+    if not mine or any(p.at is None for p in mine):
+        return None
+    return max(mine, key=lambda p: p.at or datetime.min)
+
+
+def _validated_certificate(trust: TrustMaterial, proven: Sequence[ProvenTime] = ()
+                           ) -> tuple[VerifierKey, CertificateCheck]:
+    """The certificate's key, once its path validated at the proven signing time of its
+    signatures (RFC 3161 tokens), else at ``trust.at``, and what was checked."""
     from cryptography import x509
 
     from lifecycle.integrity.keys import VerifierKey
@@ -340,12 +386,22 @@ def _validated_certificate(trust: TrustMaterial) -> tuple[VerifierKey, Certifica
         read_document(source), path=source)
     label = str(source) if not isinstance(source, x509.Certificate) else \
         f"certificate {leaf.serial_number:x}"
-    valid = validate_signing_certificate(
-        leaf, _certificates(trust.intermediates), _certificates(trust.roots), at=trust.at,
-        crls=_blobs(trust.crls), ocsp_responses=_blobs(trust.ocsp_responses),
-        fetch_ocsp=trust.fetch_ocsp, revocation_mode=trust.revocation)
+    signed = _signing_time(leaf, proven)
+    try:
+        valid = validate_signing_certificate(
+            leaf, _certificates(trust.intermediates), _certificates(trust.roots),
+            at=signed.at if signed is not None else trust.at,
+            crls=_blobs(trust.crls), ocsp_responses=_blobs(trust.ocsp_responses),
+            fetch_ocsp=trust.fetch_ocsp, revocation_mode=trust.revocation)
+    except CertificateValidationError as exc:
+        rejected = [r for p in proven for r in p.rejected]
+        if signed is not None or not rejected:
+            raise
+        raise CertificateValidationError(
+            f"{exc.message}; judged as untimestamped, as its timestamps prove nothing: "
+            f"{'; '.join(rejected)}", path=exc.path, hint=exc.hint) from exc
     checked = CertificateCheck(label, leaf.subject.rfc4514_string(), f"{leaf.serial_number:x}",
                                valid.at, tuple(c.subject.rfc4514_string() for c in valid.path),
-                               tuple(valid.warnings))
+                               tuple(valid.warnings), signed.source if signed is not None else "")
     return VerifierKey(label, valid.public_key), checked
 

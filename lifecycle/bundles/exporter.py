@@ -42,6 +42,7 @@ from lifecycle.bundles.layout import (
     leaf,
 )
 from lifecycle.bundles.render import render
+from lifecycle.bundles.tsa_section import tsa_files
 from lifecycle.errors import BundleError, LifecycleError
 from lifecycle.integrity import dsse
 from lifecycle.integrity.pgp_validity import revocation_at
@@ -224,6 +225,8 @@ def build_bundle(ca: CaService, *, log: Log | None = None, images: Collection[st
     now = now or ca.clock()
     out = _Collector()
     key_entries, readme_certs = _collect_ca(ca, out, images, now)
+    for path, kind, data in tsa_files(ca):  # the local TSA's chain (its CRLs are under crls/)
+        out.add(path, kind, data)
     log_size = _collect_log(ca, log, out, now, options) if log is not None else None
     signing_key, created_key = bundle_signing_key(ca.keys, ca.passphrase)
     out.add(BUNDLE_KEY, "bundle-key", keys.public_pem(signing_key.public_key()))

@@ -19,3 +19,7 @@ ECL = "ecl.toml"
 
 def leaf(serial: str) -> str:
     return f"{LEAVES}/{serial}.pem"
+TSA_ROOTS = "tsa/roots.pem"
+TSA_CHAIN = "tsa/chain.pem"
+"""The local TSA's certificates (every generation) and the intermediate that issued them; their
+CRLs are the CA's, under ``crls/``."""

@@ -8,6 +8,7 @@ without certificates are trusted as PEM public keys, PGP keys through the bundle
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from lifecycle.bundles import layout as ex
 from lifecycle.bundles.selection import image_signers
+from lifecycle.bundles.tsa_section import proven_by_keyid
 from lifecycle.bundles.verify import OpenedBundle, open_bundle
 from lifecycle.errors import CertificateError, CertificateValidationError
 from lifecycle.integrity import dsse
@@ -34,11 +36,13 @@ class BundleKeys:
 
 
 def key_set(bundle: OpenedBundle, at: datetime | None = None,
-            signers: set[str] | None = None) -> tuple[KeySet, list[str]]:
+            signers: set[str] | None = None,
+            proven: Mapping[str, datetime] | None = None) -> tuple[KeySet, list[str]]:
     """The verification keys the bundle vouches for at ``at``, and why any were left out.
 
     ``signers`` (DSSE keyids, from :func:`image_signers`) limits path validation, the costly
-    part, to the certificates that can matter for one image.
+    part, to the certificates that can matter for one image. ``proven`` (keyid -> proven
+    signing time, from the bundle's ``tsa/`` section) moves that key's validation to that time.
     """
     files = bundle.files
     roots = load_certificates(files[ex.ROOTS], path=ex.ROOTS)
@@ -62,9 +66,11 @@ def key_set(bundle: OpenedBundle, at: datetime | None = None,
             if signers is not None and isinstance(public, PUBLIC_KEY_TYPES) and \
                     dsse.keyid(public) not in signers:
                 break  # every generation shares the key: none of them signed this image
+            when = (proven or {}).get(dsse.keyid(public), at) if isinstance(
+                public, PUBLIC_KEY_TYPES) else at
             try:
                 valid = validate_signing_certificate(
-                    leaf, intermediates, roots, at=at, crls=crls, ocsp_responses=responses,
+                    leaf, intermediates, roots, at=when, crls=crls, ocsp_responses=responses,
                     fetch_ocsp=False, revocation_mode="hard-fail")
             except (CertificateValidationError, CertificateError) as exc:
                 notes.append(f"not trusted: {cert_path}: {exc}")
@@ -81,5 +87,6 @@ def bundle_keys(path: Path, at: datetime | None = None, *, trust_store: Path | N
     """Open and check the bundle at ``path``, then the keys it vouches for (for ``verify``);
     with ``image``, only the certificates of keys that signed it are validated."""
     bundle = open_bundle(path, trust_store=trust_store, at=at, strict=strict)
-    keys, notes = key_set(bundle, at, image_signers(image) if image is not None else None)
+    proven = proven_by_keyid(bundle, image) if image is not None else None
+    keys, notes = key_set(bundle, at, image_signers(image) if image is not None else None, proven)
     return BundleKeys(bundle, keys, (*bundle.notes, *notes))

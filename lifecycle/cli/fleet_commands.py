@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from lifecycle import simulation
 from lifecycle.cli.common import UtcTime, passphrase_file_option, read_passphrase
+from lifecycle.cli.many import jobs_option
 from lifecycle.cli.pki_options import ca_service, config_option, open_config
 from lifecycle.clock import utc_now
 from lifecycle.config import Config
@@ -22,6 +23,9 @@ from lifecycle.store.migrate import open_store
 from lifecycle.strategies.apply import ApplyContext
 from lifecycle.strategies.due import run_due
 from lifecycle.strategies.plan import due_now, notes, plan
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 _AT = click.option("--at", "at", type=UtcTime(), default=None,
                    help="Act as if it were this time (ISO 8601, UTC by default); default now.")
@@ -50,8 +54,9 @@ def _print_scan(report: ScanReport, as_json: bool) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_JSON
 @_AT
+@jobs_option
 def track(config_path: Path | None, paths: tuple[Path, ...], as_json: bool,
-          at: datetime | None) -> None:
+          at: datetime | None, jobs: int | None) -> None:
     """Register SIF images (files or directories) in the inventory, reading them in full.
 
     Records size, SIF id, groups, every signature (format, signer, covered objects) and the
@@ -64,11 +69,33 @@ def track(config_path: Path | None, paths: tuple[Path, ...], as_json: bool,
       sif-lifecycle track /srv/images/app-1.0.sif /srv/images/base/
     """
     config = open_config(config_path)
-    report = scan(open_store(config.database_url), [str(p) for p in paths], _now(at), full=True,
-                  strict=True, policies=config.policies)
+    engine = open_store(config.database_url)
+    report = scan(engine, [str(p) for p in paths], _now(at), full=True,
+                  strict=True, policies=config.policies, jobs=jobs)
+    _timestamp_new(config, engine, report.new, _now(at), as_json)
     _print_scan(report, as_json)
     if report.tampered:
         raise SystemExit(1)
+
+
+def _timestamp_new(config: Config, engine: Engine, new: list[str], now: datetime,
+                   as_json: bool) -> None:
+    """With ``[timestamp] urls``: tokens for the DSSE signatures of newly tracked images that
+    carry none (only those signatures' extensions change), then the images registered so."""
+    from lifecycle.timestamp.client import configured
+    from lifecycle.timestamp.restamp import restamp
+
+    stamper = configured(config.timestamp)
+    if stamper is None or not new:
+        return
+    stamped = [(path, restamp(path, stamper)) for path in new]
+    changed = [path for path, count in stamped if count]
+    if changed:
+        scan(engine, changed, now, full=True, strict=True, policies=config.policies)
+    if not as_json:
+        for path, count in stamped:
+            if count:
+                click.echo(f"timestamped {count} signature(s) of {path}", err=True)
 
 
 @click.command("scan")
@@ -77,8 +104,9 @@ def track(config_path: Path | None, paths: tuple[Path, ...], as_json: bool,
 @click.option("--full", is_flag=True, help="Re-read and re-check every image, changed or not.")
 @_JSON
 @_AT
+@jobs_option
 def scan_command(config_path: Path | None, roots: tuple[Path, ...], full: bool, as_json: bool,
-                 at: datetime | None) -> None:
+                 at: datetime | None, jobs: int | None) -> None:
     """Update the inventory: new, changed, removed and tampered images.
 
     Without ROOTS, scans the path globs of every [[image_sets]] table of the config. Unchanged
@@ -99,7 +127,7 @@ def scan_command(config_path: Path | None, roots: tuple[Path, ...], full: bool, 
     if not targets:
         raise LifecycleError("nothing to scan", hint="give ROOTS or configure [[image_sets]]")
     report = scan(open_store(config.database_url), targets, _now(at), full=full,
-                  policies=config.policies)
+                  policies=config.policies, jobs=jobs)
     _print_scan(report, as_json)
     if report.tampered:
         raise SystemExit(1)
@@ -216,7 +244,11 @@ def apply_command(config_path: Path | None, passphrase_file: Path | None, at: da
     from lifecycle.service.transparency import config_log_client
 
     log = config_log_client(config, ca.passphrase)
-    results = run_due(ApplyContext(ca.engine, config.policies, ca, log), now)
+    from lifecycle.timestamp.client import configured
+
+    stamper = configured(config.timestamp)
+    results = run_due(ApplyContext(ca.engine, config.policies, ca, log,
+                                   (lambda _now: stamper) if stamper else None), now)
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in results], indent=2))
     else:

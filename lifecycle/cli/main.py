@@ -99,6 +99,27 @@ COMMANDS = {
 }
 """Subcommands, imported only when used: a `verify` should not pay for the CA's imports."""
 
+SUMMARIES = {
+    "sif": "Inspect and edit SIF container files.",
+    "sign": "Sign the object groups of IMAGE (all groups by default).",
+    "verify": "Verify the signatures of each IMAGE.",
+    "key": "Signing keys, encrypted at rest in the key directory.",
+    "ca": "The local CA: root, intermediate, code-signing certificates, revocation, CRLs.",
+    "serve": "Run the service: scheduled scan, plan+apply and CRL jobs, OCSP/CRL/health endpoints.",
+    "tlog": "Run the local transparency log: entries, checkpoints, proofs.",
+    "db": "Create and migrate the database (SQLite file or PostgreSQL).",
+    "bundle": "Export and verify signed verification bundles for offline sites.",
+    "track": "Register SIF images (files or directories) in the inventory, reading them in full.",
+    "scan": "Update the inventory: new, changed, removed and tampered images.",
+    "images": "List the inventory: every image, its status, image set and signers.",
+    "plan": "Show what the lifecycle policies call for at a time: now, or --at a future date.",
+    "apply": "Execute every action whose window is open, one by one, re-planning after each round.",
+    "report": "Report keys, certificates, CRLs, planned actions and, per image, until when it verifies.",
+    "demo": "Build a demo workspace and run the planner and applier over three simulated years.",
+}
+"""First sentence of each subcommand's help, so that ``--help`` lists them without importing
+every command module (tests/unit/test_startup.py checks them against the commands)."""
+
 
 class LifecycleGroup(click.Group):
     """Loads subcommands lazily; ends every run with one line and the status of :func:`exit_code`."""
@@ -111,6 +132,15 @@ class LifecycleGroup(click.Group):
             module_name, attribute = COMMANDS[cmd_name].split(":")
             self.add_command(getattr(importlib.import_module(module_name), attribute), cmd_name)
         return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        if any(name not in SUMMARIES for name in names):  # a command without a summary: load all
+            return super().format_commands(ctx, formatter)
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, click.Command(name, help=SUMMARIES[name]).get_short_help_str(limit))
+                                for name in names])
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:

@@ -96,8 +96,14 @@ def serve(config_path: Path | None, passphrase_file: Path | None, listen: str | 
     revocation = RevocationSource(ca) if ca is not None and not no_ca else None
     limits = HttpLimits(config.serve.max_connections, config.serve.idle_timeout,
                         config.serve.max_request_bytes)
+    tsa = None
+    if ca is not None and not no_ca and config.timestamp is not None:
+        from lifecycle.clock import utc_now
+        from lifecycle.store.tsa_service import local_tsa
+
+        tsa = local_tsa(ca, utc_now, accuracy=config.timestamp.accuracy).respond
     running = start_http(revocation, host, port, log_endpoints=endpoints, health=service.health,
-                         limits=limits)
+                         limits=limits, tsa=tsa)
     service.start()
     if log_format == "text":  # in json mode the http.listening event carries the address
         click.echo(f"serving on {running.url} (SIGTERM or Ctrl-C to stop)", err=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -15,13 +16,13 @@ from lifecycle.cli.common import (
     passphrase_source,
     read_passphrase,
 )
+from lifecycle.cli.many import jobs_option, verify_each
 from lifecycle.errors import LifecycleError, VerificationError
 from lifecycle.files import read_document
 from lifecycle.integrity import dsse
 from lifecycle.integrity.gojson import load_json
 from lifecycle.integrity.policy import Policy
 from lifecycle.integrity.results import VerifyReport
-from lifecycle.integrity.sign import SignOptions
 from lifecycle.pki.revocation import REVOCATION_MODES, RevocationMode
 from lifecycle.sif.format import type_name
 from lifecycle.sif.image import SifImage
@@ -30,6 +31,9 @@ from lifecycle.sign import signer_for
 from lifecycle.verification.identity import IdentityPolicy
 from lifecycle.verify import TrustMaterial, VerificationResult, load_log_verifiers
 from lifecycle.verify import verify as verify_trust
+
+if TYPE_CHECKING:
+    from lifecycle.integrity.sign import SignOptions
 
 KEY_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 IMAGE = click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -101,6 +105,9 @@ def _ephemeral_options(f: click.decorators.FC) -> click.decorators.FC:
                    "has an envelope (stock verify then needs every key's object to pass).")
 @click.option("--extension-file", type=KEY_FILE,
               help='JSON {"kind": ..., "ext": {...}} stored in the DSSE signature (DSSE v1.1).')
+@click.option("--timestamp-url", "timestamp_urls", multiple=True, metavar="URL",
+              help="RFC 3161 time-stamping authority (repeatable; every one must answer): its "
+                   "token over each DSSE signature goes into the signature's extension.")
 @_ephemeral_options
 @IMAGE
 def sign(
@@ -109,6 +116,7 @@ def sign(
     extension_file: Path | None, ephemeral: bool, identity: str | None, log_url: str | None,
     log_db: str | None, log_key_file: Path | None, log_keys: tuple[str, ...], lifetime: int,
     key_algorithm: str, config_path: Path | None, image: Path,
+    timestamp_urls: tuple[str, ...] = (),
 ) -> None:  # fmt: skip
     """Sign the object groups of IMAGE (all groups by default).
 
@@ -124,20 +132,30 @@ def sign(
       sif-lifecycle sign --key signing.pem image.sif
       SIF_LIFECYCLE_PASSPHRASE=... sif-lifecycle sign --key team.asc -g 1 image.sif
       sif-lifecycle sign --ephemeral --identity builder@example.org image.sif
+      sif-lifecycle sign --key signing.pem --timestamp-url http://127.0.0.1:8080/tsa image.sif
     """
+    from lifecycle.integrity.sign import SignOptions  # the signing machinery: not for a verify
+
     options = SignOptions(
         groups=list(groups), object_ids=list(object_ids), deterministic=deterministic,
         separate_object=separate_object,
     )  # fmt: skip
     if ephemeral:
-        if keys or extension_file is not None:
-            raise click.UsageError("--ephemeral makes its own key: drop --key/--extension-file")
+        if keys or extension_file is not None or timestamp_urls:
+            raise click.UsageError("--ephemeral makes its own key and the log proves its time: "
+                                   "drop --key/--extension-file/--timestamp-url")
         if identity is None:
             raise click.UsageError("--ephemeral needs --identity (an email address or URI)")
         _sign_ephemeral(image, identity, options, passphrase_file, config_path, log_url, log_db,
                         log_key_file, log_keys, lifetime, key_algorithm)
         return
-    signer = signer_for(keys, passphrase_source(passphrase_file), _extension(extension_file))
+    timestamper = None
+    if timestamp_urls:
+        from lifecycle.timestamp.client import Timestamper
+
+        timestamper = Timestamper.for_urls(timestamp_urls, required=len(timestamp_urls))
+    signer = signer_for(keys, passphrase_source(passphrase_file), _extension(extension_file),
+                        timestamper)
     with ProgressBar(_image_size(image), "hashing") as bar:
         done = sign_image(image, signer=signer, options=options, progress=bar)
     for item in done.signed:
@@ -252,7 +270,15 @@ def _longterm_options(f: click.decorators.FC) -> click.decorators.FC:
               help="HKP keyserver (hkp://, hkps://, http(s)://) to fetch the PGP signers' keys "
                    "from by fingerprint, like singularity verify --url (repeatable); a served "
                    "key with another fingerprint or a bad self-signature is never used.")
-@IMAGE
+@click.option("--tsa-roots", "tsa_roots", type=KEY_FILE, multiple=True,
+              help="Trusted time-stamping authority root(s), PEM: signatures carrying valid "
+                   "RFC 3161 tokens from them are judged at their proven signing time (--crl "
+                   "files serve the TSA chain too).")
+@click.option("--timestamps-required", type=click.IntRange(1, 8), default=1, show_default=True,
+              help="Valid tokens a signature needs for its time to count (the latest counts).")
+@jobs_option
+@click.argument("images", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def verify(
     keys: tuple[Path, ...], certificate: Path | None, certificate_intermediates: Path | None,
     certificate_roots: Path | None, crls: tuple[Path, ...], ocsp_responses: tuple[Path, ...],
@@ -260,9 +286,14 @@ def verify(
     object_ids: tuple[int, ...], all_objects: bool, policy: str, legacy_insecure: bool, as_json: bool,
     log_keys: tuple[str, ...], identities: tuple[str, ...], identity_patterns: tuple[str, ...],
     issuers: tuple[str, ...], checkpoint_store: Path | None, log_url: str | None, bundle: Path | None,
-    keyservers: tuple[str, ...], image: Path,
+    keyservers: tuple[str, ...], jobs: int | None, images: tuple[Path, ...],
+    tsa_roots: tuple[Path, ...] = (), timestamps_required: int = 1,
 ) -> None:  # fmt: skip
-    """Verify the signatures of IMAGE. Exit 0 verified, 1 failed, 2 usage or input error.
+    """Verify the signatures of each IMAGE. Exit 0 verified, 1 failed, 2 usage or input error.
+
+    Several images are verified at once on --jobs threads (default: every core), the results
+    printed in the order given (with --json, one document per image), then a count on stderr;
+    the status is that of the worst image.
 
     \b
     Example:
@@ -274,7 +305,10 @@ def verify(
       sif-lifecycle verify --log-key "$(cat log.vkey)" --identity builder@example.org \
         --certificate-roots root.pem --crl root.crl image.sif
       sif-lifecycle verify --bundle site-bundle.tar.gz image.sif
+      sif-lifecycle verify --key signing.pub --jobs 2 images/*.sif
       sif-lifecycle verify --url hkps://keys.example.org image.sif
+      sif-lifecycle verify --certificate leaf.pem --certificate-intermediates ca.pem \
+        --certificate-roots root.pem --tsa-roots root.pem --crl ca.crl --crl root.crl image.sif
     """
     if (identities or identity_patterns or issuers or checkpoint_store or log_url) and not log_keys:
         raise click.UsageError("--identity, --issuer, --checkpoint-store and --log-url need "
@@ -287,15 +321,21 @@ def verify(
         log_keys=log_keys, identity=IdentityPolicy(identities, identity_patterns, issuers),
         checkpoint_store=checkpoint_store, log_url=log_url, bundle=bundle, at=at,
         policy=Policy.parse(policy), groups=groups, object_ids=object_ids,
-        all_objects=all_objects, legacy=legacy_insecure, keyservers=keyservers)
-    try:
-        with ProgressBar(_image_size(image), "hashing") as bar:
-            result = verify_trust(image, trust, bar)
-    except VerificationError as exc:
-        if exc.result is not None:
-            _show(exc.result, image, as_json)
-        raise
-    _show(result, image, as_json)
+        all_objects=all_objects, legacy=legacy_insecure, keyservers=keyservers,
+        tsa_roots=tsa_roots, timestamps_required=timestamps_required)
+    if len(images) == 1:
+        image = images[0]
+        try:
+            with ProgressBar(_image_size(image), "hashing") as bar:
+                result = verify_trust(image, trust, bar)
+        except VerificationError as exc:
+            if exc.result is not None:
+                _show(exc.result, image, as_json)
+            raise
+        _show(result, image, as_json)
+        return
+    verify_each(images, lambda image, bar: verify_trust(image, trust, bar),
+                lambda result, image: _show(result, image, as_json), jobs)
 
 
 def _show(result: VerificationResult, image: Path, as_json: bool) -> None:
@@ -307,7 +347,15 @@ def _show(result: VerificationResult, image: Path, as_json: bool) -> None:
     facts = result.certificate
     if facts is not None:
         click.echo(f"Certificate {facts.subject} (serial {facts.serial}) valid at "
-                   f"{facts.validated_at.isoformat()} via {' <- '.join(facts.path[1:]) or 'root'}")
+                   f"{facts.validated_at.isoformat()} via {' <- '.join(facts.path[1:]) or 'root'}"
+                   + (f" (proven signing time: {facts.time_source})" if facts.time_source else ""))
+    for p in result.proven or ():
+        if p.at is not None:
+            click.echo(f"Proven signing time of {p.keyid} (object {p.object_id}): "
+                       f"{p.at.isoformat()}, {p.source}")
+        else:
+            click.echo(f"Timestamps of {p.keyid} (object {p.object_id}) prove nothing, judged as "
+                       f"untimestamped: {'; '.join(p.rejected) or p.source}")
     for r in result.longterm or ():
         if r.ok:
             click.echo(f"Logged signature {r.keyid} (object {r.object_id}): {r.identity}, "

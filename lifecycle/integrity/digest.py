@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from lifecycle.errors import SignatureFormatError
+from lifecycle.integrity import hashing
 from lifecycle.sif.format import Descriptor, HashType
 from lifecycle.sif.image import SifImage
 
@@ -131,29 +132,42 @@ def _objects_to_read(image: SifImage, request: DigestRequest) -> list[Descriptor
 
 
 def compute(
-    image: SifImage, request: DigestRequest, progress: Progress | None = None
+    image: SifImage, request: DigestRequest, progress: Progress | None = None,
+    threads: int | None = None,
 ) -> DigestResults:
-    """Hash everything ``request`` asks for, reading each object's bytes exactly once."""
+    """Hash everything ``request`` asks for, reading each object's bytes exactly once.
+
+    Objects are hashed in parallel (up to ``threads``, default every core) except those whose
+    bytes feed a group digest, which go in slot order in one lane (:mod:`.hashing`).
+    """
     results = DigestResults()
     group_hashers = {
         (g, name): new_hasher(name) for g, names in request.groups.items() for name in names
     }
+    group_lanes: dict[int, hashing.Lane] = {}
+    lanes: list[hashing.Lane] = []
+    object_hashers: dict[int, dict[str, Hasher]] = {}
     for desc in image.objects:
-        object_hashers = {
-            name: new_hasher(name) for name in request.objects.get(desc.id, ())
-        }
-        feeds = list(object_hashers.values())
-        if desc.group:
-            feeds += [h for (g, _), h in group_hashers.items() if g == desc.group]
-        if not feeds:
+        hashers = {name: new_hasher(name) for name in request.objects.get(desc.id, ())}
+        object_hashers[desc.id] = hashers
+        feeds: list[hashing.Feed] = list(hashers.values())
+        in_group: list[hashing.Feed] = [
+            h for (g, _), h in group_hashers.items() if desc.group and g == desc.group
+        ]
+        if not feeds and not in_group:
             continue
-        for chunk in image.stream(desc):
-            for hasher in feeds:
-                hasher.update(chunk)
-            if progress is not None:
-                progress(len(chunk))
-        for name, hasher in object_hashers.items():
-            results.objects[(desc.id, name)] = hasher.digest()
+        if in_group:
+            lane = group_lanes.setdefault(desc.group, hashing.Lane())
+            if not lane.parts:
+                lanes.append(lane)
+        else:
+            lane = hashing.Lane()
+            lanes.append(lane)
+        lane.parts.append((desc, feeds + in_group))
+    hashing.run_lanes(image, lanes, progress, threads)
+    for object_id, hashers in object_hashers.items():
+        for name, hasher in hashers.items():
+            results.objects[(object_id, name)] = hasher.digest()
     for key, hasher in group_hashers.items():
         results.groups[key] = hasher.digest()
     return results

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
@@ -107,6 +106,8 @@ def parse_verifier_keys(data: bytes, path: Path) -> KeySet:
             keys.pgp_labels[pgp.fingerprint(public)] = str(path)
         return keys
     if b"-----BEGIN CERTIFICATE-----" in data:
+        from cryptography import x509  # X.509 parsing costs start-up time: only for certificates
+
         try:
             cert = x509.load_pem_x509_certificate(data)
         except ValueError as exc:

@@ -10,24 +10,22 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import hashes
 
 from lifecycle.clock import utc_now
 from lifecycle.errors import KeyMaterialError, SignatureFormatError
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    import pgpy
-    from pgpy.constants import HashAlgorithm, SignatureType
-    from pgpy.packet.packets import SignatureV4
+if TYPE_CHECKING:
+    from types import ModuleType
 
 BEGIN_SIGNED = "-----BEGIN PGP SIGNED MESSAGE-----"
 BEGIN_SIGNATURE = "-----BEGIN PGP SIGNATURE-----"
@@ -52,6 +50,18 @@ def quiet() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
+
+
+@functools.cache
+def _pgpy() -> ModuleType:
+    """pgpy, imported on first use: it costs more than the rest of a verification's start-up,
+    and only PGP keys and signatures need it (format detection and framing are done here)."""
+    with quiet():
+        import pgpy
+        import pgpy.constants
+        import pgpy.packet.packets
+    module: ModuleType = pgpy
+    return module
 
 
 def armored_key_blocks(text: str) -> list[str]:
@@ -85,7 +95,7 @@ def load_keys(text: str, source: str) -> list[Any]:
     for block in armored_key_blocks(text):
         try:
             with quiet():
-                key, _ = pgpy.PGPKey.from_blob(block)
+                key, _ = _pgpy().PGPKey.from_blob(block)
         except Exception as exc:  # pgpy raises many types on malformed input
             raise KeyMaterialError(f"unreadable PGP key block: {exc}", path=source) from None
         keys.append(key)
@@ -175,7 +185,8 @@ def canonical_text(text: bytes) -> str:
 
 def encode(text: bytes, key: Any, created: datetime) -> bytes:
     """Clear-sign ``text`` with ``key``'s primary key (unlocked), as go-crypto frames it."""
-    packet = SignatureV4()
+    pgpy = _pgpy()
+    packet = pgpy.packet.packets.SignatureV4()
     packet.header.tag = 2
     packet.header.version = 4
     with quiet():
@@ -185,9 +196,9 @@ def encode(text: bytes, key: Any, created: datetime) -> bytes:
         packet.subpackets.addnew(
             "IssuerFingerprint", hashed=True, _version=4, _issuer_fpr=key.fingerprint
         )
-        packet.sigtype = SignatureType.CanonicalDocument
+        packet.sigtype = pgpy.constants.SignatureType.CanonicalDocument
         packet.pubalg = key.key_algorithm
-        packet.halg = HashAlgorithm.SHA256
+        packet.halg = pgpy.constants.HashAlgorithm.SHA256
         signature = pgpy.PGPSignature()
         signature._signature = packet
         signed = key._sign(canonical_text(text), signature, include_issuer_fingerprint=False)
@@ -219,10 +230,11 @@ def _read_signature(packet: bytes) -> tuple[Any, str, datetime, str]:
     only fails when a property is read, with whatever exception type the property hits. A packet
     without an issuer key ID parses, but names no key (spec 4.4), so its issuer is empty.
     """
+    pgpy = _pgpy()
     try:
         with quiet():
             signature = pgpy.PGPSignature.from_blob(packet)
-            if not isinstance(signature._signature, SignatureV4):
+            if not isinstance(signature._signature, pgpy.packet.packets.SignatureV4):
                 raise SignatureFormatError("the packet is not an OpenPGP v4 signature")
             created = signature.created
             algorithm = signature.hash_algorithm
@@ -233,7 +245,8 @@ def _read_signature(packet: bytes) -> tuple[Any, str, datetime, str]:
         raise SignatureFormatError(f"unreadable PGP signature packet: {exc}") from None
     if not isinstance(created, datetime):
         raise SignatureFormatError("PGP signature packet has no creation time")
-    return signature, issuer, created, algorithm.name if isinstance(algorithm, HashAlgorithm) else ""
+    known = isinstance(algorithm, pgpy.constants.HashAlgorithm)
+    return signature, issuer, created, algorithm.name if known else ""
 
 
 def _signature_matches(key: Any, text: str, signature: Any) -> bool:

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 from lifecycle import globs
 from lifecycle.config import Policies
 from lifecycle.errors import LifecycleError
+from lifecycle.integrity.hashing import ordered_map
 from lifecycle.inventory.expected import ExpectedSigners, Resolver, expected_signers
 from lifecycle.inventory.inspect import ImageInfo, inspect_image
 from lifecycle.inventory.models import (
@@ -220,12 +221,14 @@ def _known(conn: Connection) -> dict[str, tuple[int, int, int, int, str]]:
 
 
 def scan(engine: Engine, roots_or_paths: Sequence[str | Path], now: datetime, full: bool = False,
-         *, strict: bool = False, policies: Policies | None = None) -> ScanReport:
+         *, strict: bool = False, policies: Policies | None = None,
+         jobs: int | None = None) -> ScanReport:
     """Bring the inventory of the images under ``roots_or_paths`` up to date.
 
     ``strict`` (used by ``track``) raises on the first file that is not a readable SIF image,
     instead of listing it in the report, and lets an image with nothing wrong leave the
-    ``tampered`` state. ``policies`` names the managed sets whose signers are checked.
+    ``tampered`` state. ``policies`` names the managed sets whose signers are checked. Images
+    are read and hashed on ``jobs`` threads (default every core), recorded in order.
     """
     roots = [os.path.abspath(os.fspath(r)) for r in roots_or_paths]  # noqa: PTH100
     report = ScanReport()
@@ -253,7 +256,7 @@ def scan(engine: Engine, roots_or_paths: Sequence[str | Path], now: datetime, fu
         with engine.connect() as conn:
             resolve = expected_signers(conn, policies)
     for start in range(0, len(pending), BATCH):
-        _record_batch(engine, pending[start:start + BATCH], known, now, report, strict, resolve)
+        _record_batch(engine, pending[start:start + BATCH], known, now, report, strict, resolve, jobs)
     gone = [(p, row[0]) for p, row in known.items()
             if row[4] != ImageStatus.REMOVED and p not in seen and any(globs.covers(r, p) for r in roots)
             and not os.path.exists(p)]  # noqa: PTH110
@@ -266,17 +269,24 @@ def scan(engine: Engine, roots_or_paths: Sequence[str | Path], now: datetime, fu
     return report
 
 
-def _record_batch(engine: Engine, batch: Iterable[tuple[str, os.stat_result]],
+def _inspected(path: str) -> ImageInfo | LifecycleError:
+    try:
+        return inspect_image(path)
+    except LifecycleError as exc:
+        return exc
+
+
+def _record_batch(engine: Engine, batch: Sequence[tuple[str, os.stat_result]],
                   known: dict[str, tuple[int, int, int, int, str]], now: datetime,
-                  report: ScanReport, strict: bool, resolve: Resolver) -> None:
+                  report: ScanReport, strict: bool, resolve: Resolver, jobs: int | None) -> None:
+    """Read the batch's images on the pool (no database work there), then record them in order."""
+    inspected = ordered_map(_inspected, [path for path, _ in batch], jobs)
     with engine.begin() as conn:
-        for path, st in batch:
-            try:
-                info = inspect_image(path)
-            except LifecycleError as exc:
+        for (path, st), info in zip(batch, inspected, strict=True):
+            if isinstance(info, LifecycleError):
                 if strict:
-                    raise
-                report.errors.append(str(exc))
+                    raise info
+                report.errors.append(str(info))
                 continue
             row = known.get(path)
             status = record_image(conn, info, st, now,

@@ -16,3 +16,5 @@ class CaRole(enum.StrEnum):
     """The dedicated CA under the root that only issues minutes-long certificates for in-memory
     keys: kept apart so that its compromise or policy never touches the long-lived signers."""
     EPHEMERAL_LEAF = "ephemeral-leaf"
+    TSA = "tsa"
+    """The local time-stamping authority (EKU timeStamping), issued by the intermediate."""

@@ -224,3 +224,25 @@ def issue_ocsp_signer(
         .add_extension(x509.OCSPNoCheck(), critical=False)
     )
     return builder.sign(issuer_key, signing_hash(issuer_key))
+
+
+def issue_timestamping(
+    issuer: x509.Certificate,
+    issuer_key: PrivateKey,
+    public_key: PublicKey,
+    subject: x509.Name,
+    *,
+    not_before: datetime,
+    lifetime: timedelta,
+    urls: CaUrls,
+) -> x509.Certificate:
+    """A time-stamping authority certificate: EKU timeStamping only, critical (RFC 3161 2.3)."""
+    builder = (
+        _base(subject, public_key, issuer, not_before, lifetime)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_signing_usage(), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
+    )
+    if urls.crl_url:  # the TSA's revocation evidence is the issuer's CRL
+        builder = builder.add_extension(_crl_dp(urls.crl_url), critical=False)
+    return builder.sign(issuer_key, signing_hash(issuer_key))

@@ -211,6 +211,23 @@ def validate_signing_certificate(
         raise CertificateError("no trusted root certificate given",
                                hint="pass the CA root with --certificate-roots")
     require_code_signing(leaf, path=None)
+    chain, warnings = _validate_path(leaf, intermediates, roots, when, crls, ocsp_responses,
+                                     fetch_ocsp, revocation_mode, timeout, "code_signing")
+    public_key = leaf.public_key()
+    if not isinstance(public_key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey
+                      | ed25519.Ed25519PublicKey):
+        raise CertificateError(f"certificate {leaf.subject.rfc4514_string()}: its "
+                               f"{type(public_key).__name__} cannot verify DSSE signatures")
+    return ValidationResult(leaf, public_key, chain, when, warnings)
+
+
+def _validate_path(
+    leaf: x509.Certificate, intermediates: Sequence[x509.Certificate],
+    roots: Sequence[x509.Certificate], when: datetime, crls: Sequence[bytes],
+    ocsp_responses: Sequence[bytes], fetch_ocsp: bool, revocation_mode: RevocationMode,
+    timeout: float, purpose: str,
+) -> tuple[tuple[x509.Certificate, ...], tuple[str, ...]]:
+    """The validated path (leaf first) at ``when`` for EKU ``purpose``, and soft-fail warnings."""
     crl_list = [load_crl(c, path=f"CRL #{i + 1}").public_bytes(serialization.Encoding.DER)
                 for i, c in enumerate(crls)]
     responses = list(ocsp_responses)
@@ -231,7 +248,7 @@ def validate_signing_certificate(
     validator = CertificateValidator(_asn1(leaf), [_asn1(c) for c in intermediates], context)
     try:
         path = asyncio.run(validator.async_validate_usage(  # type: ignore[no-untyped-call]
-            {"digital_signature"}, extended_key_usage={"code_signing"}))
+            {"digital_signature"}, extended_key_usage={purpose}))
     except (pv_errors.ValidationError, pv_errors.PathError) as exc:
         raise CertificateValidationError(_describe(exc, leaf, when)) from exc
     chain = tuple(
@@ -240,9 +257,22 @@ def validate_signing_certificate(
     warnings.extend(str(e) for e in context.soft_fail_exceptions)
     for warning in warnings:
         log.warning("%s", warning)
-    public_key = leaf.public_key()
-    if not isinstance(public_key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey
-                      | ed25519.Ed25519PublicKey):
-        raise CertificateError(f"certificate {leaf.subject.rfc4514_string()}: its "
-                               f"{type(public_key).__name__} cannot verify DSSE signatures")
-    return ValidationResult(leaf, public_key, chain, when, tuple(warnings))
+    return chain, tuple(warnings)
+
+
+def validate_timestamping_certificate(
+    leaf: x509.Certificate,
+    intermediates: Sequence[x509.Certificate],
+    roots: Sequence[x509.Certificate],
+    *,
+    at: datetime,
+    crls: Sequence[bytes] = (),
+    revocation_mode: RevocationMode = "hard-fail",
+) -> tuple[x509.Certificate, ...]:
+    """The path of a TSA certificate (EKU timeStamping) valid at ``at`` (a token's genTime),
+    with its own revocation evidence; raises :class:`CertificateValidationError`."""
+    if not roots:
+        raise CertificateError("no trusted TSA root certificate given")
+    chain, _ = _validate_path(leaf, intermediates, roots, at, crls, (), False, revocation_mode,
+                              10.0, "time_stamping")
+    return chain

@@ -195,19 +195,8 @@ def build_report(engine: Engine, config: Config, now: datetime, *,
         certificates=tuple(certs), crls=crls, actions=tuple(actions),
         notes=tuple(notes(policies)), forecasts=forecasts, tampered=tuple(tampered),
         log=log[0] if log else None, bundle=bundle, expiring=expiring,
-        stock_ocsp=tuple(_stock_ocsp(engine, config, certs, now)),
-        key_publications=tuple(_key_publications(engine, config, state)))
-
-
-def _key_publications(engine: Engine, config: Config,
-                      state: FleetState) -> list[KeyPublicationStatus]:
-    in_sets = {key.fingerprint for key in state.keys
-               if config.policies.get(key.image_set or "") is not None}
-    urls = config.policies.keyservers.urls
-    if not urls or not in_sets:
-        return []
-    return [row for row in key_status(engine, config.key_directory, urls)
-            if row.fingerprint in in_sets]
+        key_publications=tuple(_key_publications(engine, config, state)),
+        stock_ocsp=tuple(_stock_ocsp(engine, config, certs, now)))
 
 
 def _forecast(image: ImageState, policies: Policies, state: FleetState, index: FleetIndex,
@@ -245,6 +234,17 @@ def _log_material(engine: Engine, log: LogStatus | None) -> LogMaterial | None:
     crls = tuple(der for role in (CaRole.ROOT, CaRole.INTERMEDIATE, CaRole.EPHEMERAL)
                  if (der := latest_crl(engine, role)) is not None)
     return LogMaterial(log.verifier_key, root, crls)
+
+
+def _key_publications(engine: Engine, config: Config,
+                      state: FleetState) -> list[KeyPublicationStatus]:
+    in_sets = {key.fingerprint for key in state.keys
+               if config.policies.get(key.image_set or "") is not None}
+    urls = config.policies.keyservers.urls
+    if not urls or not in_sets:
+        return []
+    return [row for row in key_status(engine, config.key_directory, urls)
+            if row.fingerprint in in_sets]
 
 
 def _key_end(retiring_at: datetime | None, image_set: str | None,

@@ -148,6 +148,6 @@ class ReportData:
             "tampered": [_iso(asdict(t)) for t in self.tampered],
             "log": _iso(asdict(self.log)) if self.log else None,
             "bundle": _iso(asdict(self.bundle)) if self.bundle else None,
-            "key_publications": [_iso(dict(p._asdict())) for p in self.key_publications],
             "stock_ocsp": [asdict(s) for s in self.stock_ocsp],
+            "key_publications": [_iso(dict(p._asdict())) for p in self.key_publications],
         }

@@ -40,6 +40,8 @@ from lifecycle.store.ca_service import INTERMEDIATE, ROOT, CaService
 
 log = logging.getLogger(__name__)
 MAX_OCSP_REQUEST = 64 * 1024
+MAX_TSA_REQUEST = 16 * 1024
+TSA_REPLY = "application/timestamp-reply"
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,8 @@ class Routes:
     source: RevocationSource | None
     log_endpoints: LogEndpoints | None
     health: Health | None
+    tsa: Callable[[bytes], bytes] | None = None
+    """The local time-stamping authority at ``/tsa`` (RFC 3161 over HTTP, POST only)."""
 
     def answer(self, method: str, target: str, headers: dict[str, str],
                body: Callable[[int], bytes]) -> tuple[Answer, int]:
@@ -159,6 +163,10 @@ class Routes:
             return self.log_endpoints.handle(method, target, data, headers), 0
         if method == "GET" and path == "/healthz" and self.health is not None:
             return self._health(), 0
+        if path == "/tsa" and self.tsa is not None:
+            if method != "POST":
+                return error_answer(HTTPStatus.METHOD_NOT_ALLOWED, "POST a TimeStampReq"), 0
+            return (HTTPStatus.OK, self.tsa(body(MAX_TSA_REQUEST)), TSA_REPLY), 0
         if self.source is None:
             return error_answer(HTTPStatus.NOT_FOUND, "not found (no CA in the store)"), 0
         if method == "GET" and path.startswith("/ocsp/"):
@@ -302,8 +310,10 @@ class RunningServer:
 
 def start_http(source: RevocationSource | None, host: str = "127.0.0.1", port: int = 0, *,
                log_endpoints: LogEndpoints | None = None, health: Health | None = None,
-               limits: HttpLimits | None = None) -> RunningServer:
-    """Serve CRLs, CA certificates, OCSP, the log and /healthz on ``host:port`` (0: a free port)."""
+               limits: HttpLimits | None = None,
+               tsa: Callable[[bytes], bytes] | None = None) -> RunningServer:
+    """Serve CRLs, CA certificates, OCSP, the log, /tsa and /healthz on ``host:port`` (0: a free
+    port)."""
     limits = limits or HttpLimits()
     # waitress warns on every request that waits for a thread: under load, a line per request
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
@@ -314,7 +324,7 @@ def start_http(source: RevocationSource | None, host: str = "127.0.0.1", port: i
         max_request_header_size=limits.max_header_bytes, ident="sif-lifecycle",
         expose_tracebacks=False, backlog=max(1024, limits.max_connections))
     try:
-        server = _Server(make_app(Routes(source, log_endpoints, health)), adj=adjustments)
+        server = _Server(make_app(Routes(source, log_endpoints, health, tsa)), adj=adjustments)
     except OSError as exc:
         raise LifecycleError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
                              hint="choose another --listen address, or stop what uses this one"

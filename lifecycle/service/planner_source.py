@@ -23,6 +23,7 @@ from lifecycle.store.key_service import KeyService
 from lifecycle.strategies.apply import ApplyContext, ApplyStatus, apply
 from lifecycle.strategies.handlers.publishing import refresh_crls
 from lifecycle.strategies.plan import plan
+from lifecycle.timestamp.client import configured
 from lifecycle.tlog.client import LocalLogClient
 
 
@@ -38,7 +39,9 @@ class PlannerSource:
             ca = CaService(KeyService(self.context.engine, config.key_directory),
                            self.context.passphrase, config.ca)  # fmt: skip
             log = config_log_client(config, self.context.passphrase)  # ephemeral sets sign through it
-            ctx = ApplyContext(self.context.engine, config.policies, ca, log)
+            stamper = configured(config.timestamp)
+            ctx = ApplyContext(self.context.engine, config.policies, ca, log,
+                               (lambda _now: stamper) if stamper else None)
             self._local.ctx = ctx
         return ctx
 

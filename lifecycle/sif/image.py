@@ -12,6 +12,7 @@ leaves an image that loads and still verifies with every key that verified it be
 
 Over ~400 lines on purpose: reading, the layout checks and every writer share one view of the
 descriptor table, and keeping them together is what keeps the crash-safe order auditable.
+Bulk reads (hashing) hold a shared lock while they map the file (:mod:`lifecycle.sif.reading`).
 
 Replacing an object is "add the new one, then free the old one" with the same one-byte flip, so
 an envelope rewrite is never half-visible. Writers hold an exclusive ``flock`` on the file.
@@ -24,6 +25,7 @@ losing every object and signature. Such layouts are refused before the first byt
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import itertools
@@ -52,6 +54,7 @@ from lifecycle.sif.format import (
     Header,
     pad,
 )
+from lifecycle.sif.reading import advise_sequential, copied_chunks, mapped_windows, shared_lock
 
 CHUNK_SIZE = 4 * 1024 * 1024
 USED_FIELD_OFFSET = 4
@@ -129,6 +132,7 @@ class SifImage:
         self.file_size = file_size
         self.writable = writable
         self.sink: WriteSink = FileSink(handle.fileno())
+        self._mappable = writable  # a writer holds the exclusive lock: nobody else shortens the file
 
     # ------------------------------------------------------------------ opening and validation
 
@@ -234,23 +238,44 @@ class SifImage:
             )
         return data
 
+    @contextlib.contextmanager
+    def bulk_read(self) -> Iterator[None]:
+        """Within this block :meth:`stream` hands out mapped pages (no copy) when it safely can.
+
+        A reader takes a shared lock for that, so that no writer of this package shortens the
+        file meanwhile (see :mod:`lifecycle.sif.reading`); if a writer holds the file, streams
+        fall back to copying reads.
+        """
+        if self.writable:
+            yield
+            return
+        with shared_lock(self._handle.fileno()) as locked:
+            self._mappable = locked
+            try:
+                yield
+            finally:
+                self._mappable = False
+
     def stream(self, desc: Descriptor, chunk_size: int = CHUNK_SIZE) -> Iterator[memoryview]:
-        """Yield an object's bytes in chunks from one reused buffer: memory stays flat."""
-        buffer = bytearray(min(chunk_size, max(desc.size, 1)))
-        view = memoryview(buffer)
+        """Yield an object's bytes in views valid until the next one: memory stays flat."""
         fd = self._handle.fileno()
-        position, remaining = desc.offset, desc.size
-        while remaining:
-            n = os.preadv(fd, [view[: min(remaining, len(buffer))]], position)
-            if n <= 0:
-                raise SifFormatError(
-                    f"object {desc.id} ends early at byte {position}",
-                    path=self.path,
-                    field=f"descriptor[{desc.slot}].Size",
-                )
-            yield view[:n]
-            position += n
-            remaining -= n
+        advise_sequential(fd, desc.offset, desc.size)
+
+        def ends_early(position: int) -> SifFormatError:
+            return SifFormatError(f"object {desc.id} ends early at byte {position}",
+                                  path=self.path, field=f"descriptor[{desc.slot}].Size")
+
+        if self._mappable and desc.size:
+            try:
+                windows = mapped_windows(fd, desc.offset, desc.size, ends_early)
+                first = next(windows)
+            except (OSError, ValueError):  # a file system that cannot map: copy instead
+                pass
+            else:
+                yield first
+                yield from windows
+                return
+        yield from copied_chunks(fd, desc.offset, desc.size, ends_early, chunk_size)
 
     # ------------------------------------------------------------------ changes
 
@@ -386,9 +411,10 @@ def _lock(handle: BinaryIO, path: Path) -> None:
         except OSError as exc:
             if exc.errno not in (errno.EAGAIN, errno.EACCES) or _time.monotonic() > deadline:
                 raise SifError(
-                    "image is locked by another writer",
+                    "image is locked by another writer, or read by a verification for over "
+                    f"{LOCK_TIMEOUT_SECONDS:.0f} s",
                     path=path,
-                    hint="wait for the other sign/apply run to finish",
+                    hint="wait for the other sign/apply/verify run to finish",
                 ) from exc
             _time.sleep(0.05)
 

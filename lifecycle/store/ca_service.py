@@ -38,6 +38,7 @@ from lifecycle.store.models import (
 
 ROOT, INTERMEDIATE, LEAF, OCSP = CaRole.ROOT, CaRole.INTERMEDIATE, CaRole.LEAF, CaRole.OCSP
 EPHEMERAL, EPHEMERAL_LEAF = CaRole.EPHEMERAL, CaRole.EPHEMERAL_LEAF
+TSA = CaRole.TSA
 """Short names for the roles (see :class:`CaRole`), as the CLI and bundles import them."""
 _UNUSABLE = frozenset({KeyState.REVOKED, KeyState.COMPROMISED, KeyState.RETIRED})
 
@@ -245,6 +246,29 @@ class CaService:
             self._record(session, cert, OCSP, now, issuer_id=inter_id, key_id=key_row.id)
         self._activate(key_row, "OCSP responder certificate issued", now)
         return cert
+
+    def issue_tsa(self, lifetime: timedelta, now: datetime | None = None) -> x509.Certificate:
+        """A new time-stamping certificate and key (encrypted at rest), issued by the
+        intermediate; its validity is capped by the intermediate's."""
+        now = now or self.clock()
+        inter, inter_key, inter_id = self._signer(INTERMEDIATE)
+        key_row = self.keys.generate(keys.KeyAlgorithm.P256, self.passphrase, purpose="tsa",
+                                     now=now)
+        key = self.keys.private_key(key_row, self.passphrase)
+        cert = ca.issue_timestamping(
+            inter, inter_key, key.public_key(),
+            ca.name("sif-lifecycle Timestamping Authority", self.settings.organization),
+            not_before=now, lifetime=min(lifetime, inter.not_valid_after_utc - now),
+            urls=self.settings.urls)
+        with session_scope(self.engine) as session:
+            self._record(session, cert, TSA, now, issuer_id=inter_id, key_id=key_row.id)
+        self._activate(key_row, "time-stamping certificate issued", now)
+        return cert
+
+    def signer(self, role: str) -> tuple[x509.Certificate, keys.PrivateKey]:
+        """The newest certificate of ``role`` and its private key (decrypted)."""
+        cert, key, _ = self._signer(role)
+        return cert, key
 
     def issue(self, key_ident: str, common_name: str, lifetime: timedelta, *,
               now: datetime | None = None) -> Issued:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from lifecycle.store.db import UTCDateTime
@@ -93,3 +93,13 @@ class AuditRecord(SQLModel, table=True):
     action: str = Field(max_length=64)
     subject: str = Field(max_length=255)
     detail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+
+
+class TsaSerialRecord(SQLModel, table=True):
+    """The local TSA's next token serial: serials are reserved from here in blocks, so they only
+    grow, across restarts and across servers sharing the database (RFC 3161 2.4.2)."""
+
+    __tablename__ = "tsa_serials"
+
+    id: int | None = Field(default=None, primary_key=True)
+    next_serial: int = Field(sa_type=BigInteger)

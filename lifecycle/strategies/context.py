@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -32,6 +32,9 @@ class ApplyContext:
     log: LogClient | None = None
     """The transparency log ephemeral sets sign through (``[tlog]``); a local one integrates
     entries at the action's ``now`` like the CA (see :func:`log_at`)."""
+    stamper_at: Callable[[datetime], Callable[[bytes], Sequence[bytes]]] | None = None
+    """RFC 3161 tokens for every signature the strategies make (``[timestamp]``), given the
+    action's ``now`` (a remote TSA keeps its own clock; the simulation's local one uses it)."""
 
     @property
     def passphrase(self) -> bytes:

@@ -1,7 +1,8 @@
 """Publish an image set's trust material to a directory relying parties (or a sneakernet) copy.
 
 Layout: ``root.pem``, ``intermediate.pem``, ``chain.pem`` (intermediate then root), ``crl/root.crl``
-and ``crl/intermediate.crl`` (DER), ``keys/<fingerprint>.pub`` and ``certificates/<fingerprint>.pem``
+and ``crl/intermediate.crl`` (DER), ``tsa/roots.pem`` and ``tsa/chain.pem`` (the local TSA's
+certificates, when it has one), ``keys/<fingerprint>.pub`` and ``certificates/<fingerprint>.pem``
 (the newest certificate) for every pending, active or retiring key of the set, and
 ``manifest.json`` last. Every file is written atomically, so a reader never sees half a file;
 files of keys that left the set are removed once the new ones are in place.
@@ -13,6 +14,7 @@ import json
 from datetime import datetime
 from pathlib import Path
 
+from lifecycle.bundles.tsa_section import tsa_files
 from lifecycle.config import ImageSetPolicy
 from lifecycle.inventory.fleet import MANIFEST, load_trust
 from lifecycle.model.fleet import LIVE
@@ -48,6 +50,8 @@ def publish_set(policy: ImageSetPolicy, ca: CaService, now: datetime) -> Path | 
     for role, der in latest.items():
         if der is not None:
             _write(directory / "crl" / f"{role}.crl", der)
+    for path, _kind, data in tsa_files(ca):  # the local TSA's root and chain, as in bundles
+        _write(directory / path, data)
     keys = [k for k in trust.keys if k.image_set == policy.name and k.state in LIVE]
     entries = []
     for key in keys:

@@ -96,14 +96,24 @@ class StoreCa:
         return path
 
 
+def open_store_ca(directory: Path) -> StoreCa:
+    """The store in ``directory`` (``lifecycle.db`` and ``keys/``), e.g. a copy of another."""
+    url = sqlite_url(directory / "lifecycle.db")
+    service = KeyService(make_engine(url), directory / "keys")
+    return StoreCa(directory, url, service, CaService(service, PASSPHRASE, CaSettings(urls=URLS)))
+
+
+def make_store_ca(directory: Path) -> StoreCa:
+    """A migrated SQLite store with an initialised CA (EC keys: fast) in ``directory``."""
+    migrate.upgrade(sqlite_url(directory / "lifecycle.db"))
+    made = open_store_ca(directory)
+    made.ca.init(root_algorithm=keys.KeyAlgorithm.P384,
+                 intermediate_algorithm=keys.KeyAlgorithm.P256,
+                 root_lifetime=timedelta(days=3650), intermediate_lifetime=timedelta(days=1825))
+    return made
+
+
 @pytest.fixture
 def store_ca(tmp_path: Path) -> StoreCa:
     """A migrated SQLite store with an initialised CA (EC keys: fast)."""
-    url = sqlite_url(tmp_path / "lifecycle.db")
-    migrate.upgrade(url)
-    service = KeyService(make_engine(url), tmp_path / "keys")
-    authority = CaService(service, PASSPHRASE, CaSettings(urls=URLS))
-    authority.init(root_algorithm=keys.KeyAlgorithm.P384,
-                   intermediate_algorithm=keys.KeyAlgorithm.P256,
-                   root_lifetime=timedelta(days=3650), intermediate_lifetime=timedelta(days=1825))
-    return StoreCa(tmp_path, url, service, authority)
+    return make_store_ca(tmp_path)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,13 +40,15 @@ class Fleet:
     policies: Policies
     now: datetime = T0
     history: list[tuple[datetime, Action, ApplyResult]] = field(default_factory=list)
+    stamper_at: Callable[[datetime], Callable[[bytes], Sequence[bytes]]] | None = None
+    """``[timestamp]``: tokens for the signatures the strategies make (None: off)."""
 
     @property
     def engine(self):  # type: ignore[no-untyped-def]
         return self.ca.engine
 
     def context(self) -> ApplyContext:
-        return ApplyContext(self.engine, self.policies, self.ca)
+        return ApplyContext(self.engine, self.policies, self.ca, stamper_at=self.stamper_at)
 
     def state(self) -> FleetState:
         return load_state(self.engine, self.now, self.policies.publish_directories(),

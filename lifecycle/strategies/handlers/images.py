@@ -34,6 +34,8 @@ from lifecycle.strategies.context import (
     set_keys_of,
 )
 from lifecycle.strategies.handlers.checks import _verify_with
+from lifecycle.strategies.handlers.proven import compromised_since, proven_before
+from lifecycle.timestamp.tokens import stamping
 
 
 def _verifier(ctx: ApplyContext, key: KeyInfo) -> VerifierKey | bytes:
@@ -45,12 +47,15 @@ def _verifier(ctx: ApplyContext, key: KeyInfo) -> VerifierKey | bytes:
     return VerifierKey(f"key {short(key.fingerprint)}", public)
 
 
-def _signer(ctx: ApplyContext, key: KeyInfo) -> DsseSigner | PgpSigner:
+def _signer(ctx: ApplyContext, key: KeyInfo, now: datetime) -> DsseSigner | PgpSigner:
+    """The key's signer; with ``[timestamp]``, each DSSE signature it makes gets its tokens."""
     row = ctx.ca.keys.get(key.fingerprint)
     if key.pgp:
         return PgpSigner(PgpSigningKey(ctx.ca.keys.pgp_key(row), ctx.passphrase,
                                        f"key {key.fingerprint}"))
-    return DsseSigner((ctx.ca.keys.private_key(row, ctx.passphrase),))
+    private = ctx.ca.keys.private_key(row, ctx.passphrase)
+    stamp = stamping(ctx.stamper_at(now)) if ctx.stamper_at is not None else None
+    return DsseSigner((private,), None, stamp)
 
 
 def _remove(path: str, key: KeyInfo) -> str:
@@ -136,7 +141,7 @@ def _resign(action: Action, ctx: ApplyContext, now: datetime) -> str:
     if problem:
         refuse(ctx, image_id, path, now, f"its current signatures do not verify with the "
                 f"trusted keys of {policy.name} ({problem})")
-    sign_image(path, _signer(ctx, active), SignOptions(signing_time=now))
+    sign_image(path, _signer(ctx, active, now), SignOptions(signing_time=now))
     reinventory(ctx, image_id, path, now)
     if active.pgp:
         return f"signed by PGP key {active.fingerprint} (a new signature object per group)"
@@ -182,13 +187,19 @@ def _purge(action: Action, ctx: ApplyContext, now: datetime) -> str:
     if bad.signer_id not in signers:
         reinventory(ctx, image_id, path, now)
         raise NothingToDoError("the image no longer carries the compromised key's signature")
+    since = compromised_since(ctx, bad.fingerprint, now)
+    proven = proven_before(ctx, path, bad.dsse_keyid, since, now) if since else None
+    if since is not None and proven is not None:
+        raise NothingToDoError(
+            f"kept, not re-signed: the signature by {bad.dsse_keyid} is proven (RFC 3161) at "
+            f"{proven.isoformat()}, before the compromise at {since.isoformat()}")
     if not _in_every_envelope(info, active):
         changed = sorted(i for i, d in first_digests.items() if info.digests.get(int(i)) != d)
         if changed or len(info.digests) != len(first_digests) or not info.intact:
             refuse(ctx, image_id, path, now, "its content differs from the digests recorded "
                     f"when it was first seen (objects {changed or 'added/removed'}); a "
                     "compromised key may have signed it")
-        sign_image(path, _signer(ctx, active), SignOptions(signing_time=now))
+        sign_image(path, _signer(ctx, active, now), SignOptions(signing_time=now))
     _remove(path, bad)
     reinventory(ctx, image_id, path, now)
     return f"signature by compromised key {bad.signer_id} replaced by {active.signer_id}"

@@ -26,6 +26,7 @@ from lifecycle.strategies.context import (
     policy_of,
     publish_all,
 )
+from lifecycle.strategies.handlers.proven import compromised_since
 
 
 def _new_key(ctx: ApplyContext, policy: ImageSetPolicy, now: datetime) -> KeyRecord:
@@ -151,9 +152,12 @@ def _revoke(action: Action, ctx: ApplyContext, now: datetime) -> str:
     record = ctx.ca.find(action.subject)
     if ctx.ca.revocation(record) is not None:
         raise NothingToDoError(f"certificate {short(action.subject)} is already revoked")
-    ctx.ca.revoke(action.subject, x509.ReasonFlags.key_compromise, now=now)
+    since = compromised_since(ctx, ctx.ca.keys.get(str(record.key_id)).fingerprint, now) \
+        if record.key_id is not None else None
+    ctx.ca.revoke(action.subject, x509.ReasonFlags.key_compromise, invalidity_date=since, now=now)
     publish_all(ctx, now)
-    return f"certificate {action.subject} revoked (keyCompromise)"
+    return f"certificate {action.subject} revoked (keyCompromise" + (
+        f", invalidity date {since.isoformat()})" if since else ")")
 
 
 HANDLERS: dict[ActionKind, Handler] = {
