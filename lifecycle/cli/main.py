@@ -109,6 +109,7 @@ SUMMARIES = {
     "tlog": "Run the local transparency log: entries, checkpoints, proofs.",
     "db": "Create and migrate the database (SQLite file or PostgreSQL).",
     "bundle": "Export and verify signed verification bundles for offline sites.",
+    "ecl": "Print an ecl.toml for SingularityCE / Apptainer from the PGP image sets.",
     "track": "Register SIF images (files or directories) in the inventory, reading them in full.",
     "scan": "Update the inventory: new, changed, removed and tampered images.",
     "images": "List the inventory: every image, its status, image set and signers.",
