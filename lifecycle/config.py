@@ -693,6 +693,18 @@ class ImageSetTable(_Table):
             key_type=self.key_type, pgp_user_id=self.pgp_user_id or "")
 
 
+class BundlesTable(_Table):
+    """``[bundles]``: what exported verification bundles promise."""
+
+    validity_days: Annotated[int, _whole(1, 365, "days")] = 7
+    """A bundle's expiry after its export: long enough to carry media between sites. Unset:
+    7, or the CRL lifetime in force if shorter; set: at most the CRL lifetime in force."""
+
+    @property
+    def validity(self) -> timedelta:
+        return timedelta(days=self.validity_days)
+
+
 class ConfigFile(_Table):
     """The whole TOML document; ``[tlog]`` and ``[[image_sets]]`` are optional."""
 
@@ -704,6 +716,7 @@ class ConfigFile(_Table):
     keyserver: KeyserverTable = KeyserverTable()
     timestamp: TimestampTable | None = None
     image_sets: list[ImageSetTable] = []
+    bundles: BundlesTable = BundlesTable()
 
     @model_validator(mode="after")
     def _across_sets(self) -> ConfigFile:
@@ -719,6 +732,11 @@ class ConfigFile(_Table):
                             f"the CRL lifetime in force is {days} days (from {source}): it must be "
                             f"more than twice distribution_lead_days ({lead}), or published CRLs "
                             "would expire before they arrive")
+        if "validity_days" in self.bundles.model_fields_set and self.bundles.validity_days > days:
+            raise _rule("bundles.validity_days",
+                        f"the CRL lifetime in force is {days} days (from {source}): bundles "
+                        f"cannot promise {self.bundles.validity_days} days, their CRLs would "
+                        "expire first")
         return self
 
     def crl_lifetime(self) -> tuple[int, str]:
@@ -756,8 +774,11 @@ class ConfigFile(_Table):
                                 self.tlog.url, base / token if token else None)
         policies = Policies(tuple(s.policy(base, crl_lifetime) for s in self.image_sets),
                             keyservers=self.keyserver.settings())
+        bundles = self.bundles
+        if "validity_days" not in bundles.model_fields_set:  # the default, capped by the CRLs
+            bundles = BundlesTable(validity_days=min(bundles.validity_days, crl_lifetime.days))
         return Config(database_url, base / self.keys.directory, settings, host, port, policies,
-                      self.serve, tlog, self.keyserver.settings(), self.timestamp)
+                      self.serve, tlog, self.keyserver.settings(), self.timestamp, bundles)
 
 
 def _url_host(host: str) -> str:
@@ -776,6 +797,7 @@ class Config:
     tlog: TlogSettings | None = None
     keyserver: KeyserverSettings = field(default_factory=KeyserverSettings)
     timestamp: TimestampTable | None = None
+    bundles: BundlesTable = field(default_factory=BundlesTable)
 
 
 # -- loading -----------------------------------------------------------------------------------
@@ -783,7 +805,7 @@ class Config:
 _TABLES: dict[str, type[BaseModel]] = {
     "database": DatabaseTable, "keys": KeysTable, "ca": CaTable, "serve": ServeSettings,
     "tlog": TlogTable, "keyserver": KeyserverTable, "timestamp": TimestampTable,
-    "image_sets": ImageSetTable}
+    "image_sets": ImageSetTable, "bundles": BundlesTable}
 _REQUIRED = {"name": "required: letters, digits, '.', '_' or '-'",
              "paths": "required: a list of path globs",
              "strategy": f"required: one of {', '.join(Strategy)}",

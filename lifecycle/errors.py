@@ -144,7 +144,7 @@ class BundleError(LifecycleError):
 
 
 class BundleVerificationError(VerificationError):
-    """A bundle is not genuine, not complete, not fresh enough (--strict) or forks the log."""
+    """A bundle is not genuine, not complete, expired, rolled back, or forks the log."""
 
 
 class PolicyError(ConfigError):

@@ -33,6 +33,7 @@ from lifecycle.verification.identity import IdentityPolicy
 if TYPE_CHECKING:  # the machinery is imported when a verification runs, not with the API
     from cryptography import x509
 
+    from lifecycle.bundles.verify import OpenedBundle
     from lifecycle.config import KeyserverSettings
     from lifecycle.integrity.digest import Progress
     from lifecycle.integrity.keys import VerifierKey
@@ -87,6 +88,8 @@ class TrustMaterial:
     """A verification bundle (directory or .tar.gz): its keys, certificates, CRLs, offline."""
     trust_store: str | Path | None = None
     """The bundle trust store (default ``$SIF_LIFECYCLE_TRUST_STORE`` or the user's)."""
+    allow_stale: str | None = None
+    """Accept an expired bundle for this reason (warned); None: an expired bundle fails."""
     at: datetime | None = None
     """Judge certificates and PGP key expiry at this time (default now)."""
     keyservers: tuple[str, ...] = ()
@@ -147,7 +150,11 @@ class VerificationResult:
     longterm: tuple[LongTermResult, ...] | None = None
     """One result per logged signature; None when no log key was given."""
     notes: tuple[str, ...] = ()
-    """What the user must read: bundle pinning, staleness, certificates left out."""
+    """What the user must read: warnings (first-use pinning, a stale bundle let through),
+    keys fetched."""
+    details: tuple[str, ...] = ()
+    """What the bundle check found (version, log, certificates left out): shown with
+    ``--json``, ``--log-level info``, or when the image fails."""
     proven: tuple[ProvenTime, ...] | None = None
     """One entry per signature carrying RFC 3161 tokens; None when no TSA root was given."""
 
@@ -179,6 +186,8 @@ class VerificationResult:
     def to_dict(self) -> dict[str, Any]:
         """The ``verify --json`` document."""
         doc = self.report.to_dict()
+        if self.notes or self.details:
+            doc["notes"] = [*self.notes, *self.details]
         if self.certificate is not None:
             doc["certificate"] = self.certificate.to_dict()
         if self.longterm is not None:
@@ -211,14 +220,23 @@ def verify(image: str | Path, trust: TrustMaterial,
     _check_material(trust)
     keys = KeySet()
     notes: tuple[str, ...] = ()
+    details: tuple[str, ...] = ()
+    opened: OpenedBundle | None = None
     if trust.bundle is not None:
+        from lifecycle.bundles.freshness import StaleOverride
         from lifecycle.bundles.offline import bundle_keys
 
         offline = bundle_keys(Path(trust.bundle), trust.at, image=Path(image),
-                              trust_store=Path(trust.trust_store) if trust.trust_store else None)
-        notes = offline.notes
+                              trust_store=Path(trust.trust_store) if trust.trust_store else None,
+                              allow_stale=StaleOverride(trust.allow_stale)
+                              if trust.allow_stale is not None else None)
+        opened = offline.bundle
+        notes = tuple(n for n in offline.notes if n.startswith("WARNING"))
+        details = tuple(n for n in offline.notes if not n.startswith("WARNING"))
         keys.merge(offline.keys)
     longterm = _longterm(image, trust) if trust.log_keys else None
+    if longterm is None and opened is not None:
+        longterm = _bundle_longterm(image, opened, trust)
     if longterm is not None:
         keys.merge(longterm.keys())
     if trust.pgp_keyring:
@@ -241,11 +259,22 @@ def verify(image: str | Path, trust: TrustMaterial,
     report = verify_image(str(image), keys, options, progress)
     result = VerificationResult(report, checked,
                                 tuple(longterm.results) if longterm is not None else None, notes,
-                                proven)
+                                details=details, proven=proven)
     if not result.ok:
         raise VerificationError(f"verification failed: {result.failure_summary()}", path=image,
                                 result=result)
     return result
+
+
+def _bundle_longterm(image: str | Path, bundle: OpenedBundle,
+                     trust: TrustMaterial) -> LongTermReport | None:
+    """Logged signatures judged with the bundle's log, roots, CRLs and identity policy."""
+    from lifecycle.bundles.offline import longterm_trust
+    from lifecycle.verification.longterm import verify_longterm
+
+    longterm = longterm_trust(bundle, trust.identity)
+    report = verify_longterm(str(image), longterm, trust.groups) if longterm is not None else None
+    return report if report is not None and report.results else None
 
 
 def _check_material(trust: TrustMaterial) -> None:
@@ -255,8 +284,8 @@ def _check_material(trust: TrustMaterial) -> None:
             "no verification key given",
             hint="pass --key FILE (PEM public key or armored PGP keyring), --certificate, "
                  "--bundle, or --log-key for logged (ephemeral) signatures")
-    if not trust.log_keys and (trust.identity != IdentityPolicy() or trust.checkpoint_store
-                               or trust.log_url):
+    if not trust.log_keys and ((trust.identity != IdentityPolicy() and trust.bundle is None)
+                               or trust.checkpoint_store or trust.log_url):
         raise LifecycleError("--identity, --issuer, --checkpoint-store and --log-url need "
                              "--log-key (the log that proves when signatures were made)")
     if trust.certificate is not None and not trust.roots:

@@ -14,16 +14,17 @@ import os
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 
+from lifecycle.bundles.bounded_tar import Limits, Member, TarLimitError, members
 from lifecycle.errors import BundleError
+from lifecycle.files import open_regular, read_file
 from lifecycle.pki.files import write_atomic
 
-MAX_FILES = 100_000
-MAX_TOTAL = 256 << 20
-"""Bundles are kilobytes to a few megabytes; anything near this is hostile."""
+LIMITS = Limits()
+"""Bundles are kilobytes to a few megabytes; anything near these limits is hostile."""
 
 
 def is_archive(path: Path) -> bool:
@@ -88,55 +89,76 @@ def write_bundle(out: Path, files: Mapping[str, bytes], mtime: datetime) -> int:
     return sum(len(d) for d in files.values())
 
 
-def read_bundle(path: Path) -> dict[str, bytes]:
-    """Every file of the bundle at ``path`` by relative name."""
+def read_bundle(path: Path, limits: Limits = LIMITS) -> dict[str, bytes]:
+    """Every file of the bundle at ``path`` by relative name, within ``limits``."""
     if not path.exists():
         raise BundleError("no such bundle", path=path)
     if path.is_dir():
-        return _read_directory(path)
+        return _read_directory(path, limits)
+    fd = open_regular(path, "bundle", error=BundleError)
     try:
-        with tarfile.open(path, mode="r:*") as tar:
-            return _read_tar(tar, path)
-    except (tarfile.TarError, OSError, EOFError, gzip.BadGzipFile) as exc:
+        with os.fdopen(fd, "rb") as raw:
+            return _read_tar(members(raw, limits), path, limits)
+    except TarLimitError as exc:
         raise BundleError(f"not a readable tar.gz bundle ({exc})", path=path) from None
+    except OSError as exc:
+        raise BundleError(f"not a readable tar.gz bundle ({exc.strerror or exc})",
+                          path=path) from None
 
 
-def _read_tar(tar: tarfile.TarFile, path: Path) -> dict[str, bytes]:
+def _add(files: dict[str, bytes], name: str, data: bytes, total: int, limits: Limits,
+         origin: Path) -> int:
+    if len(files) >= limits.entries or total + len(data) > limits.total_bytes:
+        raise BundleError(f"the bundle is too large (limits: {limits.entries} files, "
+                          f"{limits.total_bytes >> 20} MiB)", path=origin)
+    if name in files:
+        raise BundleError(f"the bundle holds {name!r} twice", path=origin)
+    files[name] = data
+    return total + len(data)
+
+
+def _read_tar(entries: Iterator[Member], path: Path, limits: Limits) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     total = 0
-    for member in tar:
-        if member.isdir():
+    for member in entries:
+        if member.is_dir:
             continue
         name = _check_name(member.name, path)
-        if not member.isfile():
+        if not member.is_file:
             raise BundleError(f"the bundle entry {name!r} is not a regular file", path=path)
-        total += member.size
-        if len(files) >= MAX_FILES or total > MAX_TOTAL:
-            raise BundleError("the bundle is too large", path=path)
-        if name in files:
-            raise BundleError(f"the bundle holds {name!r} twice", path=path)
-        handle = tar.extractfile(member)
-        assert handle is not None
-        files[name] = handle.read()
+        total = _add(files, name, member.data, total, limits, path)
     return files
 
 
-def _read_directory(root: Path) -> dict[str, bytes]:
+def _read_directory(root: Path, limits: Limits) -> dict[str, bytes]:
+    """Walked with ``scandir`` one entry at a time: every entry (directories too) is counted
+    before the next is listed, and each file's size is checked before it is read."""
     files: dict[str, bytes] = {}
     total = 0
-    for dirpath, dirnames, filenames in os.walk(root):
-        base = Path(dirpath)
-        for name in [*dirnames, *filenames]:
-            entry = base / name
-            rel = entry.relative_to(root).as_posix()
-            if entry.is_symlink():
-                raise BundleError(f"the bundle entry {rel!r} is a symbolic link", path=root)
-            if name in dirnames:
-                continue
-            if not entry.is_file():
-                raise BundleError(f"the bundle entry {rel!r} is not a regular file", path=root)
-            total += entry.stat().st_size
-            if len(files) >= MAX_FILES or total > MAX_TOTAL:
-                raise BundleError("the bundle is too large", path=root)
-            files[rel] = entry.read_bytes()
+    seen = 0
+    pending = [root]
+    while pending:
+        base = pending.pop()
+        try:
+            with os.scandir(base) as listing:
+                for entry in listing:
+                    seen += 1
+                    if seen > limits.entries:
+                        raise BundleError(f"the bundle has more than {limits.entries} entries",
+                                          path=root)
+                    rel = Path(entry.path).relative_to(root).as_posix()
+                    if entry.is_symlink():
+                        raise BundleError(f"the bundle entry {rel!r} is a symbolic link", path=root)
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(Path(entry.path))
+                        continue
+                    if not entry.is_file(follow_symlinks=False):
+                        raise BundleError(f"the bundle entry {rel!r} is not a regular file",
+                                          path=root)
+                    left = limits.total_bytes - total
+                    data = read_file(entry.path, limit=left, what="bundle file", error=BundleError)
+                    total = _add(files, rel, data, total, limits, root)
+        except OSError as exc:
+            raise BundleError(f"cannot read the bundle directory ({exc.strerror or exc})",
+                              path=base) from None
     return files

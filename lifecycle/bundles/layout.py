@@ -15,11 +15,19 @@ LOG_CHECKPOINT = "tlog/checkpoint.txt"
 LOG_CONSISTENCY = "tlog/consistency.json"
 README = "README"
 ECL = "ecl.toml"
+HISTORICAL = "historical"
+"""Retired keys and their certificates: for the record only, never trusted for verification."""
 
 
 def leaf(serial: str) -> str:
     return f"{LEAVES}/{serial}.pem"
+
+
 TSA_ROOTS = "tsa/roots.pem"
 TSA_CHAIN = "tsa/chain.pem"
 """The local TSA's certificates (every generation) and the intermediate that issued them; their
 CRLs are the CA's, under ``crls/``."""
+
+
+def historical(path: str) -> str:
+    return f"{HISTORICAL}/{path}"

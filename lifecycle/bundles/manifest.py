@@ -1,9 +1,10 @@
 """The bundle manifest and its DSSE envelope: what a bundle holds, and proof of who made it.
 
 Pure: no I/O. The manifest lists every file with its size and SHA-256, so one signature over the
-manifest covers the whole bundle; ``valid_until`` is the moment its revocation data or log
-checkpoint stops being fresh. The envelope is DSSE with our own payload type, so it can never be
-confused with an image signature.
+manifest covers the whole bundle; ``version`` grows by one with every export signed by the same
+bundle key (rollback protection, as TUF's metadata versions) and ``valid_until`` is its expiry:
+the revocation data and log checkpoint inside are made to cover it (freeze protection). The
+envelope is DSSE with our own payload type, so it can never be confused with an image signature.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from typing import Any
 from lifecycle.errors import BundleVerificationError
 from lifecycle.integrity import dsse
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 PAYLOAD_TYPE = "application/vnd.sif-lifecycle.bundle-manifest+json"
 MANIFEST = "manifest.json"
 ENVELOPE = "manifest.dsse.json"
-VOLATILE_PREFIXES = ("ocsp/", "README")
-"""Files re-made on every export (OCSP responses are re-signed, the README is dated): not part of
-the content digest."""
+VOLATILE_PREFIXES = ("ocsp/", "crls/", "README")
+"""Files re-made on every export (OCSP responses are re-signed and CRLs re-issued to cover the
+validity, the README is dated): not part of the content digest; what the CRLs say is, through
+``revoked``."""
 
 
 def sha256_hex(data: bytes) -> str:
@@ -60,30 +62,63 @@ class KeyEntry:
 
 
 @dataclass(frozen=True)
+class ImageSetEntry:
+    """An image set the bundle is for; an ephemeral set's identity is what ``verify --bundle``
+    accepts for logged signatures (signed: it is policy, not a hint)."""
+
+    name: str
+    strategy: str
+    identity: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "strategy": self.strategy, "identity": self.identity}
+
+
+@dataclass(frozen=True)
 class Manifest:
     created: datetime
     valid_until: datetime
     files: tuple[FileEntry, ...]
+    version: int = 1
+    """Monotonic per bundle key: a verifier refuses a lower one than it has seen (rollback)."""
+    revoked: tuple[str, ...] = ()
+    """``<crl path>:<serial>`` of every entry of the bundle's CRLs (part of the content digest)."""
+    image_sets: tuple[ImageSetEntry, ...] = ()
     keys: tuple[KeyEntry, ...] = ()
     log_origin: str | None = None
     limits: Mapping[str, str] = field(default_factory=dict)
     """What bounds ``valid_until``: file or limit name -> its time (ISO 8601)."""
     format_version: int = FORMAT_VERSION
 
+    @property
+    def file_count(self) -> int:
+        """Every file of the bundle on disk: those listed, and the manifest and its envelope."""
+        return len(self.files) + 2
+
+    @property
+    def identities(self) -> tuple[str, ...]:
+        """The signer identities of the ephemeral sets: accepted for logged signatures."""
+        return tuple(e.identity for e in self.image_sets if e.identity)
+
     def content_digest(self) -> str:
         """Digest of what the bundle says, not when it was made: equal digests, same bundle."""
         stable = sorted(f"{f.path}\0{f.sha256}" for f in self.files
                         if not f.path.startswith(VOLATILE_PREFIXES))
+        stable += [f"revoked\0{r}" for r in sorted(self.revoked)]
+        stable += [f"set\0{e.name}\0{e.strategy}\0{e.identity}" for e in self.image_sets]
         return sha256_hex("\n".join(stable).encode())
 
     def to_json(self) -> dict[str, Any]:
         return {
             "format_version": self.format_version,
+            "version": self.version,
             "created": self.created.isoformat(),
             "valid_until": self.valid_until.isoformat(),
             "content_digest": self.content_digest(),
             "log_origin": self.log_origin,
             "limits": dict(self.limits),
+            "revoked": list(self.revoked),
+            "image_sets": [e.to_json() for e in self.image_sets],
             "keys": [k.to_json() for k in self.keys],
             "files": [f.to_json() for f in self.files],
         }
@@ -100,7 +135,7 @@ class Manifest:
                 raise BundleVerificationError(
                     f"bundle format version {doc['format_version']} is not supported "
                     f"(this tool reads version {FORMAT_VERSION})", path=MANIFEST,
-                    hint="use a newer sif-lifecycle")
+                    hint="export the bundle and verify it with the same sif-lifecycle release")
             files = tuple(FileEntry(str(f["path"]), str(f["kind"]), int(f["size"]),
                                     str(f["sha256"])) for f in doc["files"])
             keys = tuple(KeyEntry(str(k["fingerprint"]), str(k["kind"]), str(k["state"]),
@@ -109,8 +144,14 @@ class Manifest:
             origin = doc.get("log_origin")
             if origin is not None and not isinstance(origin, str):
                 raise TypeError("log_origin is not a string")
-            manifest = cls(_time(doc["created"]), _time(doc["valid_until"]), files, keys,
-                           origin, {str(k): str(v) for k, v in doc["limits"].items()})
+            version = doc["version"]
+            if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+                raise TypeError("version is not a positive integer")
+            sets = tuple(ImageSetEntry(str(e["name"]), str(e["strategy"]), str(e["identity"]))
+                         for e in doc["image_sets"])
+            manifest = cls(_time(doc["created"]), _time(doc["valid_until"]), files, version,
+                           tuple(str(r) for r in doc["revoked"]), sets, keys, origin,
+                           {str(k): str(v) for k, v in doc["limits"].items()})
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise BundleVerificationError(f"malformed manifest ({exc!r})", path=MANIFEST) from None
         if len({f.path for f in files}) != len(files):

@@ -2,8 +2,9 @@
 
 One JSON file, replaced atomically. The first bundle ever imported pins its signing key (trust
 on first use, announced loudly) unless a key is pinned explicitly; from then on, a bundle signed
-by any other key is rejected. For each log it remembers the newest checkpoint seen, so a later
-bundle must prove the log only grew since.
+by any other key is rejected. For each bundle key it remembers the highest bundle version
+imported (and that bundle's manifest digest), so an older bundle is refused as a rollback. For
+each log it remembers the newest checkpoint seen, so a later bundle must prove the log only grew.
 """
 
 from __future__ import annotations
@@ -34,9 +35,12 @@ class TrustState:
     """DSSE keyid -> {"public_key": PEM, "pinned_at": ISO time, "how": "first use"|"explicit"}."""
     logs: dict[str, dict[str, str]] = field(default_factory=dict)
     """Log origin -> {"verifier_key": ..., "checkpoint": signed checkpoint text}."""
+    versions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """DSSE keyid -> {"version": highest imported, "manifest_sha256": ..., "created": ISO time}."""
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": VERSION, "bundle_keys": self.keys, "logs": self.logs}
+        return {"version": VERSION, "bundle_keys": self.keys, "logs": self.logs,
+                "bundle_versions": self.versions}
 
 
 def load(directory: Path) -> TrustState:
@@ -50,7 +54,12 @@ def load(directory: Path) -> TrustState:
                           hint="restore it from a backup; deleting it re-trusts the next bundle") from None
     if not isinstance(doc, dict) or doc.get("version") != VERSION:
         raise BundleError("not a sif-lifecycle trust store (version 1)", path=path)
-    return TrustState(dict(doc.get("bundle_keys", {})), dict(doc.get("logs", {})))
+    versions = doc.get("bundle_versions", {})
+    if not isinstance(versions, dict) or not all(
+            isinstance(v, dict) and isinstance(v.get("version"), int) for v in versions.values()):
+        raise BundleError("the trust store's bundle_versions are malformed", path=path,
+                          hint="restore it from a backup")
+    return TrustState(dict(doc.get("bundle_keys", {})), dict(doc.get("logs", {})), versions)
 
 
 def save(directory: Path, state: TrustState) -> None:

@@ -2,7 +2,8 @@
 
 Order matters: the manifest signature is checked against a PINNED key before anything in the
 bundle is believed; then every file's size and digest, no file missing and none extra; then
-freshness against ``valid_until``; then the log's checkpoint against the one remembered from
+expiry (``valid_until``) and the bundle version against the highest imported before
+(:mod:`lifecycle.bundles.freshness`); then the log's checkpoint against the one remembered from
 earlier bundles (a consistency proof must connect them, or the log forked). The trust store is
 updated only when all of that passed.
 """
@@ -18,6 +19,7 @@ from lifecycle.bundles import layout as ex
 from lifecycle.bundles import manifest as mf
 from lifecycle.bundles import trust
 from lifecycle.bundles.archive import read_bundle
+from lifecycle.bundles.freshness import StaleOverride, check_expiry, check_version
 from lifecycle.clock import utc_now
 from lifecycle.errors import BundleVerificationError, LifecycleError, LogProofError
 from lifecycle.files import read_key
@@ -145,11 +147,13 @@ def _check_log(state: trust.TrustState, manifest: mf.Manifest, files: dict[str, 
 
 
 def open_bundle(path: Path, *, trust_store: Path | None = None, trust_key: Path | None = None,
-                at: datetime | None = None, strict: bool = False) -> OpenedBundle:
+                at: datetime | None = None,
+                allow_stale: StaleOverride | None = None) -> OpenedBundle:
     """Verify the bundle at ``path`` and import it into the trust store; raise if it fails.
 
-    A stale bundle (``valid_until`` before ``at``, default now) is reported in ``notes`` and
-    ``stale``; with ``strict`` it is rejected.
+    An expired bundle (``valid_until`` before ``at``, default now) is refused unless
+    ``allow_stale`` gives a reason (then ``stale`` is set and ``notes`` warns); an older version
+    than one imported before is always refused.
     """
     store = trust_store or trust.default_trust_store()
     now = utc_now()
@@ -166,14 +170,9 @@ def open_bundle(path: Path, *, trust_store: Path | None = None, trust_key: Path 
     mf.check_signature(signed, key)
     manifest = mf.Manifest.decode(signed.payload)
     _check_files(manifest, files, path)
-    stale = when > manifest.valid_until
-    notes = [n for n in (pin_note,) if n]
-    if stale:
-        message = (f"bundle is STALE: valid until {manifest.valid_until.isoformat()}, "
-                   f"checked at {when.isoformat()}; its revocation data may be outdated")
-        if strict:
-            raise _reject(message, path, hint="carry a newer bundle")
-        notes.append(f"WARNING: {message}")
+    stale_note = check_expiry(manifest, when, allow_stale, path)
+    notes = [n for n in (pin_note, stale_note) if n]
+    notes.append(check_version(state, signed.keyid, manifest, mf.sha256_hex(signed.payload), path))
     notes.append(_check_log(state, manifest, files, path))
     trust.save(store, state)
-    return OpenedBundle(path, manifest, files, signed.keyid, when, stale, tuple(notes))
+    return OpenedBundle(path, manifest, files, signed.keyid, when, bool(stale_note), tuple(notes))

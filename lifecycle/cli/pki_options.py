@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from lifecycle.config import Config, load_config
 from lifecycle.errors import ConfigError
 from lifecycle.pki.files import write_atomic
-from lifecycle.store.ca_service import CaService
-from lifecycle.store.key_service import KeyService
-from lifecycle.store.migrate import open_store
+
+if TYPE_CHECKING:  # the store (SQLAlchemy, Alembic) is imported when a command opens it
+    from lifecycle.store.ca_service import CaService
+    from lifecycle.store.key_service import KeyService
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -32,10 +33,15 @@ def open_config(config_path: Path | None) -> Config:
 
 
 def key_service(config: Config) -> KeyService:
+    from lifecycle.store.key_service import KeyService
+    from lifecycle.store.migrate import open_store
+
     return KeyService(open_store(config.database_url), config.key_directory)
 
 
 def ca_service(config: Config, passphrase: bytes) -> CaService:
+    from lifecycle.store.ca_service import CaService
+
     return CaService(key_service(config), passphrase, config.ca)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -266,6 +267,9 @@ def _longterm_options(f: click.decorators.FC) -> click.decorators.FC:
 @click.option("--bundle", type=click.Path(exists=True, path_type=Path),
               help="Verification bundle (directory or .tar.gz): its certificates, CRLs, OCSP "
                    "responses and keys, checked offline; no network is used.")
+@click.option("--allow-stale", metavar="REASON",
+              help="With --bundle: accept an expired bundle anyway, for this reason (printed "
+                   "in a warning). Never the default; an older (rolled-back) bundle is refused.")
 @click.option("--url", "keyservers", multiple=True,
               help="HKP keyserver (hkp://, hkps://, http(s)://) to fetch the PGP signers' keys "
                    "from by fingerprint, like singularity verify --url (repeatable); a served "
@@ -286,8 +290,8 @@ def verify(
     object_ids: tuple[int, ...], all_objects: bool, policy: str, legacy_insecure: bool, as_json: bool,
     log_keys: tuple[str, ...], identities: tuple[str, ...], identity_patterns: tuple[str, ...],
     issuers: tuple[str, ...], checkpoint_store: Path | None, log_url: str | None, bundle: Path | None,
-    keyservers: tuple[str, ...], jobs: int | None, images: tuple[Path, ...],
-    tsa_roots: tuple[Path, ...] = (), timestamps_required: int = 1,
+    allow_stale: str | None, keyservers: tuple[str, ...], jobs: int | None,
+    images: tuple[Path, ...], tsa_roots: tuple[Path, ...] = (), timestamps_required: int = 1,
 ) -> None:  # fmt: skip
     """Verify the signatures of each IMAGE. Exit 0 verified, 1 failed, 2 usage or input error.
 
@@ -310,9 +314,13 @@ def verify(
       sif-lifecycle verify --certificate leaf.pem --certificate-intermediates ca.pem \
         --certificate-roots root.pem --tsa-roots root.pem --crl ca.crl --crl root.crl image.sif
     """
-    if (identities or identity_patterns or issuers or checkpoint_store or log_url) and not log_keys:
+    if allow_stale is not None and bundle is None:
+        raise click.UsageError("--allow-stale applies to --bundle only")
+    if ((identities or identity_patterns or issuers) and not (log_keys or bundle)) or (
+            (checkpoint_store or log_url) and not log_keys):
         raise click.UsageError("--identity, --issuer, --checkpoint-store and --log-url need "
-                               "--log-key (the log that proves when signatures were made)")
+                               "--log-key (the log that proves when signatures were made); "
+                               "--identity and --issuer also work with --bundle")
     trust = TrustMaterial(
         keys=keys, certificate=certificate,
         intermediates=(certificate_intermediates,) if certificate_intermediates else (),
@@ -320,6 +328,7 @@ def verify(
         ocsp_responses=ocsp_responses, fetch_ocsp=ocsp_verify, revocation=revocation,
         log_keys=log_keys, identity=IdentityPolicy(identities, identity_patterns, issuers),
         checkpoint_store=checkpoint_store, log_url=log_url, bundle=bundle, at=at,
+        allow_stale=allow_stale,
         policy=Policy.parse(policy), groups=groups, object_ids=object_ids,
         all_objects=all_objects, legacy=legacy_insecure, keyservers=keyservers,
         tsa_roots=tsa_roots, timestamps_required=timestamps_required)
@@ -341,6 +350,11 @@ def verify(
 def _show(result: VerificationResult, image: Path, as_json: bool) -> None:
     for note in result.notes:
         click.echo(note, err=True)
+    for detail in result.details:  # quiet on success: --log-level info or --json shows them
+        if result.ok:
+            logging.getLogger("lifecycle.verify").info(detail)
+        else:
+            click.echo(detail, err=True)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return

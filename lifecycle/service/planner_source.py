@@ -72,6 +72,7 @@ class PlannerSource:
     def publish(self, now: datetime) -> Mapping[str, Any]:
         """The report and, when its content changed, a new bundle in the outbox (as configured)."""
         from lifecycle.bundles import export_to_outbox
+        from lifecycle.bundles.exporter import options_for
         from lifecycle.reports import write_report
 
         settings = self.context.config.serve
@@ -85,7 +86,8 @@ class PlannerSource:
             client = self._apply_context().log
             log = client.log if isinstance(client, LocalLogClient) else None
             written = export_to_outbox(self.context.ca, settings.bundle_outbox, settings.bundle_keep,
-                                       log=log, now=now)  # fmt: skip
+                                       log=log, now=now,
+                                       options=options_for(self.context.config))  # fmt: skip
             done["bundle"] = {"path": str(written.path), "new": written.written}
         return done
 

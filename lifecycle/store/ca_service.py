@@ -9,7 +9,7 @@ Just over ~400 lines: every operation that writes CA rows, checked before it cre
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from cryptography import x509
@@ -463,13 +463,17 @@ class CaService:
         root, root_key, _ = self._signer(ROOT)
         return [self.ocsp_signer(), OcspSigner(root, root_key, None, self.settings.crl_lifetime)]
 
-    def presigned_ocsp(self, rows: list[CertificateRecord], now: datetime) -> dict[str, bytes]:
+    def presigned_ocsp(self, rows: list[CertificateRecord], now: datetime,
+                       validity: timedelta | None = None) -> dict[str, bytes]:
         """DER OCSP responses for ``rows`` (leaves or intermediates, by serial), signed at
-        ``now`` by the CA that issued each, as ``serve`` answers them, to be carried offline.
+        ``now`` by the CA that issued each, as ``serve`` answers them, to be carried offline;
+        valid for ``validity`` when given (a bundle's), else each responder's own lifetime.
 
         SHA-1 CertIDs, as RFC 5019 clients, OpenSSL and stock ``--ocsp-verify`` ask for them.
         """
         signers = self.ocsp_signers()
+        if validity is not None:
+            signers = [replace(s, validity=validity) for s in signers]
         answers: dict[str, bytes] = {}
         for row in rows:
             cert = _cert(row)

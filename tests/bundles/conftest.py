@@ -30,7 +30,7 @@ from lifecycle.store.migrate import upgrade
 from lifecycle.store.tlog import SqlLogStorage, read_meta
 from lifecycle.tlog import Log, Submission
 from lifecycle.tlog.keys import decrypt_signer
-from tests.conftest import REPO
+from tests.conftest import REPO, require
 from tests.pki.conftest import PASSPHRASE, URLS
 
 ENV = {"SIF_LIFECYCLE_PASSPHRASE": PASSPHRASE.decode()}
@@ -59,6 +59,18 @@ class Fleet:
         for i in range(n):
             digest = hashlib.sha256(f"{log.size}-{i}".encode()).digest()
             log.append(Submission(digest, b"sig", b"cert", f"image-{log.size}"))
+
+
+def netns_prefix() -> tuple[str, ...]:
+    unshare = shutil.which("unshare")
+    require(unshare is not None, "unshare (util-linux)")
+    assert unshare is not None
+    probe = subprocess.run([unshare, "-n", "ip", "-o", "link"], capture_output=True, text=True,
+                           timeout=30, check=False)
+    require(probe.returncode == 0, f"permission to create a network namespace ({probe.stderr})")
+    links = [line.split(":")[1].strip() for line in probe.stdout.splitlines()]
+    assert links == ["lo"]  # nothing but an unconfigured loopback
+    return (unshare, "-n")
 
 
 def run_cli(*args: str | Path, env: dict[str, str] | None = None) -> Result:

@@ -52,12 +52,14 @@ def test_bundle_holds_every_generation_crls_once_ocsp_keys_and_log(fleet: Fleet,
         assert entry.size == len(files[entry.path])
         assert entry.sha256 == mf.sha256_hex(files[entry.path])
     assert manifest.format_version == mf.FORMAT_VERSION
-    # valid_until is the earliest freshness limit: here the OCSP responses (12 h)
+    # valid_until is the promised validity (7 days by default), and every CRL and OCSP response
+    # inside covers it (made so at export: the OCSP responder's own lifetime is 12 h)
     next_updates = [x509.load_pem_x509_crl(files[p]).next_update_utc for p in crl_files]
     next_updates += [ocsp.load_der_ocsp_response(files[p]).next_update_utc
                      for p in files if p.startswith("ocsp/")]
-    assert manifest.valid_until == min(t for t in next_updates if t is not None)
-    assert manifest.valid_until < manifest.created + timedelta(hours=13)
+    assert manifest.valid_until == (manifest.created + timedelta(days=7)).replace(microsecond=0)
+    assert all(t is not None and t >= manifest.valid_until for t in next_updates)
+    assert manifest.version == 1
     # sizes per kind add up to everything written
     assert report.total == sum(len(d) for d in files.values())
     assert report.sizes["crl"] == sum(len(files[p]) for p in crl_files)

@@ -13,6 +13,7 @@ from lifecycle.bundles import export, open_bundle
 from lifecycle.bundles import layout as lay
 from lifecycle.bundles import manifest as mf
 from lifecycle.bundles.archive import read_bundle, write_bundle
+from lifecycle.bundles.freshness import StaleOverride
 from lifecycle.errors import BundleError, BundleVerificationError, LogForkError
 from lifecycle.pki import keys
 from lifecycle.store.db import make_engine
@@ -126,22 +127,30 @@ def test_trust_key_pins_explicitly_and_rejects_other_signers(fleet: Fleet, tmp_p
     assert "TRUST ON FIRST USE" not in result.output
 
 
-def test_stale_bundle_is_reported_and_fails_strict(fleet: Fleet, tmp_path: Path, trust: Path
-                                                   ) -> None:
+def test_expired_bundle_is_refused_unless_overridden_with_a_reason(
+        fleet: Fleet, tmp_path: Path, trust: Path) -> None:
     report = export(fleet.ca, tmp_path / "b.tar.gz")
     late = report.manifest.valid_until + timedelta(seconds=1)
-    opened = open_bundle(tmp_path / "b.tar.gz", trust_store=trust, at=late)
+    with pytest.raises(BundleVerificationError, match="bundle is STALE: valid until"):
+        open_bundle(tmp_path / "b.tar.gz", trust_store=trust, at=late)
+    assert not (trust / "trust.json").exists()  # nothing imported from a refused bundle
+    opened = open_bundle(tmp_path / "b.tar.gz", trust_store=trust, at=late,
+                         allow_stale=StaleOverride("courier delayed"))
     assert opened.stale
-    assert any(n.startswith("WARNING: bundle is STALE") for n in opened.notes)
-    with pytest.raises(BundleVerificationError, match="STALE"):
-        open_bundle(tmp_path / "b.tar.gz", trust_store=trust, at=late, strict=True)
+    assert any(n.startswith("WARNING: bundle is STALE") and n.endswith(
+        "ACCEPTED ONLY BECAUSE --allow-stale: courier delayed") for n in opened.notes)
     at = late.isoformat()
-    lenient = run_cli("bundle", "verify", "--trust-store", trust, "--at", at, tmp_path / "b.tar.gz")
+    refused = run_cli("bundle", "verify", "--trust-store", trust, "--at", at, tmp_path / "b.tar.gz")
+    assert refused.exit_code == 1 and "bundle is STALE: valid until" in refused.output
+    assert "--allow-stale REASON" in refused.output
+    lenient = run_cli("bundle", "verify", "--trust-store", trust, "--at", at, "--allow-stale",
+                      "site cut off", tmp_path / "b.tar.gz")
     assert lenient.exit_code == 0 and "(STALE)" in lenient.output
-    strict = run_cli("bundle", "verify", "--trust-store", trust, "--strict", "--at", at,
-                     tmp_path / "b.tar.gz")
-    assert strict.exit_code == 1 and "bundle is STALE: valid until" in strict.output
-    fresh = run_cli("bundle", "verify", "--trust-store", trust, "--strict",
+    assert "ACCEPTED ONLY BECAUSE --allow-stale: site cut off" in lenient.output
+    empty = run_cli("bundle", "verify", "--trust-store", trust, "--at", at, "--allow-stale", " ",
+                    tmp_path / "b.tar.gz")
+    assert empty.exit_code == 2 and "--allow-stale needs a reason" in empty.output
+    fresh = run_cli("bundle", "verify", "--trust-store", trust,
                     "--at", (report.manifest.valid_until - timedelta(seconds=1)).isoformat(),
                     tmp_path / "b.tar.gz")
     assert fresh.exit_code == 0 and "(fresh)" in fresh.output
@@ -154,7 +163,7 @@ def test_newer_bundle_must_prove_the_log_grew(fleet: Fleet, tmp_path: Path, trus
     open_bundle(tmp_path / "old", trust_store=trust)
     opened = open_bundle(tmp_path / "new", trust_store=trust)
     assert "grew from size 3 to 5, consistent" in opened.notes[-1]
-    with pytest.raises(BundleVerificationError, match="older than one imported before"):
+    with pytest.raises(BundleVerificationError, match="ROLLBACK: this bundle is version 1"):
         open_bundle(tmp_path / "old", trust_store=trust)
 
 

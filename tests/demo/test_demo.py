@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -56,9 +57,9 @@ def test_every_image_verifies_offline_against_the_bundle(
                             "ci-tool.sif", "ci-nightly.sif", "legacy-tool.sif"])
     assert sorted(v.image.name for v in result.verified) == names
     assert all(v.ok and v.command[:4] == ["sif-lifecycle", "verify", "--bundle",
-                                          "bundle.tar.gz"] for v in result.verified)
+                                          "bundle.tar.gz"] and len(v.command) == 5
+               for v in result.verified)  # every kind of image: the bundle and nothing else
     ci_tool = next(v for v in result.verified if v.image.name == "ci-tool.sif")
-    assert "--log-key" in ci_tool.command and "--identity" in ci_tool.command
     assert f"logged {day(result.started)}" in ci_tool.output  # three years ago, still valid
     report = result.report
     assert report is not None and report.name == "report.html" and report.stat().st_size > 0
@@ -161,3 +162,96 @@ def test_stock_ocsp_verify_accepts_every_published_chain(
     finally:
         running.stop()
     assert checked >= 2
+
+
+def _readme_commands(readme: str, tool: str) -> list[str]:
+    return [line.strip() for line in readme.splitlines() if line.startswith(f"    {tool} ")]
+
+
+@pytest.mark.slow
+def test_every_image_verifies_with_the_bundle_alone_offline_and_quietly(
+        demo: tuple[DemoResult, list[str]], tmp_path: Path) -> None:
+    """Inside a network namespace, each README command for every image; stock commands'
+    certificates hold on the bundle's date (openssl, with the bundle's CRLs)."""
+    from tests.bundles.conftest import netns_prefix
+    from tests.conftest import require_tool
+
+    result, _ = demo
+    prefix = netns_prefix()
+    bundle = result.workspace / "bundle"
+    readme = (bundle / "README").read_text()
+    ours = _readme_commands(readme, "sif-lifecycle")
+    assert "sif-lifecycle verify --bundle . IMAGE.sif" in ours
+    identity = next(c for c in ours if "--identity" in c)
+    assert identity.split("--identity ")[1].split()[0] in readme  # the ci set's signer
+    env = {**os.environ, "PYTHONPATH": str(REPO), "SIF_LIFECYCLE_TRUST_STORE": str(tmp_path / "t")}
+    env.pop("SIF_LIFECYCLE_CONFIG", None)
+    for image_set, paths in result.images.items():
+        for image in paths:
+            for command in ours:
+                if "--identity" in command and image_set != "ci":
+                    continue  # the set-specific line is for that set's images
+                args = [a if a != "IMAGE.sif" else str(image) for a in command.split()[1:]]
+                done = subprocess.run([*prefix, sys.executable, "-m", "lifecycle.cli.main",
+                                       *args], cwd=bundle, capture_output=True, text=True,
+                                      check=False, env=env)
+                assert done.returncode == 0, (command, image, done.stdout + done.stderr)
+                if "IMAGE.sif" in command:
+                    assert done.stderr == "", done.stderr  # quiet on success
+                    assert f"Container verified: {image}" in done.stdout
+    stock = _readme_commands(readme, "singularity")
+    certificates = [c.split("--certificate ")[1].split()[0] for c in stock if "--certificate " in c]
+    assert certificates and all(not c.startswith("historical/") for c in certificates)
+    created = next(line.split()[1] for line in readme.splitlines() if line.startswith("Created:"))
+    at = str(int(datetime.fromisoformat(created).timestamp()))
+    crls = [a for c in sorted((bundle / "crls").iterdir()) for a in ("-CRLfile", str(c))]
+    for cert in certificates:
+        done = subprocess.run([require_tool("openssl"), "verify", "-attime", at, "-CAfile",
+                               "certs/roots.pem", "-untrusted", "certs/intermediates.pem",
+                               "-crl_check_all", *crls, cert], cwd=bundle, capture_output=True,
+                              text=True, check=False)
+        assert done.returncode == 0, (cert, done.stdout + done.stderr)
+    assert len(certificates) < 10  # not every expired generation of three years
+    ci = readme.split("Image set ci (ephemeral)")[1].split("Historical (retired")[0]
+    assert "sif-lifecycle verify --bundle . IMAGE.sif" in ci and "cannot verify" in ci
+    assert "singularity verify" not in ci  # no stock command for an ephemeral set
+    for name in ("base (reissue)", "apps (resign)"):
+        assert "singularity verify --certificate" in readme.split(f"Image set {name}")[1].split(
+            "Image set ")[0]
+    files = sum(1 for p in bundle.rglob("*") if p.is_file())
+    assert f"Files:        {files}\n" in readme
+    assert f"bundle bundle.tar.gz: {files} files" in "\n".join(demo[1])
+
+
+@pytest.mark.slow
+def test_bundle_export_takes_the_configured_log_and_identities(
+        demo: tuple[DemoResult, list[str]], tmp_path: Path) -> None:
+    """``bundle export`` with the demo's config alone: [tlog] and the ci identity go in; a
+    different --identity with --bundle is refused. (Last: it adds an export to the store.)"""
+    from lifecycle.bundles import manifest as mf
+    from lifecycle.bundles.archive import read_bundle
+
+    result, _ = demo
+    ws = result.workspace
+    env = {**os.environ, "PYTHONPATH": str(REPO), "SIF_LIFECYCLE_CONFIG": str(ws / "lifecycle.toml"),
+           "SIF_LIFECYCLE_PASSPHRASE": (ws / "passphrase.txt").read_text().strip(),
+           "SIF_LIFECYCLE_TRUST_STORE": str(tmp_path / "trust")}
+
+    def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "lifecycle.cli.main", *map(str, args)],
+                              cwd=ws, capture_output=True, text=True, check=False, env=env)
+
+    out = tmp_path / "site.tar.gz"
+    done = cli("bundle", "export", out)
+    assert done.returncode == 0, done.stdout + done.stderr
+    files = read_bundle(out)
+    manifest = mf.Manifest.decode(files[mf.MANIFEST])
+    assert "tlog/checkpoint.txt" in files and manifest.log_origin
+    assert manifest.identities == ("https://ci.demo.example/pipelines/main",)
+    assert f"{len(files)} files" in done.stdout and manifest.file_count == len(files)
+    ci = ws / "images" / "ci" / "ci-tool.sif"
+    assert cli("verify", "--bundle", out, ci).returncode == 0
+    other = cli("verify", "--bundle", out, "--identity", "mallory@example.org", ci)
+    assert other.returncode == 1 and "does not match the accepted identities" in other.stderr
+    named = cli("verify", "--bundle", out, "--identity", manifest.identities[0], ci)
+    assert named.returncode == 0, named.stdout + named.stderr

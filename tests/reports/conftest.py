@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from lifecycle.bundles import export
+from lifecycle.bundles import ExportOptions, export
 from lifecycle.config import Config, ImageSetPolicy
 from lifecycle.reports import ReportData, build_report
 from lifecycle.sif import SifImage
@@ -74,7 +74,8 @@ def build(tmp_path: Path, url: str = "") -> ReportFleet:
     tamper(images["web-1"])
     fleet.now = REISSUED + timedelta(days=1)
     fleet.track(images["web-1"])
-    export(fleet.ca, tmp_path / "bundle.tar.gz", now=fleet.now)
+    export(fleet.ca, tmp_path / "bundle.tar.gz", now=fleet.now,  # stale at NOW: 1-day validity
+           options=ExportOptions(validity=timedelta(days=1)))
     fleet.now = NOW
     config = Config(fleet.url, tmp_path / "keys", fleet.ca.settings, policies=fleet.policies)
     return ReportFleet(fleet, config, images, revoked, current, signer.verifier.verifier_key())

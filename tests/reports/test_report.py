@@ -67,7 +67,7 @@ def check_fleet_report(report_fleet: ReportFleet, data: ReportData) -> None:
     assert {c.role for c in data.crls} == {"root", "intermediate"}
     assert data.log is not None and data.log.size == 1 and data.log.newest_entry == T0
     assert data.log.verifier_key == report_fleet.verifier_key
-    assert data.bundle is not None and data.bundle.stale  # OCSP responses lasted 12 hours
+    assert data.bundle is not None and data.bundle.stale  # exported with a 1-day validity
     assert data.bundle.path.endswith("bundle.tar.gz")
     kinds = {a.key.split(":")[0] for a in data.actions}
     assert {"reissue", "rotate", "crl-refresh"} <= kinds
