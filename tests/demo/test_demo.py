@@ -212,9 +212,12 @@ def test_every_image_verifies_with_the_bundle_alone_offline_and_quietly(
                               text=True, check=False)
         assert done.returncode == 0, (cert, done.stdout + done.stderr)
     assert len(certificates) < 10  # not every expired generation of three years
-    ci = readme.split("Image set ci (ephemeral)")[1].split("Historical (retired")[0]
+    ci = readme.split("Image set ci (ephemeral)")[1].split("Historical (retired")[0].split(
+        "Image set ")[0]
     assert "sif-lifecycle verify --bundle . IMAGE.sif" in ci and "cannot verify" in ci
     assert "singularity verify" not in ci  # no stock command for an ephemeral set
+    legacy = readme.split("Image set legacy (reissue)")[1].split("Historical (retired")[0]
+    assert "singularity verify --local IMAGE.sif" in legacy  # after importing the keyring
     for name in ("base (reissue)", "apps (resign)"):
         assert "singularity verify --certificate" in readme.split(f"Image set {name}")[1].split(
             "Image set ")[0]
