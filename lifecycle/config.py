@@ -693,6 +693,51 @@ class ImageSetTable(_Table):
             key_type=self.key_type, pgp_user_id=self.pgp_user_id or "")
 
 
+class AlertsTable(_Table):
+    """``[alerts]``: the thresholds of the shipped alert rules that no other window gives
+    (see docs/operations.md; the rest follow the image sets' and jobs' own settings)."""
+
+    forecast_days: Days = 30
+    """Alert when an image set's forecast "verifiable until" (with this tool) is this close."""
+    ca_expiry_days: Days = 90
+    """Alert when a CA certificate (root, intermediate, OCSP, ephemeral CA) expires this soon."""
+    job: Text = "sif-lifecycle"
+    """The Prometheus scrape job of the serve instances (what the instance-missing rule watches)."""
+    pending: Duration = timedelta(minutes=10)
+    """How long a condition must hold before its rule fires (Prometheus ``for``)."""
+
+
+class NotifyTable(_Table):
+    """``[notify]``: where the service itself sends alerts, for sites without Prometheus."""
+
+    interval: Duration = timedelta(minutes=5)
+    webhooks: list[Url] = []
+    """Each gets a JSON POST per new or changed condition."""
+    alertmanager_url: Url | None = None
+    """An Alertmanager: conditions are POSTed to its /api/v2/alerts."""
+    smtp_host: Text | None = None
+    smtp_port: Annotated[int, _whole(1, 65535)] = 25
+    smtp_starttls: bool = False
+    smtp_from: Text | None = None
+    smtp_to: list[Text] = []
+    max_attempts: Annotated[int, _whole(1, 100)] = 5
+    retry_delay: Duration = timedelta(seconds=30)
+    """Doubled after each failed attempt."""
+    timeout: Duration = timedelta(seconds=10)
+
+    @model_validator(mode="after")
+    def _smtp_complete(self) -> NotifyTable:
+        if self.smtp_host is not None and (self.smtp_from is None or not self.smtp_to):
+            raise _rule("smtp_host", "e-mail needs smtp_from and smtp_to as well")
+        if self.smtp_host is None and (self.smtp_from is not None or self.smtp_to):
+            raise _rule("smtp_host", "required when smtp_from or smtp_to is given")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.webhooks or self.alertmanager_url or self.smtp_host)
+
+
 class BundlesTable(_Table):
     """``[bundles]``: what exported verification bundles promise."""
 
@@ -717,6 +762,8 @@ class ConfigFile(_Table):
     timestamp: TimestampTable | None = None
     image_sets: list[ImageSetTable] = []
     bundles: BundlesTable = BundlesTable()
+    alerts: AlertsTable = AlertsTable()
+    notify: NotifyTable = NotifyTable()
 
     @model_validator(mode="after")
     def _across_sets(self) -> ConfigFile:
@@ -778,7 +825,8 @@ class ConfigFile(_Table):
         if "validity_days" not in bundles.model_fields_set:  # the default, capped by the CRLs
             bundles = BundlesTable(validity_days=min(bundles.validity_days, crl_lifetime.days))
         return Config(database_url, base / self.keys.directory, settings, host, port, policies,
-                      self.serve, tlog, self.keyserver.settings(), self.timestamp, bundles)
+                      self.serve, tlog, self.keyserver.settings(), self.timestamp, bundles,
+                      alerts=self.alerts, notify=self.notify)
 
 
 def _url_host(host: str) -> str:
@@ -798,6 +846,8 @@ class Config:
     keyserver: KeyserverSettings = field(default_factory=KeyserverSettings)
     timestamp: TimestampTable | None = None
     bundles: BundlesTable = field(default_factory=BundlesTable)
+    alerts: AlertsTable = field(default_factory=AlertsTable)
+    notify: NotifyTable = field(default_factory=NotifyTable)
 
 
 # -- loading -----------------------------------------------------------------------------------
@@ -805,7 +855,8 @@ class Config:
 _TABLES: dict[str, type[BaseModel]] = {
     "database": DatabaseTable, "keys": KeysTable, "ca": CaTable, "serve": ServeSettings,
     "tlog": TlogTable, "keyserver": KeyserverTable, "timestamp": TimestampTable,
-    "image_sets": ImageSetTable, "bundles": BundlesTable}
+    "image_sets": ImageSetTable, "bundles": BundlesTable, "alerts": AlertsTable,
+    "notify": NotifyTable}
 _REQUIRED = {"name": "required: letters, digits, '.', '_' or '-'",
              "paths": "required: a list of path globs",
              "strategy": f"required: one of {', '.join(Strategy)}",
@@ -923,9 +974,9 @@ def load_config(path: Path | None = None) -> Config:
 
 
 __all__ = [
-    "DEFAULT_RENEWAL", "DEFAULT_WORK_SOURCE", "ENV_CONFIG", "EPHEMERAL_ALGORITHMS", "CaSettings",
-    "CaUrls", "Config", "ConfigFile", "IdentityKind", "ImageSetPolicy", "KeyAlgorithm",
-    "KeyserverSettings", "OcspResponderMode", "Policies", "ServeSettings", "Strategy",
+    "DEFAULT_RENEWAL", "DEFAULT_WORK_SOURCE", "ENV_CONFIG", "EPHEMERAL_ALGORITHMS", "AlertsTable",
+    "CaSettings", "CaUrls", "Config", "ConfigFile", "IdentityKind", "ImageSetPolicy", "KeyAlgorithm",
+    "KeyserverSettings", "NotifyTable", "OcspResponderMode", "Policies", "ServeSettings", "Strategy",
     "TimestampTable", "TlogSettings", "identity_kind", "load_config",
     "parse_duration", "parse_listen", "sqlite_url", "validate",
 ]

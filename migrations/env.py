@@ -7,6 +7,7 @@ from sqlmodel import SQLModel
 
 import lifecycle.inventory.models
 import lifecycle.store.models
+import lifecycle.store.notifications
 import lifecycle.store.queue
 import lifecycle.store.tlog  # noqa: F401
 from lifecycle.store.db import make_engine

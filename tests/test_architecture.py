@@ -12,12 +12,14 @@ from lifecycle.model.fleet import ActionKind, ApplyStatus
 from lifecycle.model.key_state import KeyState
 from lifecycle.model.roles import CaRole
 from lifecycle.model.status import ImageEvent, ImageStatus
+from lifecycle.service.conditions import RuleName, Severity
 from lifecycle.service.scheduler import JobId
+from lifecycle.store.notifications import NotifyState
 from lifecycle.store.queue import WorkState
 
 REPO = Path(__file__).resolve().parents[1]
 ENUMS = (Strategy, ActionKind, ApplyStatus, KeyState, CaRole, ImageStatus, ImageEvent, WorkState,
-         JobId)
+         JobId, RuleName, Severity, NotifyState)
 DEFINED_IN = {Path(sys.modules[e.__module__].__file__ or "").resolve() for e in ENUMS}
 
 

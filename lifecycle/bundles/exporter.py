@@ -430,3 +430,8 @@ def export_to_outbox(ca: CaService, outbox: Path, keep: int, *, log: Log | None 
     for old_path in bundles[:-keep]:
         old_path.unlink()
     return report
+
+
+def newest_bundle(outbox: Path) -> tuple[Path, mf.Manifest] | None:
+    """The newest readable bundle in ``outbox`` and its manifest (None: none, or no outbox)."""
+    return _newest(outbox) if outbox.is_dir() else None

@@ -96,6 +96,8 @@ COMMANDS = {
     "apply": "lifecycle.cli.fleet_commands:apply_command",
     "report": "lifecycle.cli.report_commands:report",
     "demo": "lifecycle.cli.demo_command:demo",
+    "actions": "lifecycle.cli.ops_commands:actions",
+    "alerts": "lifecycle.cli.ops_commands:alerts",
 }
 """Subcommands, imported only when used: a `verify` should not pay for the CA's imports."""
 
@@ -117,6 +119,8 @@ SUMMARIES = {
     "apply": "Execute every action whose window is open, one by one, re-planning after each round.",
     "report": "Report keys, certificates, CRLs, planned actions and, per image, until when it verifies.",
     "demo": "Build a demo workspace and run the planner and applier over three simulated years.",
+    "actions": "List the service's queued, running and failed actions, with attempts and last error.",
+    "alerts": "Print the Prometheus alert rules, with thresholds from the configuration.",
 }
 """First sentence of each subcommand's help, so that ``--help`` lists them without importing
 every command module (tests/unit/test_startup.py checks them against the commands)."""

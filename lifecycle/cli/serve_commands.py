@@ -47,6 +47,10 @@ def serve(config_path: Path | None, passphrase_file: Path | None, listen: str | 
           no_ca: bool) -> None:
     """Run the service: scheduled scan, plan+apply and CRL jobs, OCSP/CRL/health endpoints.
 
+    Also /metrics (Prometheus), /healthz (``degraded`` with reasons when work failed or material
+    goes stale; 503 only when the instance cannot work) and /readyz (503 unless ``ok``); with
+    a [notify] table, a notify job sends the same conditions (docs/operations.md).
+
     Runs until SIGTERM or SIGINT, then finishes the actions in progress (at most
     [serve] shutdown_timeout) and exits 0. Several instances may share one PostgreSQL database.
 
@@ -79,7 +83,10 @@ def serve(config_path: Path | None, passphrase_file: Path | None, listen: str | 
     engine = store_ca.engine
     ca = initialized_ca(store_ca)
     source = load_source(config.serve.work_source, SourceContext(config, engine, passphrase, ca))
-    service = Service(engine, source, config.serve)
+    from lifecycle.service.operations import Operations
+
+    operations = Operations(engine, config)
+    service = Service(engine, source, config.serve, operations=operations)
 
     endpoints = None
     if tlog_db is not None:
@@ -103,7 +110,7 @@ def serve(config_path: Path | None, passphrase_file: Path | None, listen: str | 
 
         tsa = local_tsa(ca, utc_now, accuracy=config.timestamp.accuracy).respond
     running = start_http(revocation, host, port, log_endpoints=endpoints, health=service.health,
-                         limits=limits, tsa=tsa)
+                         limits=limits, tsa=tsa, metrics=operations.metrics)
     service.start()
     if log_format == "text":  # in json mode the http.listening event carries the address
         click.echo(f"serving on {running.url} (SIGTERM or Ctrl-C to stop)", err=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from lifecycle.store.db import UTCDateTime
@@ -16,6 +16,8 @@ from lifecycle.store.db import UTCDateTime
 
 class ImageRecord(SQLModel, table=True):
     __tablename__ = "images"
+    # counting images by set and status (/metrics) reads this index only
+    __table_args__ = (Index("ix_images_image_set_status", "image_set", "status"),)
 
     id: int | None = Field(default=None, primary_key=True)
     path: str = Field(sa_column=Column(Text, nullable=False, unique=True))
@@ -29,6 +31,8 @@ class ImageRecord(SQLModel, table=True):
     first_seen: datetime = Field(sa_type=UTCDateTime)
     last_seen: datetime = Field(sa_type=UTCDateTime)
     last_verified: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    image_set: str | None = Field(default=None, max_length=100)
+    """The managed set whose globs matched at the last scan (None: in none, or not scanned since)."""
 
 
 class ImageSignatureRecord(SQLModel, table=True):

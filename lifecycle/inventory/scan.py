@@ -11,6 +11,7 @@ forgotten: its history stays.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +35,8 @@ from lifecycle.inventory.models import (
 )
 from lifecycle.model.status import ImageEvent, ImageStatus
 from lifecycle.store import audit
+
+log = logging.getLogger(__name__)
 
 IMAGES = ImageRecord.__table__  # type: ignore[attr-defined]
 SIGNATURES = ImageSignatureRecord.__table__  # type: ignore[attr-defined]
@@ -146,6 +149,8 @@ def record_image(conn: Connection, info: ImageInfo, st: os.stat_result, now: dat
     values = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino,
               "sif_id": info.sif_id, "groups": ",".join(map(str, info.groups)), "status": status,
               "last_seen": now, "last_verified": now}
+    if expected is not None:
+        values["image_set"] = expected.image_set
     if existing is None:
         image_id = conn.execute(insert(IMAGES).values(
             path=info.path, digests=json.dumps({str(k): v for k, v in info.digests.items()}),
@@ -169,7 +174,14 @@ def record_image(conn: Connection, info: ImageInfo, st: os.stat_result, now: dat
         reason = "; ".join(reasons)
         event(conn, image_id, now, ImageEvent.TAMPERED, reason=reason)
         audit.record_in(conn, now, "image.tampered", info.path[-255:], reason=reason)
+        _log_tampered(info.path, reason)
     return status
+
+
+def _log_tampered(path: str, evidence: str) -> None:
+    """A tamper detection is something to act on: a warning naming the image and the evidence."""
+    log.warning("image %s is tampered: %s", path, evidence,
+                extra={"fields": {"event": "image.tampered", "image": path, "evidence": evidence}})
 
 
 def reinventory(engine: Engine, image_id: int, path: str, now: datetime) -> None:
@@ -194,6 +206,8 @@ def mark_tampered(engine: Engine, image_id: int, now: datetime, reason: str) -> 
                      .values(status=ImageStatus.TAMPERED))
         event(conn, image_id, now, ImageEvent.TAMPERED, reason=reason)
         event(conn, image_id, now, ImageEvent.REFUSED, reason=reason)
+        path = conn.execute(select(IMAGES.c.path).where(IMAGES.c.id == image_id)).scalar()
+    _log_tampered(str(path), reason)
 
 
 def record_ephemeral(engine: Engine, image_id: int, now: datetime, identity: str,

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 MAX_OCSP_REQUEST = 64 * 1024
 MAX_TSA_REQUEST = 16 * 1024
 TSA_REPLY = "application/timestamp-reply"
+METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,7 @@ class Routes:
     health: Health | None
     tsa: Callable[[bytes], bytes] | None = None
     """The local time-stamping authority at ``/tsa`` (RFC 3161 over HTTP, POST only)."""
+    metrics: Callable[[], bytes] | None = None
 
     def answer(self, method: str, target: str, headers: dict[str, str],
                body: Callable[[int], bytes]) -> tuple[Answer, int]:
@@ -161,8 +163,10 @@ class Routes:
                 return error_answer(HTTPStatus.METHOD_NOT_ALLOWED, "use GET or POST"), 0
             data = body(self.log_endpoints.max_submission) if method == "POST" else b""
             return self.log_endpoints.handle(method, target, data, headers), 0
-        if method == "GET" and path == "/healthz" and self.health is not None:
-            return self._health(), 0
+        if method == "GET" and path in ("/healthz", "/readyz") and self.health is not None:
+            return self._health(ready=path == "/readyz"), 0
+        if method == "GET" and path == "/metrics" and self.metrics is not None:
+            return (HTTPStatus.OK, self.metrics(), METRICS_TYPE), 0
         if path == "/tsa" and self.tsa is not None:
             if method != "POST":
                 return error_answer(HTTPStatus.METHOD_NOT_ALLOWED, "POST a TimeStampReq"), 0
@@ -185,13 +189,16 @@ class Routes:
             return error_answer(HTTPStatus.BAD_REQUEST, "bad OCSP request encoding"), 0
         return (HTTPStatus.OK, self.source.ocsp(request), "application/ocsp-response"), _CACHED
 
-    def _health(self) -> Answer:
+    def _health(self, *, ready: bool) -> Answer:
+        """/healthz: 200 while the instance works (``ok`` or ``degraded``, with reasons), 503 when
+        it cannot (database away, stopping); /readyz: 503 unless ``ok``."""
         assert self.health is not None
         try:
             report, status = self.health(), HTTPStatus.OK
         except Exception as exc:  # the database is away: say so, with 503 for load balancers
             report, status = {"status": "error", "error": str(exc)}, HTTPStatus.SERVICE_UNAVAILABLE
-        if report.get("status") != "ok":
+        healthy = ("ok",) if ready else ("ok", "degraded")
+        if report.get("status") not in healthy:
             status = HTTPStatus.SERVICE_UNAVAILABLE
         return status, json.dumps(report).encode() + b"\n", JSON
 
@@ -311,9 +318,10 @@ class RunningServer:
 def start_http(source: RevocationSource | None, host: str = "127.0.0.1", port: int = 0, *,
                log_endpoints: LogEndpoints | None = None, health: Health | None = None,
                limits: HttpLimits | None = None,
-               tsa: Callable[[bytes], bytes] | None = None) -> RunningServer:
-    """Serve CRLs, CA certificates, OCSP, the log, /tsa and /healthz on ``host:port`` (0: a free
-    port)."""
+               tsa: Callable[[bytes], bytes] | None = None,
+               metrics: Callable[[], bytes] | None = None) -> RunningServer:
+    """Serve CRLs, CA certificates, OCSP, the log, /tsa, /metrics and /healthz on ``host:port``
+    (0: a free port)."""
     limits = limits or HttpLimits()
     # waitress warns on every request that waits for a thread: under load, a line per request
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
@@ -324,7 +332,8 @@ def start_http(source: RevocationSource | None, host: str = "127.0.0.1", port: i
         max_request_header_size=limits.max_header_bytes, ident="sif-lifecycle",
         expose_tracebacks=False, backlog=max(1024, limits.max_connections))
     try:
-        server = _Server(make_app(Routes(source, log_endpoints, health, tsa)), adj=adjustments)
+        server = _Server(make_app(Routes(source, log_endpoints, health, tsa, metrics)),
+                         adj=adjustments)
     except OSError as exc:
         raise LifecycleError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
                              hint="choose another --listen address, or stop what uses this one"

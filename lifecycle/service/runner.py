@@ -13,18 +13,21 @@ import time
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 
 from lifecycle.clock import Clock, utc_now
 from lifecycle.config import ServeSettings
-from lifecycle.service.scheduler import JobId, job_specs, start_scheduler, stop_scheduler
+from lifecycle.service.scheduler import JobId, JobSpec, job_specs, start_scheduler, stop_scheduler
 from lifecycle.service.work import WorkSource
 from lifecycle.service.workers import WorkerPool
 from lifecycle.store import audit, migrate
 from lifecycle.store.db import session_scope
-from lifecycle.store.queue import WorkQueue, start_job_run
+from lifecycle.store.queue import WorkQueue, finish_job_run, start_job_run
+
+if TYPE_CHECKING:
+    from lifecycle.service.operations import Operations
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,8 @@ class Service:
     """Runs the jobs of ``settings`` against ``source``; ``start`` returns at once, ``stop`` ends it."""
 
     def __init__(self, engine: Engine, source: WorkSource, settings: ServeSettings, *,
-                 instance: str | None = None, clock: Clock = utc_now) -> None:
+                 instance: str | None = None, clock: Clock = utc_now,
+                 operations: Operations | None = None) -> None:
         self.engine = engine
         self.source = source
         self.settings = settings
@@ -55,7 +59,11 @@ class Service:
         self.pool = WorkerPool(self.queue, source, instance=self.instance, size=settings.workers,
                                lease=settings.lease, poll=settings.poll_interval, clock=clock,
                                on_drained=lambda: self.run_job(JobId.PLAN, self.clock()))
-        self.specs = {spec.id: spec for spec in job_specs(settings)}
+        self.operations = operations
+        specs = job_specs(settings)
+        if operations is not None and operations.notifier is not None:
+            specs.append(JobSpec(JobId.NOTIFY, operations.config.notify.interval))
+        self.specs = {spec.id: spec for spec in specs}
         self.started = clock()
         self._running_jobs = 0
         self._lock = threading.Lock()
@@ -75,6 +83,9 @@ class Service:
             return dict(self.source.refresh_crls(now))
         if job_id == JobId.PUBLISH:
             return dict(self.source.publish(now))
+        if job_id == JobId.NOTIFY:
+            assert self.operations is not None
+            return dict(self.operations.notify(now))
         actions = self.source.plan_actions(now)
         queued = self.queue.enqueue(actions, now)
         self.pool.wake()
@@ -101,6 +112,7 @@ class Service:
             with self._lock:
                 self._running_jobs -= 1
         with session_scope(self.engine) as session:
+            finish_job_run(session.connection(), job_id, self.clock(), ok=action == "service.job")
             audit.record(session, self.clock(), action, job_id, instance=self.instance,
                          scheduled=scheduled.isoformat(), started=now.isoformat(), result=dict(result))
         log.info("job %s ran", job_id, extra={"fields": {"event": action, "job": job_id,
@@ -108,11 +120,19 @@ class Service:
         return result
 
     def health(self) -> dict[str, Any]:
-        """What /healthz reports: this instance, its workers and the shared queue."""
-        return {"status": "stopping" if self.pool.stopping.is_set() else "ok",
-                "instance": self.instance, "started": self.started.isoformat(),
-                "workers": self.settings.workers, "busy": self.pool.busy,
-                "applied": self.pool.applied, "queue": self.queue.counts()}
+        """What /healthz reports: this instance, its workers, the shared queue and, when
+        something needs an operator (failed actions, overdue jobs, stale material, tampered
+        images), ``degraded`` with the reasons."""
+        found = self.operations.findings() if self.operations is not None else []
+        status = "stopping" if self.pool.stopping.is_set() else "degraded" if found else "ok"
+        report: dict[str, Any] = {
+            "status": status, "instance": self.instance, "started": self.started.isoformat(),
+            "workers": self.settings.workers, "busy": self.pool.busy,
+            "applied": self.pool.applied, "queue": self.queue.counts()}
+        if found:
+            report["reasons"] = [f.summary for f in found]
+            report["conditions"] = [f.to_dict() for f in found]
+        return report
 
     def stop(self, timeout: float) -> bool:
         """Stop taking work, let running actions and jobs finish; True if all did within ``timeout``."""

@@ -49,6 +49,7 @@ class JobId(enum.StrEnum):
     PLAN = "plan"
     CRL = "crl"
     PUBLISH = "publish"
+    NOTIFY = "notify"
 
 
 @dataclass(frozen=True)

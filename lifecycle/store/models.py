@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from lifecycle.store.db import UTCDateTime
@@ -48,6 +48,8 @@ class KeyTransitionRecord(SQLModel, table=True):
 
 class CertificateRecord(SQLModel, table=True):
     __tablename__ = "certificates"
+    # the newest certificate of each role and key (/metrics) is found in this index
+    __table_args__ = (Index("ix_certificates_role_key_id", "role", "key_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     serial: str = Field(index=True, unique=True, max_length=64)

@@ -25,6 +25,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Float,
+    Index,
     Integer,
     LargeBinary,
     Table,
@@ -64,6 +65,8 @@ class WorkItemRecord(SQLModel, table=True):
     """A planned action (its JSON as planned) and where it stands."""
 
     __tablename__ = "work_items"
+    # counting items by state and kind (/metrics, /healthz) reads this index only
+    __table_args__ = (Index("ix_work_items_state_kind", "state", "kind"),)
 
     id: int | None = Field(default=None, sa_type=BigInteger().with_variant(Integer(), "sqlite"),
                            primary_key=True)
@@ -93,6 +96,8 @@ class ServiceJobRecord(SQLModel, table=True):
     last_started: datetime = Field(sa_type=UTCDateTime)
     last_instance: str = Field(max_length=255)
     runs: int = Field(default=0)
+    last_success: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_failure: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 # APScheduler's SQLAlchemyJobStore table, declared here so `db upgrade` creates it and the schema
@@ -170,7 +175,48 @@ class WorkQueue:
         if not rows:
             return 0
         with self.engine.begin() as conn:
-            return _insert_ignoring_conflicts(conn, _items, list(rows.values()), "key")
+            new = _insert_ignoring_conflicts(conn, _items, list(rows.values()), "key")
+            return new + self._requeue_changed(conn, rows, now)
+
+    def _requeue_changed(self, conn: Connection, rows: Mapping[str, Mapping[str, Any]],
+                         now: datetime) -> int:
+        """A failed item planned again with different inputs (its planned JSON changed: a new
+        due time, reason or signer set) goes back to the queue with fresh attempts."""
+        failed: dict[str, str] = dict(conn.execute(select(_items.c.key, _items.c.action).where(
+            _items.c.state == FAILED, _items.c.key.in_(list(rows)))).all())
+        changed = [key for key, action in failed.items() if action != rows[key]["action"]]
+        for key in changed:
+            row = rows[key]
+            conn.execute(update(_items).where(_items.c.key == key, _items.c.state == FAILED).values(
+                state=PENDING, action=row["action"], due=row["due"], available_at=now,
+                attempts=0, claimed_by=None, claim_token=None, lease_until=None, updated_at=now))
+            audit.record_in(conn, now, "service.action.requeued", key[:255],
+                            reason="planned again with changed inputs")
+        return len(changed)
+
+    def items(self, states: Iterable[WorkState], limit: int = 1000) -> list[WorkItemRecord]:
+        """Items in ``states``, most urgent first."""
+        with session_scope(self.engine) as session:
+            return list(session.exec(model_select(WorkItemRecord)
+                                     .where(_items.c.state.in_(list(states)))
+                                     .order_by(_items.c.due, _items.c.id).limit(limit)))
+
+    def retry(self, ids: Iterable[int] | None, now: datetime, *, by: str) -> list[str]:
+        """Put failed items (``ids``, or every failed one when None) back in the queue with fresh
+        attempts; returns their keys. An item that is not failed is left alone, so retrying twice
+        (or from two shells) queues it once, and the queue's claims apply it once."""
+        where = [_items.c.state == FAILED]
+        if ids is not None:
+            where.append(_items.c.id.in_(list(ids)))
+        with session_scope(self.engine) as session:
+            conn = session.connection()
+            keys = [key for (key,) in conn.execute(
+                update(_items).where(*where).values(
+                    state=PENDING, available_at=now, attempts=0, claimed_by=None, claim_token=None,
+                    lease_until=None, updated_at=now).returning(_items.c.key))]
+            for key in keys:
+                audit.record(session, now, "service.action.retried", key[:255], by=by)
+        return sorted(keys)
 
     def claim(self, worker: str, lease: timedelta, now: datetime) -> Claim | None:
         """Take the most urgent claimable item (pending and available, or its lease expired)."""
@@ -272,6 +318,13 @@ def start_job_run(engine: Engine, job_id: str, instance: str, scheduled: datetim
     return bool(moved)
 
 
+def finish_job_run(conn: Connection, job_id: str, now: datetime, *, ok: bool) -> None:
+    """Stamp the end of a run of ``job_id``: its success (or failure) time, for /metrics; in the
+    caller's transaction (the one that audits the run)."""
+    conn.execute(update(_jobs).where(_jobs.c.job_id == job_id)
+                 .values({"last_success" if ok else "last_failure": now}))
+
+
 __all__ = [
     "CLAIMED",
     "DONE",
@@ -283,5 +336,6 @@ __all__ = [
     "WorkQueue",
     "WorkState",
     "apscheduler_jobs",
+    "finish_job_run",
     "start_job_run",
 ]

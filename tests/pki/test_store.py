@@ -20,7 +20,7 @@ from tests.pki.conftest import PASSPHRASE, StoreCa
 TABLES = {"keys", "key_transitions", "certificates", "revocations", "crls", "audit_log",
           "tlog_entry", "tlog_hash", "tlog_intent", "tlog_meta",
           "images", "image_signatures", "image_events", "image_set_keys",
-          "work_items", "service_jobs", "apscheduler_jobs", "tsa_serials"}
+          "work_items", "service_jobs", "apscheduler_jobs", "tsa_serials", "notifications"}
 
 
 def _tables(url: str) -> set[str]:
