@@ -76,6 +76,17 @@ class KeyAlgorithm(enum.StrEnum):
 EPHEMERAL_ALGORITHMS = (KeyAlgorithm.P256, KeyAlgorithm.ED25519)
 
 
+class KeyType(enum.StrEnum):
+    """What an image set signs with: PEM keys (DSSE envelopes) or OpenPGP keys (clear-sign)."""
+
+    PEM = "pem"
+    PGP = "pgp"
+
+
+PGP_ALGORITHMS = (KeyAlgorithm.RSA4096, KeyAlgorithm.ED25519)
+"""The OpenPGP key types a PGP image set generates (``key_algorithm``; default ed25519)."""
+
+
 class OcspResponderMode(enum.StrEnum):
     """Who signs the OCSP responses for the intermediate's certificates (docs/pki.md)."""
 
@@ -272,6 +283,9 @@ class ImageSetPolicy:
     """Ephemeral sets: the signer identity (email or URI) their short-lived certificates name."""
     ephemeral_lifetime: timedelta = timedelta(minutes=10)
     """Ephemeral sets: how long each signing certificate lives."""
+    key_type: KeyType = KeyType.PEM
+    """PGP sets: ``certificate_lifetime`` is how long each key expiry (or extension) lasts."""
+    pgp_user_id: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "strategy", Strategy(self.strategy))
@@ -288,6 +302,11 @@ class ImageSetPolicy:
     @property
     def subject_name(self) -> str:
         return self.common_name or f"sif-lifecycle {self.name} signing"
+
+    @property
+    def user_id(self) -> str:
+        """The OpenPGP user ID of a PGP set's keys."""
+        return self.pgp_user_id or f"{self.subject_name} <{self.name}@sif-lifecycle.invalid>"
 
 
 _POLICY_DEFAULTS = ImageSetPolicy("defaults", (), Strategy.RESIGN)
@@ -592,6 +611,8 @@ class ImageSetTable(_Table):
     paths: Annotated[tuple[str, ...], BeforeValidator(_globs)]
     strategy: Strategy
     key_algorithm: KeyAlgorithm = KeyAlgorithm.P256
+    key_type: KeyType = KeyType.PEM
+    pgp_user_id: Text | None = None
     certificate_lifetime_days: Days = _POLICY_DEFAULTS.certificate_lifetime.days
     renewal: Annotated[Fraction, BeforeValidator(_fraction)] | None = None
     renew_before_days: Days | None = None
@@ -618,6 +639,10 @@ class ImageSetTable(_Table):
                         "or no certificate could ever be published in time")
         if self.strategy is Strategy.RESIGN and self.overlap_days >= self.key_rotation_days:
             raise _rule("overlap_days", "must be shorter than key_rotation_days")
+        if self.key_type is KeyType.PGP:
+            self._pgp_rules()
+        elif "pgp_user_id" in self.model_fields_set:
+            raise _rule("pgp_user_id", "only applies to key_type = \"pgp\"")
         if self.strategy is not Strategy.EPHEMERAL:
             for key in _EPHEMERAL_ONLY:
                 if key in self.model_fields_set:
@@ -632,11 +657,27 @@ class ImageSetTable(_Table):
                         f"not {self.key_algorithm.value}")
         return self
 
+    def _pgp_rules(self) -> None:
+        if self.strategy is Strategy.EPHEMERAL:
+            raise _rule("key_type", "ephemeral sets sign with short-lived certificates, not PGP "
+                        "keys")
+        if self.algorithm not in PGP_ALGORITHMS:
+            raise _rule("key_algorithm", "PGP keys are "
+                        f"{' or '.join(a.value for a in PGP_ALGORITHMS)}, "
+                        f"not {self.key_algorithm.value}")
+
+    @property
+    def algorithm(self) -> KeyAlgorithm:
+        """``key_algorithm``, whose default for PGP sets is ed25519."""
+        if self.key_type is KeyType.PGP and "key_algorithm" not in self.model_fields_set:
+            return KeyAlgorithm.ED25519
+        return self.key_algorithm
+
     def policy(self, base: Path, crl_lifetime: timedelta) -> ImageSetPolicy:
         ephemeral = self.strategy is Strategy.EPHEMERAL
         return ImageSetPolicy(
             name=self.name, paths=tuple(str(base / p) for p in self.paths),
-            strategy=self.strategy, key_algorithm=self.key_algorithm,
+            strategy=self.strategy, key_algorithm=self.algorithm,
             certificate_lifetime=timedelta(days=self.certificate_lifetime_days),
             renewal=self.renewal or DEFAULT_RENEWAL,
             renew_before=timedelta(days=self.renew_before_days)
@@ -648,7 +689,8 @@ class ImageSetTable(_Table):
             signing_key=self.signing_key, common_name=self.common_name or "",
             identity=self.identity or "",
             ephemeral_lifetime=timedelta(minutes=self.certificate_lifetime_minutes)
-            if ephemeral else _POLICY_DEFAULTS.ephemeral_lifetime)
+            if ephemeral else _POLICY_DEFAULTS.ephemeral_lifetime,
+            key_type=self.key_type, pgp_user_id=self.pgp_user_id or "")
 
 
 class AlertsTable(_Table):

@@ -11,6 +11,7 @@ exporting and verifying are the product's own functions and commands.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -27,9 +28,10 @@ from lifecycle.bundles import export
 from lifecycle.bundles.archive import read_bundle
 from lifecycle.bundles.exporter import options_for
 from lifecycle.clock import utc_now
-from lifecycle.config import Config, Strategy, load_config
+from lifecycle.config import Config, KeyType, Strategy, load_config
 from lifecycle.errors import LifecycleError
-from lifecycle.integrity.sign import DsseSigner, SignOptions, sign_image
+from lifecycle.integrity.keys import PgpSigningKey
+from lifecycle.integrity.sign import DsseSigner, PgpSigner, Signer, SignOptions, sign_image
 from lifecycle.inventory.fleet import load_state
 from lifecycle.inventory.scan import scan
 from lifecycle.model.fleet import Action, ActionKind, ApplyStatus, day
@@ -88,10 +90,24 @@ identity = "{IDENTITY}"
 certificate_lifetime_minutes = 10
 crl_lifetime_days = 30          # the root CRL covers the ephemeral CA
 publish_directory = "publish/ci"
+
+[[image_sets]]
+name = "legacy"
+paths = ["images/legacy/*.sif"]
+strategy = "reissue"            # an OpenPGP key, as `singularity sign` uses: expiry extended
+key_type = "pgp"
+certificate_lifetime_days = 365
+crl_lifetime_days = 30
+publish_directory = "publish/legacy"
+"""
+KEYSERVER = """
+[keyserver]
+urls = [{url}]                  # every PGP key change is pushed here (HKP /pks/add)
 """
 # (set, image name, days after the start it appears)
 IMAGES = (("base", "base-os", 0), ("base", "base-hpc", 0), ("apps", "app-web", 0),
-          ("apps", "app-solver", 400), ("ci", "ci-tool", 0), ("ci", "ci-nightly", 700))
+          ("apps", "app-solver", 400), ("ci", "ci-tool", 0), ("ci", "ci-nightly", 700),
+          ("legacy", "legacy-tool", 0))
 
 
 class DemoError(LifecycleError):
@@ -180,12 +196,14 @@ class Demo:
     """One run: the workspace, its services on the simulated clock, and what happened."""
 
     def __init__(self, workspace: Path, out: Callable[[str], None],
-                 observe: Callable[[datetime], None] | None = None) -> None:
+                 observe: Callable[[datetime], None] | None = None,
+                 keyserver: str | None = None) -> None:
         self.workspace = workspace.resolve()
         self.out = out
         self.observe = observe
         """Called at each simulated time once everything due has been applied (tests check
         the report's claims there)."""
+        self.keyserver = keyserver
         end = utc_now().replace(microsecond=0)
         self.clock = Clock(end - timedelta(days=365 * YEARS))
         self.end = end
@@ -201,7 +219,9 @@ class Demo:
         ws = self.workspace
         prepare_workspace(ws)
         _write_private(ws / "passphrase.txt", self.passphrase.decode() + "\n")
-        (ws / "lifecycle.toml").write_text(CONFIG, encoding="utf-8")
+        text = CONFIG + (KEYSERVER.format(url=json.dumps(self.keyserver))
+                         if self.keyserver else "")
+        (ws / "lifecycle.toml").write_text(text, encoding="utf-8")
         self.config = load_config(ws / "lifecycle.toml")
         migrate.upgrade(self.config.database_url)
         keys = KeyService(make_engine(self.config.database_url), self.config.key_directory,
@@ -217,7 +237,8 @@ class Demo:
         self.ctx = ApplyContext(self.ca.engine, self.config.policies, self.ca,
                                 config_log_client(self.config, self.passphrase))
         self.out(f"workspace {ws}: SQLite store lifecycle.db, CA, transparency log "
-                 f"{LOG_ORIGIN}, three image sets (reissue, resign, ephemeral)")
+                 f"{LOG_ORIGIN}, four image sets (reissue, resign, ephemeral; reissue with a "
+                 "PGP key" + (f" published to {self.keyserver})" if self.keyserver else ")"))
 
     def add_image(self, image_set: str, name: str) -> Path:
         """Build an image; a release pipeline signs key-based sets' images with the active key
@@ -234,9 +255,13 @@ class Demo:
         if policy.strategy is not Strategy.EPHEMERAL:
             active = next(k for k in load_state(self.ca.engine, self.clock.now).keys
                           if k.image_set == image_set and k.state == KeyState.ACTIVE)
-            private = self.ca.keys.private_key(self.ca.keys.get(active.fingerprint),
-                                               self.passphrase)
-            sign_image(str(path), DsseSigner((private,)), SignOptions())
+            row = self.ca.keys.get(active.fingerprint)
+            if policy.key_type is KeyType.PGP:  # as `singularity sign` does, at that time
+                signer: Signer = PgpSigner(PgpSigningKey(self.ca.keys.pgp_key(row),
+                                                         self.passphrase, "store"))
+            else:
+                signer = DsseSigner((self.ca.keys.private_key(row, self.passphrase),))
+            sign_image(str(path), signer, SignOptions(signing_time=self.clock.now))
         scan(self.ca.engine, [str(path)], self.clock.now, full=True, strict=True,
              policies=self.config.policies)
         self.result.images.setdefault(image_set, []).append(path)
@@ -402,5 +427,7 @@ def next_steps(result: DemoResult) -> list[str]:
     return lines
 
 
-def run_demo(workspace: Path, out: Callable[[str], None] = print) -> DemoResult:
-    return Demo(workspace, out).run()
+def run_demo(workspace: Path, out: Callable[[str], None] = print, *,
+             keyserver: str | None = None) -> DemoResult:
+    """``keyserver``: an HKP URL the PGP set's key changes are published to."""
+    return Demo(workspace, out, keyserver=keyserver).run()

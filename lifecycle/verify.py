@@ -82,6 +82,8 @@ class TrustMaterial:
     identity: IdentityPolicy = field(default_factory=IdentityPolicy)
     checkpoint_store: str | Path | None = None
     log_url: str | None = None
+    pgp_keyring: bytes = b""
+    """Armored PGP public keys held in memory (as a keyserver served them)."""
     bundle: str | Path | None = None
     """A verification bundle (directory or .tar.gz): its keys, certificates, CRLs, offline."""
     trust_store: str | Path | None = None
@@ -207,7 +209,12 @@ def verify(image: str | Path, trust: TrustMaterial,
     Image data is read once, whatever the number of signatures; ``progress`` is told the bytes
     hashed.
     """
-    from lifecycle.integrity.keys import KeySet, VerifierKey, load_verifier_keys
+    from lifecycle.integrity.keys import (
+        KeySet,
+        VerifierKey,
+        load_verifier_keys,
+        parse_verifier_keys,
+    )
     from lifecycle.integrity.verify import VerifyOptions, verify_image
 
     _check_material(trust)
@@ -232,6 +239,8 @@ def verify(image: str | Path, trust: TrustMaterial,
         longterm = _bundle_longterm(image, opened, trust)
     if longterm is not None:
         keys.merge(longterm.keys())
+    if trust.pgp_keyring:
+        keys.merge(parse_verifier_keys(trust.pgp_keyring, Path("<PGP keyring>")))
     for key in trust.keys:
         if isinstance(key, VerifierKey):
             keys.dsse.append(key)
@@ -269,7 +278,7 @@ def _bundle_longterm(image: str | Path, bundle: OpenedBundle,
 
 
 def _check_material(trust: TrustMaterial) -> None:
-    if not (trust.keys or trust.certificate is not None or trust.log_keys
+    if not (trust.keys or trust.pgp_keyring or trust.certificate is not None or trust.log_keys
             or trust.bundle is not None or trust.keyservers):
         raise LifecycleError(
             "no verification key given",

@@ -29,6 +29,7 @@ from cryptography.x509 import ocsp
 from lifecycle._version import __version__
 from lifecycle.bundles import manifest as mf
 from lifecycle.bundles.archive import read_bundle, write_bundle
+from lifecycle.bundles.ecl import bundle_ecl
 from lifecycle.bundles.layout import (
     BUNDLE_KEY,
     ECL,
@@ -47,6 +48,7 @@ from lifecycle.bundles.tsa_section import tsa_files
 from lifecycle.config import Config, Strategy
 from lifecycle.errors import BundleError, LifecycleError
 from lifecycle.integrity import dsse
+from lifecycle.integrity.pgp_validity import revocation_at
 from lifecycle.model.key_state import KeyState
 from lifecycle.pki import crl, keys
 from lifecycle.store import audit
@@ -255,7 +257,9 @@ def _collect_ca(ca: CaService, out: _Collector, images: Collection[str] | None, 
             file = historical(f"keys/{row.fingerprint}.{'asc' if row.kind == 'pgp' else 'pub'}")
             out.add(file, HISTORICAL_KEY, ca.keys.public_bytes(
                 row.fingerprint, None if row.kind == "pgp" else ca.passphrase))
-        elif usable and row.kind == "pgp":
+        elif row.kind == "pgp" and (usable or revocation_at(ca.keys.pgp_key(row)) is not None):
+            # a revoked PGP key goes too, with its revocation: a site that imported it before
+            # learns it is revoked (verifiers then refuse it)
             pgp_armor.append(ca.keys.public_bytes(row.fingerprint))
             file = PGP_KEYRING
         elif usable:
@@ -308,8 +312,7 @@ def build_bundle(ca: CaService, *, log: Log | None = None, images: Collection[st
     keyid = dsse.keyid(signing_key.public_key())
     ecl_fprs = [k.fingerprint.upper() for k in key_entries
                 if k.kind == "pgp" and k.state == KeyState.ACTIVE.value]
-    out.add(ECL, "doc", render("bundle/ecl.toml.j2", tagname=options.ecl_tagname,
-                                dirpath=options.ecl_dirpath, fingerprints=ecl_fprs))
+    out.add(ECL, "doc", bundle_ecl(ca.keys, tagname=options.ecl_tagname, dirpath=options.ecl_dirpath))
     listing = [mf.FileEntry(p, out.kinds[p], len(d), mf.sha256_hex(d))
                for p, d in sorted(out.files.items())]
     pem_keys = [k for k in key_entries if k.kind == "pem" and k.file.startswith("keys/")]

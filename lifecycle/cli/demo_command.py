@@ -12,10 +12,13 @@ import click
               default=Path("sif-lifecycle-demo"), show_default=True,
               help="Directory to (re)create; an existing directory that is not a demo "
                    "workspace is refused.")
-def demo(workspace: Path) -> None:
+@click.option("--keyserver", metavar="URL", default=None,
+              help="Publish the PGP set's key (and each extension) to this HKP keyserver.")
+def demo(workspace: Path, keyserver: str | None) -> None:
     """Build a demo workspace and run the planner and applier over three simulated years.
 
-    Creates a config with one image set per strategy (reissue, resign, ephemeral), a SQLite
+    Creates a config with one image set per strategy (reissue, resign, ephemeral) and a
+    reissue set with an OpenPGP key (its expiry extended; published with --keyserver), a SQLite
     store, a CA, a transparency log and a few SIF images; runs three years of actions on a
     simulated clock ending now; writes a report, exports a verification bundle and verifies
     every image offline against it. Exit 1 if any action or verification failed.
@@ -24,10 +27,11 @@ def demo(workspace: Path) -> None:
     Example:
       sif-lifecycle demo
       sif-lifecycle demo --workspace /tmp/demo
+      sif-lifecycle demo --keyserver hkp://127.0.0.1:11371
     """
     from lifecycle.demo import next_steps, run_demo
 
-    result = run_demo(workspace, click.echo)
+    result = run_demo(workspace, click.echo, keyserver=keyserver)
     click.echo(f"done in {result.seconds:.1f} s")
     for line in next_steps(result):
         click.echo(line)

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from cryptography.hazmat.primitives import hashes
+
 from lifecycle.clock import utc_now
 from lifecycle.errors import KeyMaterialError, SignatureFormatError
 
@@ -247,10 +249,31 @@ def _read_signature(packet: bytes) -> tuple[Any, str, datetime, str]:
     return signature, issuer, created, algorithm.name if known else ""
 
 
+def _signature_matches(key: Any, text: str, signature: Any) -> bool:
+    """The cryptographic check alone, by the primary key or the subkey the packet names.
+
+    pgpy's ``PGPKey.verify`` also fails keys expired by the real clock, which would make
+    ``verify --at`` of an earlier time impossible; expiry and revocation are judged by the
+    caller at the time asked. Weak primitives still fail here, as in pgpy.
+    """
+    signer = key if key.fingerprint.keyid == signature.signer else key.subkeys.get(signature.signer)
+    if signer is None:
+        return False
+    issues = signer.check_primitives()
+    if issues and issues.causes_signature_verify_to_fail:
+        return False
+    verified = signer._key.verify(signature.hashdata(text), signature.__sig__,
+                                  getattr(hashes, signature.hash_algorithm.name)())
+    if verified is NotImplemented:
+        raise SignatureFormatError(f"unsupported key algorithm {signature.key_algorithm}")
+    return bool(verified)
+
+
 def verify(signed: ClearSigned, keyring: list[Any], at: datetime | None = None) -> PgpVerification:
     """Verify like go-crypto's ``CheckDetachedSignature`` plus the reference's key checks (4.4).
 
-    Key expiry and revocation are evaluated at ``at`` (default: now), as the reference does.
+    Key expiry and revocation are evaluated at ``at`` (default: now), as the reference does:
+    the expiry of the newest self-signature made by then, and revocations made by then.
     """
     signature, issuer, created, hash_name = _read_signature(signed.packet)
     if hash_name not in VERIFY_HASHES:
@@ -266,15 +289,18 @@ def verify(signed: ClearSigned, keyring: list[Any], at: datetime | None = None) 
     fpr, uid = fingerprint(key), user_id(key)
     try:
         with quiet():
-            good = bool(key.verify(canonical_text(signed.text), signature))
+            good = _signature_matches(key, canonical_text(signed.text), signature)
     except Exception as exc:  # pgpy raises PGPError and friends for unusable keys
         return PgpVerification(False, issuer, fpr, uid, f"signature check failed: {exc}", created)
     if not good:
         return PgpVerification(False, issuer, fpr, uid, "signature does not verify", created)
+    from lifecycle.integrity.pgp_validity import expiry_at, revocation_at
+
     when = at or utc_now()
-    expires = key.expires_at
+    expires = expiry_at(key, when)
     if expires is not None and expires <= when:
         return PgpVerification(False, issuer, fpr, uid, f"key expired at {expires:%Y-%m-%d}")
-    if list(key.revocation_signatures):
-        return PgpVerification(False, issuer, fpr, uid, "key is revoked", created)
+    if (revoked := revocation_at(key, when)) is not None:
+        return PgpVerification(False, issuer, fpr, uid, f"key is revoked ({revoked[1].name.lower()}"
+                               f", {revoked[0]:%Y-%m-%d})", created)
     return PgpVerification(True, issuer, fpr, uid, created=created)

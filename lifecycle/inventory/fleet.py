@@ -32,6 +32,7 @@ from lifecycle.model.roles import CaRole
 from lifecycle.model.status import ImageEvent, ImageStatus
 from lifecycle.store.key_publications import current_digests, publications
 from lifecycle.store.models import (
+    AuditRecord,
     CertificateRecord,
     CrlRecord,
     KeyRecord,
@@ -60,8 +61,8 @@ def _key_rows(conn: Connection, image_set: str | None
     k, t, sk = (table(m) for m in (KeyRecord, KeyTransitionRecord, SetKeyRecord))
     links = select(sk.c.image_set, sk.c.key_id).order_by(sk.c.id)
     transitions = select(t.c.key_id, t.c.to_state, func.max(t.c.at))
-    keys = select(k.c.id, k.c.fingerprint, k.c.dsse_keyid, k.c.state, k.c.created_at).where(
-        k.c.purpose == "signing")
+    keys = select(k.c.id, k.c.fingerprint, k.c.dsse_keyid, k.c.state, k.c.created_at, k.c.kind,
+                  k.c.expires_at).where(k.c.purpose == "signing")
     if image_set is not None:
         links = links.where(sk.c.image_set == image_set)
         members = select(sk.c.key_id).where(sk.c.image_set == image_set)
@@ -71,11 +72,25 @@ def _key_rows(conn: Connection, image_set: str | None
     since: dict[tuple[int, str], datetime] = {
         (key_id, state): at for key_id, state, at in conn.execute(
             transitions.group_by(t.c.key_id, t.c.to_state))}
+    revoked = pgp_revoked(conn)
     rows = [(key_id, KeyInfo(fpr, kid, KeyState(state), created,
                              since.get((key_id, KeyState.ACTIVE)),
-                             since.get((key_id, KeyState.RETIRING)), sets.get(key_id)))
-            for key_id, fpr, kid, state, created in conn.execute(keys.order_by(k.c.id))]
+                             since.get((key_id, KeyState.RETIRING)), sets.get(key_id),
+                             kind == "pgp", expires, fpr in revoked))
+            for key_id, fpr, kid, state, created, kind, expires in
+            conn.execute(keys.order_by(k.c.id))]
     return rows, {key_id: key.fingerprint for key_id, key in rows}
+
+
+PGP_REVOKED = "key.pgp-revoke"
+"""The audit action :meth:`KeyService.update_pgp` records when a PGP key gets its revocation."""
+
+
+def pgp_revoked(conn: Connection) -> frozenset[str]:
+    """Fingerprints of the PGP keys that carry a revocation signature."""
+    a = table(AuditRecord)
+    return frozenset(s for (s,) in conn.execute(select(a.c.subject).where(
+        a.c.action == PGP_REVOKED)))
 
 
 def load_set_keys(conn: Connection, image_set: str) -> tuple[KeyInfo, ...]:
@@ -106,7 +121,8 @@ def load_trust(conn: Connection) -> Trust:
     crls = tuple(CrlInfo(CaRole(role), number, this, nxt)
                  for role, number, this, nxt in latest_crls)
     revision = hashlib.sha256(repr((
-        [(x.fingerprint, x.state.value, x.image_set) for x in keys],
+        [(x.fingerprint, x.state.value, x.image_set, *((x.expires_at, x.pgp_revoked) if x.pgp
+                                                       else ())) for x in keys],
         [(x.serial, x.revoked) for x in certificates],
         [(x.role.value, x.number) for x in crls])).encode()).hexdigest()[:16]
     return Trust(keys, certificates, crls, revision)

@@ -29,12 +29,18 @@ class KeyInfo(NamedTuple):
     activated_at: datetime | None
     retiring_at: datetime | None
     image_set: str | None
+    pgp: bool = False
+    """An OpenPGP key: it has an expiry of its own and no certificate."""
+    expires_at: datetime | None = None
+    """PGP keys: the expiry its newest self-signature states (None: never)."""
+    pgp_revoked: bool = False
+    """PGP keys: a revocation signature was added (and so is published with the key)."""
 
     @property
     def signer_id(self) -> str:
         """How the inventory names this key as an image's signer: the DSSE keyid of a PEM key,
-        the fingerprint of a PGP key (the Entity its signature descriptors carry)."""
-        return self.dsse_keyid or self.fingerprint
+        the fingerprint of a PGP key (the Entity its signature descriptors carry, upper case)."""
+        return self.dsse_keyid or self.fingerprint.upper()
 
 
 class CertInfo(NamedTuple):
@@ -109,6 +115,10 @@ class ActionKind(enum.StrEnum):
     CRL_REFRESH = "crl-refresh"
     PUBLISH = "publish"
     SIGN_EPHEMERAL = "sign-ephemeral"
+    EXTEND = "extend"
+    """PGP sets: push a key's expiry out with new self-signatures (reissue for PGP)."""
+    REVOKE_PGP_KEY = "revoke-pgp-key"
+    """PGP sets: add the revocation signature (compromised, or superseded once retired)."""
     PUBLISH_PGP_KEY = "publish-pgp-key"
 
 
@@ -125,9 +135,9 @@ class ApplyStatus(enum.StrEnum):
 
 
 ORDER = {kind: i for i, kind in enumerate(
-    (ActionKind.REVOKE, ActionKind.PROVISION, ActionKind.PREPARE, ActionKind.CERTIFY,
-     ActionKind.REISSUE, ActionKind.ROTATE, ActionKind.CRL_REFRESH, ActionKind.PUBLISH,
-     ActionKind.PUBLISH_PGP_KEY,
+    (ActionKind.REVOKE, ActionKind.REVOKE_PGP_KEY, ActionKind.PROVISION, ActionKind.PREPARE,
+     ActionKind.CERTIFY, ActionKind.REISSUE, ActionKind.EXTEND, ActionKind.ROTATE,
+     ActionKind.CRL_REFRESH, ActionKind.PUBLISH, ActionKind.PUBLISH_PGP_KEY,
      ActionKind.RESIGN, ActionKind.SIGN_EPHEMERAL, ActionKind.PURGE, ActionKind.DROP,
      ActionKind.RETIRE))}
 """Among actions that open at the same moment, the order that makes each one possible."""
@@ -146,6 +156,8 @@ _KEY_FIELDS: dict[ActionKind, tuple[str, ...]] = {
     ActionKind.CRL_REFRESH: ("subject", "revision"),
     ActionKind.PUBLISH: ("subject", "revision"),
     ActionKind.SIGN_EPHEMERAL: ("subject", "revision"),
+    ActionKind.EXTEND: ("subject", "revision"),
+    ActionKind.REVOKE_PGP_KEY: ("subject", "revision"),
     ActionKind.PUBLISH_PGP_KEY: ("fingerprint", "revision"),
 }
 """The fields each kind's idempotency key is made of, after the kind (the format the work queue

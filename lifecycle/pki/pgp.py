@@ -30,6 +30,7 @@ from pgpy.constants import (  # noqa: E402
 
 from lifecycle.clock import utc_now  # noqa: E402
 from lifecycle.errors import KeyMaterialError  # noqa: E402
+from lifecycle.integrity.pgp_validity import expiry_at  # noqa: E402
 
 _USER_ID = re.compile(
     r"^\s*(?P<name>[^<(]*?)\s*(?:\((?P<comment>[^)]*)\))?\s*(?:<(?P<email>[^>]+)>)?\s*$"
@@ -43,26 +44,31 @@ class PgpAlgorithm(enum.StrEnum):
 
 
 def generate_pgp_key(
-    algorithm: PgpAlgorithm, user_id: str, passphrase: str, *, expires: datetime | None = None
+    algorithm: PgpAlgorithm, user_id: str, passphrase: str, *, expires: datetime | None = None,
+    now: datetime | None = None,
 ) -> pgpy.PGPKey:
-    """A sign+certify primary key with ``user_id`` ("Name (comment) <email>"), protected."""
+    """A sign+certify primary key with ``user_id`` ("Name (comment) <email>"), protected.
+
+    ``now`` (default: the clock) is its creation time and that of its self-signature."""
     if not passphrase:
         raise KeyMaterialError("an empty passphrase would leave the PGP key unprotected; set one")
     match = _USER_ID.match(user_id)
     if match is None or not (match["name"] or match["email"]):
         raise KeyMaterialError(f"user ID {user_id!r} is not of the form 'Name <email>'")
+    created = (now or utc_now()).astimezone(UTC).replace(microsecond=0)
     if algorithm is PgpAlgorithm.ED25519:
-        key = pgpy.PGPKey.new(PubKeyAlgorithm.EdDSA, EllipticCurveOID.Ed25519)
+        key = pgpy.PGPKey.new(PubKeyAlgorithm.EdDSA, EllipticCurveOID.Ed25519, created=created)
     else:
-        key = pgpy.PGPKey.new(PubKeyAlgorithm.RSAEncryptOrSign, int(algorithm.value[3:]))
+        key = pgpy.PGPKey.new(PubKeyAlgorithm.RSAEncryptOrSign, int(algorithm.value[3:]),
+                              created=created)
     uid = pgpy.PGPUID.new(match["name"] or "", comment=match["comment"] or "",
                           email=match["email"] or "")
-    extra = {}
+    extra: dict[str, object] = {"created": created}
     if expires is not None:
-        now = utc_now()
-        if expires <= now:
+        expires = expires.replace(microsecond=0)  # OpenPGP times are whole seconds
+        if expires <= created:
             raise KeyMaterialError(f"expiry {expires.isoformat()} is in the past")
-        extra["key_expiration"] = expires - key.created.replace(tzinfo=UTC)
+        extra["key_expiration"] = expires - created
     key.add_uid(
         uid,
         usage={KeyFlags.Sign, KeyFlags.Certify},
@@ -113,8 +119,8 @@ def pgp_fingerprint(key: pgpy.PGPKey) -> str:
 
 
 def pgp_expiry(key: pgpy.PGPKey) -> datetime | None:
-    expires = key.expires_at
-    return None if expires is None else expires.replace(tzinfo=UTC)
+    """The expiry its newest self-signature states (None: never expires)."""
+    return expiry_at(key)
 
 
 def pgp_public_armor(key: pgpy.PGPKey) -> bytes:

@@ -14,14 +14,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 
 from cryptography import x509
+from sqlalchemy.engine import Engine
 
 from lifecycle.errors import LifecycleError, VerificationError
 from lifecycle.integrity.keys import VerifierKey
-from lifecycle.model.fleet import CertInfo
+from lifecycle.model.fleet import CertInfo, KeyInfo
 from lifecycle.model.status import ImageStatus
 from lifecycle.reports.forecast import Forecast, Horizon
+from lifecycle.store.key_service import KeyService
 from lifecycle.verification.identity import IdentityPolicy
 from lifecycle.verify import TrustMaterial, verify
 
@@ -67,11 +70,19 @@ def _trust(forecast: Forecast, certificates: Mapping[str, Sequence[CertInfo]],
 
 def confirm_now(forecasts: Iterable[Forecast], certificates: Mapping[str, Sequence[CertInfo]],
                 pems: Mapping[str, str], now: datetime,
-                log: LogMaterial | None = None) -> tuple[Forecast, ...]:
-    """The forecasts, with every "verifies now" claim that the verdict refutes turned into no."""
+                log: LogMaterial | None = None, pgp_keys: Mapping[str, bytes] | None = None
+                ) -> tuple[Forecast, ...]:
+    """The forecasts, with every "verifies now" claim that the verdict refutes turned into no.
+
+    ``pgp_keys`` (fingerprint -> armored public key, as published) confirm PGP-signed images."""
     out = []
     for forecast in forecasts:
         trust = _trust(forecast, certificates, pems, log, now)
+        armored = b"".join((pgp_keys or {}).get(f, b"") for f in forecast.signers) \
+            if _claims(forecast) else b""
+        if armored:
+            trust = replace(trust, pgp_keyring=armored) if trust is not None else \
+                TrustMaterial(pgp_keyring=armored, at=now)
         if trust is not None:
             try:
                 verify(forecast.path, trust)
@@ -86,3 +97,10 @@ def confirm_now(forecasts: Iterable[Forecast], certificates: Mapping[str, Sequen
 def _refuted(forecast: Forecast, why: str) -> Forecast:
     no = Horizon(False, None, why)
     return replace(forecast, certificate=no, key=no, tool=no)
+
+
+def pgp_public_keys(engine: Engine, key_directory: Path, keys: Iterable[KeyInfo]
+                    ) -> dict[str, bytes]:
+    """Fingerprint -> armored public key (what is published) of every PGP store key."""
+    service = KeyService(engine, key_directory)
+    return {key.fingerprint: service.public_bytes(key.fingerprint) for key in keys if key.pgp}

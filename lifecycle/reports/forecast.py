@@ -12,6 +12,9 @@ for ``--at 2029-01-01`` says what the service will know then, and tests compute 
   proven signing time, so it verifies indefinitely, after stock tools stop on its certificate's
   end date, if a certificate of its key was valid then and not revoked as of an earlier date
   (the invalidity date of a key compromise). Images with no such signature: no column value.
+- PGP-signed images (stock ``singularity verify`` fetching the signers' keys from the keyserver,
+  shown in the certificate column): every signature object must verify (spec 6.4), so the image
+  verifies until the earliest expiry among its signers' keys, and not at all once one is revoked.
 - this tool: log evidence proves when a signature was made, so an image whose signatures the
   service logged (ephemeral signing) verifies indefinitely, long after its minutes-long
   certificate expired; otherwise as long as the certificate does, or indefinitely while a planned
@@ -44,7 +47,7 @@ from lifecycle.model.status import ImageStatus
 
 _UNTRUSTED = {KeyState.COMPROMISED, KeyState.REVOKED, KeyState.RETIRED}
 _KEEPS = {ActionKind.REISSUE, ActionKind.CERTIFY, ActionKind.ROTATE, ActionKind.PREPARE,
-          ActionKind.PROVISION, ActionKind.RESIGN}
+          ActionKind.PROVISION, ActionKind.RESIGN, ActionKind.EXTEND}
 """Action kinds that extend how long an image verifies (drops and purges do not)."""
 
 
@@ -224,6 +227,22 @@ def _key(signers: Sequence[KeyInfo], policy: ImageSetPolicy | None, index: Fleet
     return best
 
 
+def _pgp(signers: Sequence[KeyInfo], now: datetime) -> Horizon:
+    """Stock ``verify`` with the keys the keyserver serves: each signer's key must be valid."""
+    for key in signers:
+        if key.pgp_revoked or key.state in (KeyState.COMPROMISED, KeyState.REVOKED):
+            return _no(f"PGP key {short(key.fingerprint)} is revoked")
+        if key.expires_at is not None and key.expires_at <= now:
+            return _no(f"PGP key {short(key.fingerprint)} expired {day(key.expires_at)}")
+    expiring = [k for k in signers if k.expires_at is not None]
+    if not expiring:
+        return Horizon(True, None, "stock verify with the keyserver's keys: they never expire")
+    first = min(expiring, key=lambda k: (k.expires_at, k.fingerprint))
+    assert first.expires_at is not None
+    return Horizon(True, first.expires_at, f"stock verify with the keyserver's keys until "
+                   f"{day(first.expires_at)} (PGP key {short(first.fingerprint)} expires)")
+
+
 def _keeps(image: ImageState, signers: Sequence[KeyInfo], policy: ImageSetPolicy | None,
            index: FleetIndex) -> Action | None:
     """The earliest planned action that renews this image's verifiability.
@@ -301,8 +320,15 @@ def forecast(image: ImageState, policy: ImageSetPolicy | None, index: FleetIndex
                if image.status == ImageStatus.TAMPERED else f"it is {image.status}")
         return Forecast(image.path, name, image.status, ids, _no(why), _no(why), _no(why), None,
                         tuple(evidence), identity, _no(why) if proven else None)
-    certificate = _certificate(signers, index, now)
-    key = _key(signers, policy, index, now)
+    if signers and all(k.pgp for k in signers):
+        certificate = _pgp(signers, now)
+        key = _key(signers, policy, index, now)
+        if not certificate.verifies or (certificate.until is not None and (
+                key.until is None or key.until > certificate.until)):
+            key = certificate  # a PGP key in a local keyring expires and is revoked the same
+    else:
+        certificate = _certificate(signers, index, now)
+        key = _key(signers, policy, index, now)
     ephemeral = [index.ephemeral[k] for k in evidence if k in index.ephemeral]
     if ephemeral and not certificate.verifies:
         certificate = _ephemeral_certificate(ephemeral, now)

@@ -26,7 +26,7 @@ from lifecycle.model.cert_status import CertStatus, certificate_status
 from lifecycle.model.fleet import FleetState, ImageState
 from lifecycle.model.roles import CaRole
 from lifecycle.model.status import ImageStatus
-from lifecycle.reports.checked import LogMaterial, confirm_now
+from lifecycle.reports.checked import LogMaterial, confirm_now, pgp_public_keys
 from lifecycle.reports.forecast import FleetIndex, Forecast, forecast
 from lifecycle.reports.model import (
     BundleStatus,
@@ -172,9 +172,11 @@ def build_report(engine: Engine, config: Config, now: datetime, *,
                       for image in state.images if image.status != ImageStatus.REMOVED)
     if verify_images:
         forecasts = confirm_now(forecasts, index.certificates, certificate_pems(engine), now,
-                                _log_material(engine, log[0] if log else None))
+                                _log_material(engine, log[0] if log else None),
+                                pgp_public_keys(engine, config.key_directory, state.keys))
     keys = tuple(KeyRow(key.fingerprint, key.image_set or "", key.state, key.created_at,
-                        key.activated_at, _key_end(key.retiring_at, key.image_set, policies))
+                        key.activated_at, _key_end(key.retiring_at, key.image_set, policies),
+                        key.expires_at)
                  for key in state.keys)
     certs = []
     for cert in state.certificates:

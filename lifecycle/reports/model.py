@@ -36,6 +36,8 @@ class KeyRow:
     activated_at: datetime | None
     ends: datetime | None
     """When its signatures are dropped (retiring + overlap), or None while it is kept."""
+    expires_at: datetime | None = None
+    """PGP keys: the expiry its newest self-signature states (extensions move it)."""
 
 
 @dataclass(frozen=True)

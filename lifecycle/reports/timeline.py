@@ -205,9 +205,12 @@ class _Layout:
             f"key-{key.fingerprint}", "key", self.x(begin), y + 11,
             max(right - self.x(begin), 2), 12,
             (f"active since {day(begin)}" if key.state == KeyState.ACTIVE else
-             f"{key.state}, active from {day(begin)}") + (f", dropped {day(ends)}" if ends else ""),
+             f"{key.state}, active from {day(begin)}") + (f", dropped {day(ends)}" if ends else "")
+            + (f", PGP expiry {day(key.expires_at)}" if key.expires_at else ""),
             f"key {key.fingerprint} ({key.state}): from {day(begin)} "
-            + (f"to {day(ends)}" if ends else "with no planned end"),
+            + (f"to {day(ends)}" if ends else "with no planned end")
+            + (f"; its PGP expiry is {day(key.expires_at)} (extended before it lapses)"
+               if key.expires_at else ""),
             f"key {key.state}", ends is None))
         mine = [c for c in certs if c.key_fingerprint == key.fingerprint]
         for cert in sorted(mine, key=lambda c: c.not_before)[-MAX_CERTIFICATES:]:

@@ -80,9 +80,33 @@ class KeyService:
         return self._add(self.files.save_pem(key, passphrase), purpose, now)
 
     def generate_pgp(self, algorithm: pgp.PgpAlgorithm, user_id: str, passphrase: bytes, *,
-                     expires: datetime | None = None) -> KeyRecord:
-        key = pgp.generate_pgp_key(algorithm, user_id, passphrase.decode(), expires=expires)
-        return self._add(self.files.save_pgp(key), "signing")
+                     expires: datetime | None = None, now: datetime | None = None) -> KeyRecord:
+        """A new PGP key protected by the store passphrase, created at ``now`` (default: the
+        service's clock)."""
+        now = now or self.clock()
+        key = pgp.generate_pgp_key(algorithm, user_id, passphrase.decode(), expires=expires,
+                                   now=now)
+        return self._add(self.files.save_pgp(key), "signing", now)
+
+    def update_pgp(self, row: KeyRecord, key: pgpy.PGPKey, change: str, now: datetime
+                   ) -> KeyRecord:
+        """Store ``key`` (the same key with new self-signatures or a revocation) over ``row``'s
+        file and record its new expiry; audited as ``key.<change>``."""
+        if pgp.pgp_fingerprint(key) != row.fingerprint:
+            raise KeyMaterialError(f"PGP key {pgp.pgp_fingerprint(key)} is not key "
+                                   f"{row.fingerprint}")
+        stored = self.files.save_pgp(key)
+        with session_scope(self.engine) as session:
+            current = session.get(KeyRecord, row.id)
+            assert current is not None
+            current.expires_at = stored.expires_at
+            session.add(current)
+            audit.record(session, now, f"key.{change}", row.fingerprint,
+                         expires_at=stored.expires_at)  # "pgp-revoke": inventory.fleet reads it
+            session.flush()
+            session.refresh(current)
+            session.expunge(current)
+            return current
 
     def import_pem(self, data: bytes, passphrase: bytes, *, path: Path,
                    source_passphrase: bytes | None = None) -> KeyRecord:

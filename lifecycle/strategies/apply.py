@@ -21,12 +21,13 @@ from lifecycle.strategies.context import (
     Handler,
     NothingToDoError,
 )
-from lifecycle.strategies.handlers import ephemeral, images, keys, keyserver, publishing
+from lifecycle.strategies.handlers import ephemeral, images, keys, keyserver, pgp_keys, publishing
 
 __all__ = ["ApplyContext", "ApplyResult", "ApplyStatus", "apply"]
 
 _HANDLERS: dict[ActionKind, Handler] = {**keys.HANDLERS, **images.HANDLERS, **ephemeral.HANDLERS,
-                                 **publishing.HANDLERS, **keyserver.HANDLERS}
+                                 **publishing.HANDLERS, **pgp_keys.HANDLERS,
+                                 **keyserver.HANDLERS}
 
 
 def apply(action: Action, ctx: ApplyContext, now: datetime) -> ApplyResult:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from lifecycle.config import ImageSetPolicy, Policies, Strategy
 from lifecycle.model.fleet import (
@@ -48,7 +48,8 @@ def plan(state: FleetState, policies: Policies, now: datetime) -> list[Action]:
         keys = [key for key in state.keys if key.image_set == policy.name]
         out += _keys(policy, keys, certs, now)
         if policy.strategy is Strategy.RESIGN:
-            out += _images(policy, keys, images.get(policy.name, ()), now)
+            out += _images(policy, keys, images.get(policy.name, ()), now,
+                           _served_everywhere(state, policies))
         if policy.name in state.published and state.published[policy.name] != \
                 state.trust_revision:
             out.append(Action(ActionKind.PUBLISH, policy.name, now, now,
@@ -58,6 +59,17 @@ def plan(state: FleetState, policies: Policies, now: datetime) -> list[Action]:
     out += _crls(state, policies, now)
     out += key_publications(state, policies, now)
     return sorted(out, key=Action.sort_key)
+
+
+def _served_everywhere(state: FleetState, policies: Policies) -> frozenset[str] | None:
+    """Fingerprints every configured keyserver holds (some version of); None: no keyservers."""
+    urls = policies.keyservers.urls
+    if not urls:
+        return None
+    held: dict[str, set[str]] = {}
+    for fingerprint, _, url in state.key_publications:
+        held.setdefault(fingerprint, set()).add(url)
+    return frozenset(f for f, where in held.items() if where >= set(urls))
 
 
 def key_publications(state: FleetState, policies: Policies, now: datetime) -> list[Action]:
@@ -143,6 +155,9 @@ def _keys(policy: ImageSetPolicy, keys: Sequence[KeyInfo], certs: dict[str, list
         yield Action(ActionKind.PROVISION, name, now, now,
                      f"image set {name} has no active signing key", name)
     for key in keys:
+        if key.pgp:
+            yield from _pgp_key(policy, key, now)
+            continue
         if key.state == KeyState.COMPROMISED:
             for bad in certs.get(key.fingerprint, ()):
                 if not bad.revoked and bad.not_after > now:
@@ -188,6 +203,34 @@ def _keys(policy: ImageSetPolicy, keys: Sequence[KeyInfo], certs: dict[str, list
                      fingerprint=current.fingerprint)
 
 
+def _pgp_key(policy: ImageSetPolicy, key: KeyInfo, now: datetime) -> Iterator[Action]:
+    """A PGP key has no certificate: its expiry is extended (reissue for PGP), and it is
+    revoked when compromised (at once) or once retired (reason superseded).
+
+    A retiring key is still extended: stock ``verify`` fails an image if any signature object
+    linked to a group fails (spec 6.4), so the key must not lapse before its objects are
+    dropped, however late that is."""
+    name, fpr = policy.name, key.fingerprint
+    if key.state in (KeyState.COMPROMISED, KeyState.RETIRED) and not key.pgp_revoked:
+        compromised = key.state == KeyState.COMPROMISED
+        reason = "compromised" if compromised else "superseded"
+        why = ("is compromised; its revocation is published at once" if compromised else
+               "is retired and no tracked image carries its signature")
+        yield Action(ActionKind.REVOKE_PGP_KEY, fpr, now, now,
+                     f"PGP key {short(fpr)} {why} (revocation reason {reason})", name,
+                     fingerprint=fpr, revision=reason)
+    if key.state not in LIVE or key.expires_at is None:
+        return
+    start = max(key.created_at, key.expires_at - policy.certificate_lifetime)
+    opens = policy.renewal_opens(start, key.expires_at)
+    lead = (f"; it must be published {policy.distribution_lead.days} days ahead"
+            if policy.distribution_lead else "")
+    yield Action(ActionKind.EXTEND, fpr, key.expires_at - policy.distribution_lead, opens,
+                 f"PGP key {short(fpr)} expires {day(key.expires_at)}; extension window "
+                 f"opened {day(opens)}{lead}", name, fingerprint=fpr,
+                 revision=key.expires_at.astimezone(UTC).isoformat())
+
+
 def _retire_at(policy: ImageSetPolicy, key: KeyInfo) -> datetime | None:
     if key.state != KeyState.RETIRING or key.retiring_at is None:
         return None
@@ -195,7 +238,10 @@ def _retire_at(policy: ImageSetPolicy, key: KeyInfo) -> datetime | None:
 
 
 def _images(policy: ImageSetPolicy, keys: Sequence[KeyInfo], images: Sequence[ImageState],
-            now: datetime) -> Iterator[Action]:
+            now: datetime, served: frozenset[str] | None = None) -> Iterator[Action]:
+    """Re-sign, purge, drop, retire. With keyservers, an image gets a PGP key's signature only
+    once every keyserver serves that key (``served``): stock ``verify`` fetches the signer's
+    key from them, so signing first would break the image until the key arrives."""
     name = policy.name
     active = [key for key in keys if key.state == KeyState.ACTIVE]
     retiring = [key for key in keys if key.state == KeyState.RETIRING]
@@ -203,6 +249,10 @@ def _images(policy: ImageSetPolicy, keys: Sequence[KeyInfo], images: Sequence[Im
     current = max(active, key=lambda x: (x.activated_at or x.created_at, x.fingerprint),
                   default=None)
     present = [image for image in images if image.status == ImageStatus.PRESENT and image.signers]
+    waiting = current is not None and current.pgp and served is not None \
+        and current.fingerprint not in served
+    if waiting:
+        current = None  # its publish-pgp-key action comes first; signing waits for it
     if current is not None:
         since = current.activated_at or current.created_at
         due = since + policy.overlap
@@ -212,7 +262,7 @@ def _images(policy: ImageSetPolicy, keys: Sequence[KeyInfo], images: Sequence[Im
             if current.signer_id not in image.signers:
                 yield Action(ActionKind.RESIGN, image.path, due, since, image.path + why, name,
                              current.fingerprint)
-    for key in compromised:
+    for key in compromised if not waiting else ():
         for image in present:
             if key.signer_id in image.signers:
                 yield Action(ActionKind.PURGE, image.path, now, now,

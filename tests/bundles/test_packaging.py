@@ -26,8 +26,8 @@ def test_installed_wheel_finds_the_templates(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
                     str(target), str(wheel)], check=True, timeout=300, capture_output=True)
     probe = ("import lifecycle.bundles.render as r, sys; print(r.__file__); "
-             "sys.stdout.write(r.render('bundle/ecl.toml.j2', tagname='t', dirpath='/d', "
-             "fingerprints=['AB']).decode())")
+             "sys.stdout.write(r.render('bundle/ecl.toml.j2', pem_sets=[], waiting_sets=[], "
+             "groups=[dict(tagname='t', mode='whitelist', dirpath='/d', keyfp=['AB'])]).decode())")
     done = subprocess.run([sys.executable, "-c", probe], env={"PYTHONPATH": str(target)},
                           capture_output=True, text=True, timeout=60, check=True, cwd=tmp_path)
     first, rest = done.stdout.split("\n", 1)

@@ -3,14 +3,18 @@ by the forecast oracle (tests/reports/oracle.py) at several simulated dates alon
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from lifecycle.demo import Demo, DemoResult
 from lifecycle.reports import ReportData, build_report
+from tests.conftest import require
 from tests.reports.oracle import Oracle, check_report
+from tests.sks import SKS, Sks, running_sks
 
 CHECKED_AFTER = (250, 420, 740)
 """Days after the start the oracle checks the report (and at the end): before and after the
@@ -27,11 +31,19 @@ class DemoRun:
 
 
 @pytest.fixture(scope="session")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+def keyserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sks]:
+    """A real sks the demo's PGP set publishes to (one for the session, like the demo run)."""
+    require(Path(SKS).is_file(), "Debian package sks")
+    with running_sks(tmp_path_factory.mktemp("sks")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory, keyserver: Sks) -> DemoRun:
     lines: list[str] = []
     oracle = Oracle()
     reports: list[ReportData] = []
-    demo = Demo(tmp_path_factory.mktemp("demo") / "ws", lines.append)
+    demo = Demo(tmp_path_factory.mktemp("demo") / "ws", lines.append, keyserver=keyserver.url)
     due = [demo.clock.now + timedelta(days=d) for d in CHECKED_AFTER] + [demo.end]
 
     def observe(now: datetime) -> None:

@@ -16,11 +16,14 @@ import pytest
 
 from lifecycle.config import load_config
 from lifecycle.demo import MARKER, DemoError, DemoResult, next_steps, prepare_workspace
+from lifecycle.integrity.pgp_validity import expiry_at
+from lifecycle.keyserver.hkp import HkpClient
 from lifecycle.model.fleet import day
 from lifecycle.service.http import RevocationSource, start_http
 from lifecycle.store.ca_service import CaService
 from lifecycle.store.db import make_engine
 from lifecycle.store.key_service import KeyService
+from tests.sks import Sks
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -35,6 +38,8 @@ def test_three_years_of_every_strategy(demo: tuple[DemoResult, list[str]]) -> No
     assert done[("apps", "retire")] == 2 and done[("apps", "resign")] == 1 + 2 + 2
     assert done[("base", "reissue")] >= 17 and done[("base", "rotate")] == 0
     assert done[("ci", "sign-ephemeral")] == 2  # ci-tool at the start, ci-nightly in year 2
+    assert done[("legacy", "extend")] == 4  # every 2/3 of 365 days; never re-signed
+    assert done[("legacy", "resign")] == 0 and done[("legacy", "publish-pgp-key")] == 1 + 4
     keys = Counter(a.key for _, a, r in result.history if r.status == "done")
     assert max(keys.values()) == 1  # nothing done twice
     assert all(a.not_before <= at <= a.due for at, a, r in result.history if r.status == "done")
@@ -49,7 +54,7 @@ def test_every_image_verifies_offline_against_the_bundle(
     result, _ = demo
     names = sorted(p.name for paths in result.images.values() for p in paths)
     assert names == sorted(["base-os.sif", "base-hpc.sif", "app-web.sif", "app-solver.sif",
-                            "ci-tool.sif", "ci-nightly.sif"])
+                            "ci-tool.sif", "ci-nightly.sif", "legacy-tool.sif"])
     assert sorted(v.image.name for v in result.verified) == names
     assert all(v.ok and v.command[:4] == ["sif-lifecycle", "verify", "--bundle",
                                           "bundle.tar.gz"] and len(v.command) == 5
@@ -116,6 +121,18 @@ def test_the_workspace_is_recreated_but_nothing_else_is_touched(tmp_path: Path) 
 
 
 @pytest.mark.slow
+def test_the_pgp_set_is_on_the_keyserver_with_its_latest_expiry(
+        demo: tuple[DemoResult, list[str]], keyserver: Sks) -> None:
+    result, _ = demo
+    (fingerprint,) = {a.fingerprint for _, a, r in result.history
+                      if a.image_set == "legacy" and a.kind == "extend"}
+    served = HkpClient(keyserver.url).get(fingerprint)
+    assert served is not None and expiry_at(served) is not None
+    assert expiry_at(served) > result.ended  # stock verify with the keyserver's key works now
+    legacy = next(v for v in result.verified if v.image.name == "legacy-tool.sif")
+    assert legacy.ok
+
+
 @pytest.mark.interop
 def test_stock_ocsp_verify_accepts_every_published_chain(
         demo: tuple[DemoResult, list[str]], stockocsp: Callable[..., subprocess.CompletedProcess[str]],
@@ -195,9 +212,12 @@ def test_every_image_verifies_with_the_bundle_alone_offline_and_quietly(
                               text=True, check=False)
         assert done.returncode == 0, (cert, done.stdout + done.stderr)
     assert len(certificates) < 10  # not every expired generation of three years
-    ci = readme.split("Image set ci (ephemeral)")[1].split("Historical (retired")[0]
+    ci = readme.split("Image set ci (ephemeral)")[1].split("Historical (retired")[0].split(
+        "Image set ")[0]
     assert "sif-lifecycle verify --bundle . IMAGE.sif" in ci and "cannot verify" in ci
     assert "singularity verify" not in ci  # no stock command for an ephemeral set
+    legacy = readme.split("Image set legacy (reissue)")[1].split("Historical (retired")[0]
+    assert "singularity verify --local IMAGE.sif" in legacy  # after importing the keyring
     for name in ("base (reissue)", "apps (resign)"):
         assert "singularity verify --certificate" in readme.split(f"Image set {name}")[1].split(
             "Image set ")[0]

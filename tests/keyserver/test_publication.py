@@ -83,7 +83,9 @@ def test_published_once_then_skipped_and_republished_on_change(tmp_path: Path, s
     key = fleet.ca.keys.pgp_key(row)
     with key.unlock(PASSPHRASE.decode()):
         uid = key.userids[0]
-        uid |= key.certify(uid, key_expiration=timedelta(days=800))
+        # made after the key (created at the fleet's simulated time), so it is the newest
+        uid |= key.certify(uid, key_expiration=timedelta(days=800),
+                           created=fleet.now + timedelta(hours=1))
     path.write_text(str(key))
     (again,) = publish_actions(fleet)
     assert again.revision == pgp_content_digest(key) != action.revision
@@ -112,7 +114,9 @@ def test_a_keyserver_outage_fails_then_the_retry_publishes(tmp_path: Path, sks: 
     key = fleet.ca.keys.pgp_key(row)
     with key.unlock(PASSPHRASE.decode()):
         uid = key.userids[0]
-        uid |= key.certify(uid, key_expiration=timedelta(days=800))
+        # made after the key (created at the fleet's simulated time), so it is the newest
+        uid |= key.certify(uid, key_expiration=timedelta(days=800),
+                           created=fleet.now + timedelta(hours=1))
     fleet.ca.keys.files.path(row.file).write_text(str(key))
     (extended,) = publish_actions(fleet)
     sks.stop()

@@ -28,7 +28,7 @@ from pathlib import Path
 from cryptography import x509
 from sqlalchemy.engine import Engine
 
-from lifecycle.config import Policies
+from lifecycle.config import KeyType, Policies
 from lifecycle.errors import LifecycleError
 from lifecycle.model.fleet import CertInfo
 from lifecycle.model.roles import CaRole
@@ -110,7 +110,11 @@ def check_report(oracle: Oracle, data: ReportData, policies: Policies, engine: E
         assert policy is not None and policy.publish_directory is not None, f.path
         pub = _Published.read(policy.publish_directory)
 
-        def stock(at: datetime, *, dated: bool, pub: _Published = pub) -> list[TrustMaterial]:
+        def stock(at: datetime, *, dated: bool, pub: _Published = pub,
+                  pgp: bool = policy.key_type is KeyType.PGP) -> list[TrustMaterial]:
+            if pgp:  # stock verify with the keys the keyserver serves (published here too)
+                return [TrustMaterial(pgp_keyring=b"".join(k.read_bytes() for k in pub.keys),
+                                      at=at)] if pub.keys else []
             crls = () if dated else pub.crls
             return [TrustMaterial(certificate=c, intermediates=(pub.intermediate,),
                                   roots=(pub.root,), crls=crls, at=at,

@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import select
 
 from lifecycle.config import ImageSetPolicy, Policies
-from lifecycle.integrity.sign import DsseSigner, SignOptions, sign_image
+from lifecycle.integrity.keys import PgpSigningKey
+from lifecycle.integrity.sign import DsseSigner, PgpSigner, SignOptions, sign_image
 from lifecycle.inventory.fleet import load_state
 from lifecycle.inventory.scan import IMAGES, scan
 from lifecycle.model.fleet import Action, FleetState
@@ -69,7 +70,12 @@ class Fleet:
         return create_image(path, [partition_spec(b"hsqs" + data), json_spec({"name": name})])
 
     def sign(self, path: Path, fingerprint: str) -> None:
-        private = self.ca.keys.private_key(self.ca.keys.get(fingerprint), PASSPHRASE)
+        row = self.ca.keys.get(fingerprint)
+        if row.kind == "pgp":  # as `singularity sign` would, at the simulated time
+            signer = PgpSigner(PgpSigningKey(self.ca.keys.pgp_key(row), PASSPHRASE, "store"))
+            sign_image(str(path), signer, SignOptions(signing_time=self.now))
+            return
+        private = self.ca.keys.private_key(row, PASSPHRASE)
         sign_image(str(path), DsseSigner((private,)), SignOptions())  # type: ignore[arg-type]
 
     def signed_images(self, image_set: str, count: int) -> list[Path]:

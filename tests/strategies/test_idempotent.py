@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from lifecycle.config import ImageSetPolicy, KeyserverSettings
+from lifecycle.config import ImageSetPolicy, KeyAlgorithm, KeyserverSettings, KeyType
 from lifecycle.inventory.fleet import link_key
 from lifecycle.model.fleet import Action, ActionKind, ApplyStatus
 from lifecycle.model.key_state import KeyState
@@ -26,13 +26,16 @@ WEB = ImageSetPolicy("web", ("web-*.sif",), "resign", key_rotation=timedelta(day
                      overlap=timedelta(days=30), certificate_lifetime=timedelta(days=90),
                      crl_lifetime=timedelta(days=30), distribution_lead=timedelta(days=14))
 CI = ImageSetPolicy("ci", ("ci-*.sif",), "ephemeral", identity="ci@example.org")
+PGP = ImageSetPolicy("pgp", ("pgp-*.sif",), "resign", key_algorithm=KeyAlgorithm.ED25519,
+                     key_type=KeyType.PGP, key_rotation=timedelta(days=365),
+                     overlap=timedelta(days=30), certificate_lifetime=timedelta(days=90))
 
 
 @pytest.fixture(scope="module")
 def twice(tmp_path_factory: pytest.TempPathFactory) -> dict[ActionKind, tuple[Action, ApplyResult]]:
     """Kind -> (its first action done, the result of applying it again at once)."""
     tmp_path: Path = tmp_path_factory.mktemp("idempotent")
-    fleet = make_fleet(tmp_path, [WEB, CI])
+    fleet = make_fleet(tmp_path, [WEB, CI, PGP])
     create_log(fleet.url, "test.example/log", tmp_path / "tlog-key.json", PASSPHRASE)
     log = local_client(fleet.url, tmp_path / "tlog-key.json", PASSPHRASE)
     ctx = ApplyContext(fleet.engine, fleet.policies, fleet.ca, log)
@@ -47,6 +50,7 @@ def twice(tmp_path_factory: pytest.TempPathFactory) -> dict[ActionKind, tuple[Ac
 
     run()  # provision
     fleet.signed_images("web", 2)
+    fleet.signed_images("pgp", 1)
     fleet.track(fleet.image("ci-1"))
     run()  # sign-ephemeral
     active = fleet.active_key("web")
@@ -54,14 +58,16 @@ def twice(tmp_path_factory: pytest.TempPathFactory) -> dict[ActionKind, tuple[Ac
     fleet.ca.revoke(serial, x509.ReasonFlags.superseded, now=fleet.now)
     run()  # certify
     for _ in range(200):  # prepare, rotate, resign, reissue, crl-refresh, drop, retire, publish
-        if {ActionKind.RETIRE, ActionKind.DROP} <= set(seen):
+        if {ActionKind.RETIRE, ActionKind.DROP, ActionKind.REVOKE_PGP_KEY, ActionKind.EXTEND
+            } <= set(seen):
             break
         later = [a.not_before for a in fleet.plan() if a.not_before > fleet.now]
         fleet.now = min(later)
         run()
-    bad = fleet.active_key("web")
-    fleet.ca.keys.transition(bad, KeyState.COMPROMISED, "key file leaked", at=fleet.now)
-    run()  # revoke, provision of a new key, purge
+    for name in ("web", "pgp"):
+        fleet.ca.keys.transition(fleet.active_key(name), KeyState.COMPROMISED, "key file leaked",
+                                 at=fleet.now)
+    run()  # revoke (certificate, PGP key), provision of a new key, purge
     require(Path(SKS).is_file(), "Debian package sks")
     with running_sks(tmp_path / "sks") as sks:  # publish-pgp-key
         ctx.policies = replace(ctx.policies, keyservers=KeyserverSettings((sks.url,)))

@@ -42,6 +42,7 @@ ARGS: dict[str, list[str]] = {
     "db current": [],
     "db downgrade": [],
     "db upgrade": [],
+    "ecl": [],
     "images": [],
     "key export": ["3f2a9c1e"],
     "key generate": [],

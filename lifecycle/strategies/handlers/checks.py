@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from lifecycle.errors import VerificationError
 from lifecycle.integrity.keys import VerifierKey
 from lifecycle.inventory.inspect import is_signed
@@ -13,10 +15,13 @@ from lifecycle.verification.identity import IdentityPolicy
 from lifecycle.verify import TrustMaterial, verify
 
 
-def _verify_with(path: str, verifiers: list[VerifierKey]) -> str:
-    """'' when every signature of the image verifies with ``verifiers``, else why not."""
+def _verify_with(path: str, verifiers: Sequence[VerifierKey | bytes]) -> str:
+    """'' when every signature of the image verifies with ``verifiers`` (PEM public keys, or
+    armored PGP public keys), else why not."""
+    pem = tuple(v for v in verifiers if isinstance(v, VerifierKey))
+    armored = b"".join(v for v in verifiers if isinstance(v, bytes))
     try:
-        verify(path, TrustMaterial(keys=tuple(verifiers)))
+        verify(path, TrustMaterial(keys=pem, pgp_keyring=armored))
     except VerificationError as exc:
         return exc.reason
     return ""

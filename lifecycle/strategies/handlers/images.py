@@ -9,8 +9,15 @@ from pathlib import Path
 
 from lifecycle.config import ImageSetPolicy
 from lifecycle.errors import ActionError, TamperedImageError
-from lifecycle.integrity.keys import VerifierKey
-from lifecycle.integrity.sign import DsseSigner, SignOptions, remove_signatures, sign_image
+from lifecycle.integrity.keys import PgpSigningKey, VerifierKey
+from lifecycle.integrity.pgp_objects import remove_pgp_signatures
+from lifecycle.integrity.sign import (
+    DsseSigner,
+    PgpSigner,
+    SignOptions,
+    remove_signatures,
+    sign_image,
+)
 from lifecycle.inventory.inspect import ImageInfo, inspect_image
 from lifecycle.inventory.scan import image_row, mark_tampered
 from lifecycle.inventory.scan import reinventory as rescan_image
@@ -36,17 +43,32 @@ from lifecycle.strategies.handlers.proven import (
 from lifecycle.timestamp.tokens import stamping
 
 
-def _verifier(ctx: ApplyContext, key: KeyInfo) -> VerifierKey:
+def _verifier(ctx: ApplyContext, key: KeyInfo) -> VerifierKey | bytes:
+    """A PEM key's public key, or a PGP key's armored public key (as a keyserver serves it)."""
+    if key.pgp:
+        return ctx.ca.keys.public_bytes(key.fingerprint)
     public = pki_keys.load_public_key(ctx.ca.keys.public_bytes(key.fingerprint, ctx.passphrase),
                                       path=f"key {key.fingerprint}")
     return VerifierKey(f"key {short(key.fingerprint)}", public)
 
 
-def _signer(ctx: ApplyContext, key: KeyInfo, now: datetime) -> DsseSigner:
-    """The key's signer; with ``[timestamp]``, each signature it makes gets its tokens."""
-    private = ctx.ca.keys.private_key(ctx.ca.keys.get(key.fingerprint), ctx.passphrase)
+def _signer(ctx: ApplyContext, key: KeyInfo, now: datetime) -> DsseSigner | PgpSigner:
+    """The key's signer; with ``[timestamp]``, each DSSE signature it makes gets its tokens."""
+    row = ctx.ca.keys.get(key.fingerprint)
+    if key.pgp:
+        return PgpSigner(PgpSigningKey(ctx.ca.keys.pgp_key(row), ctx.passphrase,
+                                       f"key {key.fingerprint}"))
+    private = ctx.ca.keys.private_key(row, ctx.passphrase)
     stamp = stamping(ctx.stamper_at(now)) if ctx.stamper_at is not None else None
     return DsseSigner((private,), None, stamp)
+
+
+def _remove(path: str, key: KeyInfo) -> str:
+    """Drop ``key``'s signatures: its PGP objects, or its entries in the DSSE envelopes."""
+    if key.pgp:
+        return f"dropped PGP signature objects {remove_pgp_signatures(path, key.fingerprint)}"
+    return f"dropped {key.dsse_keyid} from {len(remove_signatures(path, {key.dsse_keyid}))} " \
+        "envelope(s)"
 
 
 def refuse(ctx: ApplyContext, image_id: int, path: str, now: datetime, reason: str) -> None:
@@ -60,11 +82,15 @@ def reinventory(ctx: ApplyContext, image_id: int, path: str, now: datetime) -> N
     rescan_image(ctx.engine, image_id, path, now)
 
 
-def _in_every_envelope(info: ImageInfo, keyid: str) -> bool:
-    """Signed by ``keyid`` in every DSSE envelope (a crash can leave an old envelope beside
-    the merged one until the retry replaces both)."""
+def _in_every_envelope(info: ImageInfo, key: KeyInfo) -> bool:
+    """Signed by ``key`` in every DSSE envelope (a crash can leave an old envelope beside
+    the merged one until the retry replaces both); a PGP key: in every signed group."""
+    if key.pgp:
+        groups = {s.group for s in info.signatures}
+        return bool(groups) and groups == {s.group for s in info.signatures
+                                           if key.signer_id in s.signers}
     envelopes = [s for s in info.signatures if s.format == "dsse"]
-    return bool(envelopes) and all(keyid in s.signers for s in envelopes)
+    return bool(envelopes) and all(key.dsse_keyid in s.signers for s in envelopes)
 
 
 def present_image(ctx: ApplyContext, path: str) -> tuple[int, dict[str, str]]:
@@ -113,7 +139,7 @@ def _resign(action: Action, ctx: ApplyContext, now: datetime) -> str:
     if active is None or active.fingerprint != key_fpr:
         raise NothingToDoError(f"key {short(key_fpr)} is no longer the active key")
     info = inspect_image(path)
-    if _in_every_envelope(info, active.dsse_keyid):
+    if _in_every_envelope(info, active):
         reinventory(ctx, image_id, path, now)
         raise NothingToDoError("the image already carries the active key's signature")
     kept = spared(ctx, path, {k for sig in info.signatures for k in sig.extended}, trust.keys,
@@ -125,8 +151,10 @@ def _resign(action: Action, ctx: ApplyContext, now: datetime) -> str:
     if problem:
         refuse(ctx, image_id, path, now, f"its current signatures do not verify with the "
                 f"trusted keys of {policy.name} ({problem})")
-    sign_image(path, _signer(ctx, active, now), SignOptions())
+    sign_image(path, _signer(ctx, active, now), SignOptions(signing_time=now))
     reinventory(ctx, image_id, path, now)
+    if active.pgp:
+        return f"signed by PGP key {active.fingerprint} (a new signature object per group)"
     return f"signed by {active.dsse_keyid} (merged into the group's envelope)"
 
 
@@ -136,17 +164,23 @@ def _drop(action: Action, ctx: ApplyContext, now: datetime) -> str:
                                             work.named, work.active)
     if old is None or active is None:
         raise ActionError("the keys this action names are gone from the store")
-    signers = {s for sig in inspect_image(path).signatures for s in sig.signers}
-    if old.dsse_keyid not in signers:
+    info = inspect_image(path)
+    signers = {s for sig in info.signatures for s in sig.signers}
+    if old.signer_id not in signers:
         reinventory(ctx, image_id, path, now)
         raise NothingToDoError(f"the image no longer carries {short(key_fpr)}'s signature")
-    problem = _verify_with(path, [_verifier(ctx, active)])
+    # A PGP key signs with objects of its own, and stock rules need every object to verify:
+    # check both keys' objects, and that the active key has signed every group.
+    problem = _verify_with(path, [_verifier(ctx, old), _verifier(ctx, active)]) if old.pgp \
+        else _verify_with(path, [_verifier(ctx, active)])
+    if not problem and old.pgp and not _in_every_envelope(info, active):
+        problem = f"a group lacks a signature object by {short(active.fingerprint)}"
     if problem:
         raise ActionError(f"the active key's signature does not verify ({problem}); keeping "
                           f"{short(key_fpr)}'s signature", path=path)
-    removed = remove_signatures(path, {old.dsse_keyid})
+    done = _remove(path, old)
     reinventory(ctx, image_id, path, now)
-    return f"dropped {old.dsse_keyid} from {len(removed)} envelope(s)"
+    return done
 
 
 def _purge(action: Action, ctx: ApplyContext, now: datetime) -> str:
@@ -160,23 +194,23 @@ def _purge(action: Action, ctx: ApplyContext, now: datetime) -> str:
                           hint="the provision action runs first; apply again")
     info = inspect_image(path)
     signers = {s for sig in info.signatures for s in sig.signers}
-    if bad.dsse_keyid not in signers:
+    if bad.signer_id not in signers:
         reinventory(ctx, image_id, path, now)
         raise NothingToDoError("the image no longer carries the compromised key's signature")
     since = compromised_since(ctx, bad.fingerprint, now)
     proven = proven_before(ctx, path, bad.dsse_keyid, since, now) if since else None
     if since is not None and proven is not None:
         raise NothingToDoError(spared_message(bad.dsse_keyid, proven, since))
-    if not _in_every_envelope(info, active.dsse_keyid):
+    if not _in_every_envelope(info, active):
         changed = sorted(i for i, d in first_digests.items() if info.digests.get(int(i)) != d)
         if changed or len(info.digests) != len(first_digests) or not info.intact:
             refuse(ctx, image_id, path, now, "its content differs from the digests recorded "
                     f"when it was first seen (objects {changed or 'added/removed'}); a "
                     "compromised key may have signed it")
-        sign_image(path, _signer(ctx, active, now), SignOptions())
-    remove_signatures(path, {bad.dsse_keyid})
+        sign_image(path, _signer(ctx, active, now), SignOptions(signing_time=now))
+    _remove(path, bad)
     reinventory(ctx, image_id, path, now)
-    return f"signature by compromised key {bad.dsse_keyid} replaced by {active.dsse_keyid}"
+    return f"signature by compromised key {bad.signer_id} replaced by {active.signer_id}"
 
 
 HANDLERS: dict[ActionKind, Handler] = {

@@ -7,12 +7,13 @@ from datetime import datetime
 
 from cryptography import x509
 
-from lifecycle.config import ImageSetPolicy
+from lifecycle.config import ImageSetPolicy, KeyType
 from lifecycle.errors import ActionError
 from lifecycle.inventory.fleet import link_key
 from lifecycle.inventory.scan import carrying
-from lifecycle.model.fleet import LIVE, Action, ActionKind, short
+from lifecycle.model.fleet import LIVE, Action, ActionKind, Trust, short
 from lifecycle.model.key_state import KeyState
+from lifecycle.pki.pgp import PgpAlgorithm
 from lifecycle.store.models import KeyRecord
 from lifecycle.strategies.context import (
     ApplyContext,
@@ -29,16 +30,34 @@ from lifecycle.strategies.handlers.proven import compromised_since
 
 
 def _new_key(ctx: ApplyContext, policy: ImageSetPolicy, now: datetime) -> KeyRecord:
-    """A pending key linked to the set, with a certificate (adopting ``signing_key`` if set)."""
+    """A pending key linked to the set, with a certificate (adopting ``signing_key`` if set).
+
+    PGP sets get a PGP key expiring one ``certificate_lifetime`` from now, and no certificate.
+    """
     trust = load_trust_of(ctx)
     adopted = None
     if policy.signing_key and not any(k.image_set == policy.name for k in trust.keys):
         adopted = ctx.ca.keys.get(policy.signing_key)
-    row = adopted or ctx.ca.keys.generate(policy.key_algorithm, ctx.passphrase, now=now)
+    if adopted is not None:
+        row = adopted
+    elif policy.key_type is KeyType.PGP:
+        row = ctx.ca.keys.generate_pgp(PgpAlgorithm(policy.key_algorithm.value), policy.user_id,
+                                       ctx.passphrase, expires=now + policy.certificate_lifetime,
+                                       now=now)
+    else:
+        row = ctx.ca.keys.generate(policy.key_algorithm, ctx.passphrase, now=now)
     link_key(ctx.engine, policy.name, row.id or 0, now)
-    if not has_valid_certificate(trust, row.fingerprint, now):
-        ctx.ca.issue(row.fingerprint, policy.subject_name, policy.certificate_lifetime, now=now)
+    _certify_if_needed(ctx, policy, row.fingerprint, now, trust)
     return row
+
+
+def _certify_if_needed(ctx: ApplyContext, policy: ImageSetPolicy, fingerprint: str,
+                       now: datetime, trust: Trust | None = None) -> None:
+    """Issue a certificate for a PEM key that has none valid (PGP keys never get one)."""
+    if ctx.ca.keys.get(fingerprint).kind == KeyType.PGP.value:
+        return
+    if not has_valid_certificate(trust or load_trust_of(ctx), fingerprint, now):
+        ctx.ca.issue(fingerprint, policy.subject_name, policy.certificate_lifetime, now=now)
 
 
 def _provision(action: Action, ctx: ApplyContext, now: datetime) -> str:
@@ -48,8 +67,7 @@ def _provision(action: Action, ctx: ApplyContext, now: datetime) -> str:
         raise NothingToDoError(f"image set {policy.name} already has an active key")
     pending = keys_in(trust, policy.name, KeyState.PENDING)
     fingerprint = pending[0].fingerprint if pending else _new_key(ctx, policy, now).fingerprint
-    if not has_valid_certificate(load_trust_of(ctx), fingerprint, now):
-        ctx.ca.issue(fingerprint, policy.subject_name, policy.certificate_lifetime, now=now)
+    _certify_if_needed(ctx, policy, fingerprint, now)
     if ctx.ca.keys.get(fingerprint).state != KeyState.ACTIVE:  # an adopted key may be
         ctx.ca.keys.transition(fingerprint, KeyState.ACTIVE, f"signing key of image set "
                                f"{policy.name}", at=now)
@@ -104,8 +122,7 @@ def _rotate(action: Action, ctx: ApplyContext, now: datetime) -> str:
         raise NothingToDoError(f"key {short(action.subject)} is no longer the active key")
     pending = keys_in(trust, policy.name, KeyState.PENDING)
     fingerprint = pending[0].fingerprint if pending else _new_key(ctx, policy, now).fingerprint
-    if not has_valid_certificate(load_trust_of(ctx), fingerprint, now):
-        ctx.ca.issue(fingerprint, policy.subject_name, policy.certificate_lifetime, now=now)
+    _certify_if_needed(ctx, policy, fingerprint, now)
     # Retiring first: a crash between the two leaves no active key, which provision resumes
     # by activating the pending one; the other order would leave two active keys for ever.
     ctx.ca.keys.transition(current.fingerprint, KeyState.RETIRING,
@@ -122,7 +139,7 @@ def _retire(action: Action, ctx: ApplyContext, now: datetime) -> str:
     key = next((x for x in trust.keys if x.fingerprint == action.subject), None)
     if key is None or key.state != KeyState.RETIRING:
         raise NothingToDoError(f"key {short(action.subject)} is not retiring")
-    still = carrying(ctx.engine, key.dsse_keyid)
+    still = carrying(ctx.engine, key.signer_id)
     if still is not None:
         raise ActionError(f"{still} still carries the key's signature")
     ctx.ca.keys.transition(key.fingerprint, KeyState.RETIRED, "overlap over; no tracked image "
