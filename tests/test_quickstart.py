@@ -39,7 +39,7 @@ def test_fresh_clone_demo_then_verify_every_image(tmp_path: Path) -> None:
     workspace = clone / "sif-lifecycle-demo"
     assert f"Workspace: {workspace}" in demo.stdout
     images = sorted(workspace.glob("images/*/*.sif"))
-    assert len(images) == 6
+    assert len(images) == 7  # apps, base, ci (ephemeral) and the PGP legacy set
     assert (workspace / "report.html").stat().st_size > 0
     report = (workspace / "report.json").read_text(encoding="utf-8")  # lists every image
     venv_cli = clone / ".venv" / "bin" / "sif-lifecycle"
