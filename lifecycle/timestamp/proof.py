@@ -27,13 +27,13 @@ from rfc3161_client import VerifierBuilder, decode_timestamp_response
 
 from lifecycle.errors import CertificateError, CertificateValidationError, LifecycleError
 from lifecycle.integrity import dsse
+from lifecycle.integrity.envelopes import dsse_envelopes
 from lifecycle.pki.revocation import RevocationMode
 from lifecycle.pki.validate import validate_timestamping_certificate
 from lifecycle.sif.image import SifImage
 from lifecycle.timestamp.tokens import tokens_of
 
 MAX_SPREAD = timedelta(minutes=10)
-MAX_ENVELOPE = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -186,16 +186,7 @@ def proven_times(image: str | Path, trust: TsaTrust) -> tuple[ProvenTime, ...]:
     """The proven time of every DSSE signature in ``image`` that carries tokens."""
     out: list[ProvenTime] = []
     with SifImage.open(str(image)) as img:
-        for desc in img.objects:
-            if not desc.is_signature:
-                continue
-            data = img.read(desc, limit=MAX_ENVELOPE)
-            if not dsse.is_dsse(data):
-                continue
-            try:
-                envelope = dsse.parse_envelope(data)
-            except LifecycleError:
-                continue  # the image check reports the broken envelope
+        for desc, envelope in dsse_envelopes(img):
             for signature in envelope.signatures:
                 proven = prove(desc.id, signature, trust)
                 if proven is not None:

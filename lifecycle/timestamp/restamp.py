@@ -14,10 +14,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from lifecycle.errors import LifecycleError
-from lifecycle.integrity import dsse
+from lifecycle.integrity.envelopes import dsse_envelopes
 from lifecycle.sif.format import DataType
 from lifecycle.sif.image import ObjectSpec, SifImage
-from lifecycle.timestamp.proof import MAX_ENVELOPE
 from lifecycle.timestamp.tokens import tokens_of, with_tokens
 
 Stamper = Callable[[bytes], Sequence[bytes]]
@@ -27,14 +26,7 @@ def restamp(path: str | Path, stamper: Stamper) -> int:
     """Timestamp every DSSE signature of ``path`` lacking a token; the number timestamped."""
     with SifImage.open(str(path), writable=True) as image:
         changes = []
-        for desc in [d for d in image.objects if d.is_signature]:
-            data = image.read(desc, limit=MAX_ENVELOPE)
-            if not dsse.is_dsse(data):
-                continue
-            try:
-                envelope = dsse.parse_envelope(data)
-            except LifecycleError:
-                continue  # not ours to repair; verification reports it
+        for desc, envelope in dsse_envelopes(image):  # a broken envelope is not ours to repair
             fresh = 0
             signatures = []
             for sig in envelope.signatures:

@@ -27,8 +27,9 @@ from typing import Any
 
 from cryptography import x509
 
-from lifecycle.errors import LifecycleError, SignatureFormatError, VerificationError
+from lifecycle.errors import LifecycleError, VerificationError
 from lifecycle.integrity import dsse
+from lifecycle.integrity.envelopes import dsse_envelopes
 from lifecycle.integrity.keys import KeySet, VerifierKey
 from lifecycle.pki.certs import certificate_pem
 from lifecycle.pki.keys import PublicKey
@@ -41,8 +42,6 @@ from lifecycle.tlog.note import NoteVerifier
 from lifecycle.verification.checkpoints import CheckpointStore
 from lifecycle.verification.extension import SignatureEvidence, parse_extension
 from lifecycle.verification.identity import IdentityPolicy, requires_identity
-
-MAX_SIGNATURE_SIZE = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -187,16 +186,7 @@ def verify_longterm(path: str, trust: LongTermTrust,
     report = LongTermReport()
     with SifImage.open(path) as image:
         ident = image_id(image)
-        for desc in image.objects:
-            if not desc.is_signature or (groups and desc.linked_group not in groups):
-                continue
-            data = image.read(desc, limit=MAX_SIGNATURE_SIZE)
-            if not dsse.is_dsse(data):
-                continue
-            try:
-                envelope = dsse.parse_envelope(data)
-            except SignatureFormatError:
-                continue  # the ordinary verification reports it
+        for desc, envelope in dsse_envelopes(image, groups):
             for signature in envelope.signatures:
                 result = check_signature(desc.id, signature, envelope.pae(), ident, trust)
                 if result is not None:
