@@ -1,28 +1,22 @@
 """The ``sif-lifecycle`` command: a thin layer that parses options and renders results.
 
 Every expected failure is a :class:`LifecycleError` printed as one line naming the file and the
-fix; :func:`exit_code` is the one place that turns an exception into the exit status
-(:class:`ExitCode`), for every command.
+fix, by :mod:`lifecycle.cli.failure`. The installed command starts in :mod:`lifecycle.cli.quick`,
+which runs the common ``verify --key`` without loading click.
 """
 
 from __future__ import annotations
 
 import importlib
-import logging
-import os
 import sys
-import traceback
 from collections.abc import Sequence
 from typing import Any
 
 import click
 
 from lifecycle._version import __version__
-from lifecycle.errors import ExitCode, LifecycleError
-
-DEBUG_ENV = "SIF_LIFECYCLE_DEBUG"
-"""Set to 1 to see the traceback of an unexpected error (a bug) instead of only its one line."""
-
+from lifecycle.cli.failure import DEBUG_ENV, report_error
+from lifecycle.errors import ExitCode
 
 EXIT_CODES = {
     ExitCode.OK: "success",
@@ -37,46 +31,6 @@ EXIT_CODES = {
 }
 """What each exit status (:class:`lifecycle.errors.ExitCode`) means, for the CLI reference."""
 
-
-def exit_code(exc: BaseException) -> ExitCode:
-    """The one mapping from an exception that ended a command to the exit status."""
-    if isinstance(exc, LifecycleError):
-        return exc.exit_code
-    if isinstance(exc, click.UsageError | click.FileError):
-        return ExitCode.BAD_INPUT
-    if isinstance(exc, OSError) and exc.strerror:  # the environment refused: a port in use, a full disk
-        return ExitCode.BAD_INPUT
-    if isinstance(exc, click.Abort):  # click's wrapper of Ctrl-C and of end of input at a prompt
-        return ExitCode.INTERRUPTED if isinstance(exc.__cause__, KeyboardInterrupt) else ExitCode.BAD_INPUT
-    if isinstance(exc, KeyboardInterrupt):
-        return ExitCode.INTERRUPTED
-    if isinstance(exc, click.ClickException):  # a command's own "the check failed" (the demo)
-        return ExitCode.CHECK_FAILED
-    return ExitCode.BUG
-
-
-def report_error(exc: BaseException) -> ExitCode:
-    """Print one line on stderr for ``exc`` and return its exit status."""
-    code = exit_code(exc)
-    if isinstance(exc, click.ClickException):
-        exc.show()
-    elif isinstance(exc, click.Abort | KeyboardInterrupt):
-        click.echo("Aborted!", err=True)
-    elif isinstance(exc, OSError) and code is ExitCode.BAD_INPUT:
-        where = f"{exc.filename}: " if exc.filename else ""
-        click.echo(f"Error: {where}{exc.strerror} (the system refused; fix that and run again)", err=True)
-    elif code is ExitCode.BUG:
-        debug = bool(os.environ.get(DEBUG_ENV))
-        if debug:
-            traceback.print_exception(exc, file=sys.stderr)
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        hint = "report it" if debug else f"run again with {DEBUG_ENV}=1 for the traceback and report it"
-        click.echo(f"Error: internal error, a bug in sif-lifecycle: {type(exc).__name__}"
-                   f"{': ' + reason if reason else ''} ({hint})", err=True)
-    else:  # a wrapped library message may span lines: the user still gets one
-        click.echo(f"Error: {' '.join(line.strip() for line in str(exc).splitlines() if line.strip())}",
-                   err=True)
-    return code
 
 COMMANDS = {
     "sif": "lifecycle.cli.sif_commands:sif",
@@ -177,6 +131,8 @@ def cli(log_level: str) -> None:
       sif-lifecycle sign --key signing.pem image.sif
       sif-lifecycle verify --key signing.pub image.sif
     """
+    import logging  # not at module level: --help and the subcommands' help do not log
+
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
 
 

@@ -9,7 +9,8 @@ from typing import Any, TypeVar
 
 import click
 
-from lifecycle.cli.common import ProgressBar
+from lifecycle.cli.failure import exit_code, report_error
+from lifecycle.cli.progress import ProgressBar
 from lifecycle.errors import ExitCode, VerificationError
 from lifecycle.integrity.hashing import ordered_map
 
@@ -33,8 +34,6 @@ def verify_each(
     image that cannot be read gets its one error line and does not stop the others. A bug
     (an unexpected exception) stops the run, as for a single image.
     """
-    from lifecycle.cli.main import exit_code, report_error
-
     lock = threading.Lock()
     with ProgressBar(sum(p.stat().st_size for p in images), "hashing") as bar:
         def progress(n: int) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import logging
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,26 +9,24 @@ from typing import TYPE_CHECKING
 import click
 
 from lifecycle.cli.common import (
-    ProgressBar,
     UtcTime,
     passphrase_file_option,
     passphrase_source,
     read_passphrase,
 )
 from lifecycle.cli.many import jobs_option, verify_each
-from lifecycle.errors import LifecycleError, VerificationError
+from lifecycle.cli.progress import ProgressBar
+from lifecycle.cli.verify_output import show, verify_and_show
+from lifecycle.errors import LifecycleError
 from lifecycle.files import read_document
 from lifecycle.integrity import dsse
 from lifecycle.integrity.gojson import load_json
 from lifecycle.integrity.policy import Policy
-from lifecycle.integrity.results import VerifyReport
 from lifecycle.pki.revocation import REVOCATION_MODES, RevocationMode
-from lifecycle.sif.format import type_name
-from lifecycle.sif.image import SifImage
 from lifecycle.sign import sign as sign_image
 from lifecycle.sign import signer_for
 from lifecycle.verification.identity import IdentityPolicy
-from lifecycle.verify import TrustMaterial, VerificationResult, load_log_verifiers
+from lifecycle.verify import TrustMaterial, load_log_verifiers
 from lifecycle.verify import verify as verify_trust
 
 if TYPE_CHECKING:
@@ -333,76 +329,7 @@ def verify(
         all_objects=all_objects, legacy=legacy_insecure, keyservers=keyservers,
         tsa_roots=tsa_roots, timestamps_required=timestamps_required)
     if len(images) == 1:
-        image = images[0]
-        try:
-            with ProgressBar(_image_size(image), "hashing") as bar:
-                result = verify_trust(image, trust, bar)
-        except VerificationError as exc:
-            if exc.result is not None:
-                _show(exc.result, image, as_json)
-            raise
-        _show(result, image, as_json)
+        verify_and_show(images[0], trust, as_json)
         return
     verify_each(images, lambda image, bar: verify_trust(image, trust, bar),
-                lambda result, image: _show(result, image, as_json), jobs)
-
-
-def _show(result: VerificationResult, image: Path, as_json: bool) -> None:
-    for note in result.notes:
-        click.echo(note, err=True)
-    for detail in result.details:  # quiet on success: --log-level info or --json shows them
-        if result.ok:
-            logging.getLogger("lifecycle.verify").info(detail)
-        else:
-            click.echo(detail, err=True)
-    if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
-        return
-    facts = result.certificate
-    if facts is not None:
-        click.echo(f"Certificate {facts.subject} (serial {facts.serial}) valid at "
-                   f"{facts.validated_at.isoformat()} via {' <- '.join(facts.path[1:]) or 'root'}"
-                   + (f" (proven signing time: {facts.time_source})" if facts.time_source else ""))
-    for p in result.proven or ():
-        if p.at is not None:
-            click.echo(f"Proven signing time of {p.keyid} (object {p.object_id}): "
-                       f"{p.at.isoformat()}, {p.source}")
-        else:
-            click.echo(f"Timestamps of {p.keyid} (object {p.object_id}) prove nothing, judged as "
-                       f"untimestamped: {'; '.join(p.rejected) or p.source}")
-    for r in result.longterm or ():
-        if r.ok:
-            click.echo(f"Logged signature {r.keyid} (object {r.object_id}): {r.identity}, "
-                       f"logged {r.logged_at.isoformat() if r.logged_at else '?'} as "
-                       f"{r.log_origin} #{r.log_index} (checkpoint size {r.checkpoint_size})"
-                       + (f"; {r.consistency}" if r.consistency else ""))
-        else:
-            click.echo(f"Logged signature {r.keyid} (object {r.object_id}): FAILED: {r.error}")
-    _print_report(result.report, image)
-
-
-def _print_report(report: VerifyReport, image: Path) -> None:
-    click.echo(f"Verifying image: {image} (policy {report.policy})")
-    for sig in report.signatures:
-        state = "verified" if sig.ok else "FAILED"
-        click.echo(f"Signature object {sig.object_id} ({sig.format}, group {sig.group}): {state}")
-        for signer in sig.signers:
-            mark = "ok  " if signer.ok else "fail"
-            who = f"{signer.signer}" + (f" <{signer.user_id}>" if signer.user_id else "")
-            detail = f"key {signer.key}" if signer.ok else signer.error
-            click.echo(f"  [{mark}] {who}: {detail}")
-        for error in sig.errors:
-            click.echo(f"  error: {error}")
-    if not report.ok:
-        return
-    covered = sorted({i for s in report.signatures if s.ok for i in s.objects})
-    click.echo("Objects verified:")
-    click.echo(f"{'ID':<4}|{'GROUP':<8}|{'LINK':<8}|TYPE")
-    click.echo("-" * 48)
-    with SifImage.open(image) as img:
-        for object_id in covered:
-            d = img.object(object_id)
-            group = str(d.group) if d.group else "NONE"
-            link = str(d.linked_object or d.linked_group or "NONE")
-            click.echo(f"{d.id:<4}|{group:<8}|{link:<8}|{type_name(d.data_type)}")
-    click.echo(f"Container verified: {image}")
+                lambda result, image: show(result, image, as_json), jobs)

@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from lifecycle.errors import SignatureFormatError
 from lifecycle.integrity.gojson import go_get, load_json
+from lifecycle.integrity.keycodec import ssh_public_blob
 
 PAYLOAD_TYPE = "application/vnd.sylabs.sif-metadata+json"
 MAX_SIGNATURES = 1024
@@ -33,8 +34,7 @@ PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519Public
 
 def keyid(public_key: PublicKey) -> str:
     """OpenSSH SHA-256 fingerprint of the key, the keyid the reference puts in envelopes (5.4)."""
-    ssh = public_key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-    blob = base64.b64decode(ssh.split()[1])
+    blob = ssh_public_blob(public_key)
     return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
 
 

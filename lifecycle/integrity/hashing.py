@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -72,6 +71,8 @@ def run_lanes(
     workers = min(threads or default_threads(), sum(lane.size >= PARALLEL_MIN_BYTES for lane in ordered))
     report = progress
     if progress is not None and workers > 1:
+        import threading  # with the pool below: one small image never starts a thread
+
         lock = threading.Lock()
 
         def report(n: int) -> None:

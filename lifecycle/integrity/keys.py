@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from lifecycle.errors import KeyMaterialError
 from lifecycle.files import read_key
-from lifecycle.integrity import pgp
 from lifecycle.integrity.dsse import PublicKey, SigningKey, keyid
+from lifecycle.integrity.keycodec import Encoding, PublicFormat, load_pem_private_key, load_pem_public_key
 
 PassphraseSource = Callable[[str], bytes]
 """Given the file that needs it, returns the passphrase (or raises KeyMaterialError)."""
@@ -54,7 +53,7 @@ class VerifierKey:
 def key_fingerprint(key: PublicKey) -> str:
     """SHA-256 of the key's SubjectPublicKeyInfo DER: the same key whatever file, certificate
     or keyid it came with, so a threshold counts keys, not copies."""
-    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    der = key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     return "spki:" + hashlib.sha256(der).hexdigest()
 
 
@@ -100,6 +99,8 @@ def parse_verifier_keys(data: bytes, path: Path) -> KeySet:
     """:func:`load_verifier_keys` for bytes already read (e.g. from a bundle); ``path`` labels them."""
     keys = KeySet()
     if b"-----BEGIN PGP" in data:
+        from lifecycle.integrity import pgp  # the PGP parser: only for PGP material
+
         for key in pgp.load_keys(data.decode("utf-8", "replace"), str(path)):
             public = key if key.is_public else key.pubkey
             keys.pgp.append(public)
@@ -119,7 +120,7 @@ def parse_verifier_keys(data: bytes, path: Path) -> KeySet:
         keys.dsse.append(VerifierKey(str(path), private.public_key()))
         return keys
     try:
-        public = serialization.load_pem_public_key(data)
+        public = load_pem_public_key(data)
     except (ValueError, TypeError) as exc:
         raise KeyMaterialError(
             f"not a PEM public key, certificate or armored PGP key ({exc})", path=path
@@ -132,7 +133,7 @@ def parse_private_key(data: bytes, password: bytes | None, *, path: Path | str) 
     """The one PEM private-key parser (PKCS#8 or traditional, encrypted or not); errors name
     the file, the reason and what to do."""
     try:
-        key = serialization.load_pem_private_key(data, password or None)
+        key = load_pem_private_key(data, password or None)
     except TypeError as exc:
         hint = "give the passphrase" if not password else "this key is not encrypted"
         raise KeyMaterialError(f"cannot load private key: {exc}", path=path, hint=hint) from None
@@ -163,9 +164,13 @@ class PgpSigningKey:
 
     @property
     def fingerprint(self) -> str:
+        from lifecycle.integrity import pgp
+
         return pgp.fingerprint(self.key)
 
     def sign(self, text: bytes, created: Any) -> bytes:
+        from lifecycle.integrity import pgp
+
         if self.key.is_protected:
             assert self.passphrase is not None
             with pgp.quiet(), self.key.unlock(self.passphrase.decode()):
@@ -174,6 +179,8 @@ class PgpSigningKey:
 
 
 def load_pgp_signing_key(path: Path, passphrase: PassphraseSource) -> PgpSigningKey:
+    from lifecycle.integrity import pgp
+
     keys = pgp.load_keys(read_key(path).decode("utf-8", "replace"), str(path))
     secret = [k for k in keys if not k.is_public]
     if not secret:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from lifecycle.errors import LifecycleError, SignatureFormatError
-from lifecycle.integrity import digest, dsse, metadata, pgp
+from lifecycle.integrity import digest, dsse, metadata
 from lifecycle.integrity.keys import KeySet
 from lifecycle.integrity.policy import Policy as Policy
 from lifecycle.integrity.policy import PolicyMode
@@ -26,6 +27,9 @@ from lifecycle.integrity.results import (
 )
 from lifecycle.sif.format import Descriptor
 from lifecycle.sif.image import SifImage
+
+if TYPE_CHECKING:
+    from lifecycle.integrity.pgp import ClearSigned
 
 MAX_SIGNATURE_SIZE = 16 * 1024 * 1024
 LEGACY_PREFIX = b"SIFHASH:\n"
@@ -109,9 +113,8 @@ def _preconditions(image: SifImage) -> list[str]:
 
 def _is_legacy(image: SifImage, desc: Descriptor) -> bool:
     try:
-        return pgp.decode(image.read(desc, limit=MAX_SIGNATURE_SIZE)).text.startswith(
-            LEGACY_PREFIX
-        )
+        data = image.read(desc, limit=MAX_SIGNATURE_SIZE)
+        return not dsse.is_dsse(data) and _pgp_decode(data).text.startswith(LEGACY_PREFIX)
     except SignatureFormatError:
         return False
 
@@ -157,7 +160,7 @@ def _parse(image: SifImage, desc: Descriptor, keys: KeySet, options: VerifyOptio
     result = parsed = _Parsed(desc.id, desc.linked_group or desc.group)
     try:
         data = image.read(desc, limit=MAX_SIGNATURE_SIZE)
-        signed = None if dsse.is_dsse(data) else pgp.decode(data)
+        signed = None if dsse.is_dsse(data) else _pgp_decode(data)
         if signed is None:
             result.format = SignatureFormat.DSSE
         elif signed.text.startswith(LEGACY_PREFIX):
@@ -183,6 +186,12 @@ def _parse(image: SifImage, desc: Descriptor, keys: KeySet, options: VerifyOptio
     except (ValueError, UnicodeDecodeError) as exc:
         result.errors.append(f"signature object {desc.id} not valid: {exc}")
     return parsed
+
+
+def _pgp_decode(data: bytes) -> ClearSigned:
+    from lifecycle.integrity import pgp  # the PGP parser: not for an image signed with DSSE only
+
+    return pgp.decode(data)
 
 
 def _verify_dsse(data: bytes, keys: KeySet, result: _Parsed) -> bytes | None:
@@ -214,7 +223,7 @@ def _verify_dsse(data: bytes, keys: KeySet, result: _Parsed) -> bytes | None:
 
 
 def _verify_pgp(
-    signed: pgp.ClearSigned,
+    signed: ClearSigned,
     desc: Descriptor,
     keys: KeySet,
     options: VerifyOptions,
@@ -223,6 +232,8 @@ def _verify_pgp(
     if not keys.pgp:
         result.errors.append("key material not provided for PGP clear-sign signature")
         return None
+    from lifecycle.integrity import pgp
+
     check = pgp.verify(signed, keys.pgp, options.at)
     signer = check.fingerprint or check.issuer
     label = keys.label_for_fingerprint(check.fingerprint) if check.ok else None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from pathlib import Path
 
 from lifecycle.errors import SifError
@@ -58,6 +57,8 @@ def create_image(
         raise SifError(f"capacity {capacity} is more than the {MAX_DESCRIPTORS} allowed", path=path)
     stamp = ZERO_TIME if deterministic else (when if when is not None else now_seconds())
     if image_id is None:
+        import uuid  # uuid loads platform: not for every reader of lifecycle.sif
+
         image_id = NIL_UUID if deterministic else uuid.uuid4().bytes
     table_size = capacity * DESCRIPTOR_SIZE
     header = Header(

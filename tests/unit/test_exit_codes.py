@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from lifecycle.cli.main import DEBUG_ENV, EXIT_CODES, ExitCode, LifecycleGroup, exit_code
+from lifecycle.cli.failure import DEBUG_ENV, exit_code
+from lifecycle.cli.main import EXIT_CODES, ExitCode, LifecycleGroup
 from lifecycle.errors import (
     BundleVerificationError,
     CertificateValidationError,

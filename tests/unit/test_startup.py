@@ -32,10 +32,11 @@ NOT_FOR_VERIFY = {
 }  # fmt: skip
 
 RUN = """
-import json, sys
-from lifecycle.cli.main import cli
-status = cli.main(args=sys.argv[1:], prog_name="sif-lifecycle", standalone_mode=False)
-print(json.dumps(sorted(sys.modules)), file=sys.stderr)
+import atexit, json, sys
+atexit.register(lambda: print(json.dumps(sorted(sys.modules)), file=sys.stderr))
+sys.argv[0] = "sif-lifecycle"
+from lifecycle.cli.quick import main  # the installed entry point
+main()
 """
 
 
@@ -58,10 +59,11 @@ def test_a_dsse_verify_imports_only_what_dsse_needs(
                        small_signed_images["dsse"].path)  # fmt: skip
     assert loaded(modules, HEAVY | NOT_FOR_VERIFY) == set()
     assert "cryptography.hazmat.primitives.asymmetric.ed25519" in modules  # the check did run
-    assert loaded(modules, {"lifecycle.cli"}) == {
-        "lifecycle.cli", "lifecycle.cli.main", "lifecycle.cli.sign_commands",
-        "lifecycle.cli.common", "lifecycle.cli.many",
+    assert loaded(modules, {"lifecycle.cli"}) == {  # the quick path: not click's command modules
+        "lifecycle.cli", "lifecycle.cli.quick", "lifecycle.cli.failure", "lifecycle.cli.verify_output",
+        "lifecycle.cli.progress",
     }  # fmt: skip
+    assert loaded(modules, {"click", "logging", "lifecycle.integrity.pgp", "threading"}) == set()
 
 
 def test_pgp_is_imported_only_for_pgp(
@@ -75,7 +77,10 @@ def test_pgp_is_imported_only_for_pgp(
 
 def test_help_imports_no_command_module() -> None:
     modules = imported("--help")
-    assert loaded(modules, {"lifecycle.cli"}) == {"lifecycle.cli", "lifecycle.cli.main"}
+    assert loaded(modules, {"lifecycle.cli"}) == {
+        "lifecycle.cli", "lifecycle.cli.quick", "lifecycle.cli.main", "lifecycle.cli.failure",
+    }  # fmt: skip
+    assert loaded(modules, {"logging", "lifecycle.verify", "lifecycle.integrity"}) == set()
     assert loaded(modules, HEAVY | {"cryptography"}) == set()
 
 

@@ -21,7 +21,7 @@ from lifecycle import (
     sign_ephemeral,
     verify,
 )
-from lifecycle.cli.main import exit_code
+from lifecycle.cli.failure import exit_code
 from lifecycle.integrity.results import SignatureFormat
 from lifecycle.sif.image import SifImage
 from lifecycle.verification.identity import IdentityPolicy
@@ -136,3 +136,11 @@ def test_import_is_cheap() -> None:
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     for module in ("tlog", "bundles", "integrity.verify", "integrity.sign", "sif", "pki.validate"):
         assert f"'lifecycle.{module}" not in loaded.stdout
+
+
+def test_every_public_name_is_listed_and_importable() -> None:
+    import lifecycle
+
+    assert sorted(lifecycle.__all__) == sorted(["__version__", *lifecycle._HOMES])
+    for name in lifecycle.__all__:
+        assert getattr(lifecycle, name) is not None
