@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import random
 import shutil
@@ -177,6 +178,21 @@ def pem_files(workdir: Path, key: ed25519.Ed25519PrivateKey, name: str) -> tuple
     return public, private
 
 
+def library_modules(command: Sequence[str | Path]) -> list[str]:
+    """The modules outside sif-lifecycle that ``command`` (a ``sif-lifecycle`` run) imports and a
+    bare interpreter does not: importing them alone is the start-up floor our code sits on."""
+    bare = set(json.loads(subprocess.run(
+        [sys.executable, "-c", "import atexit, json, sys; print(json.dumps(sorted(sys.modules)))"],
+        env=ENV, check=True, capture_output=True, text=True).stdout))  # fmt: skip
+    spy = ("import atexit, json, sys; atexit.register(lambda: print(json.dumps(sorted(sys.modules)), "
+           "file=sys.stderr)); sys.argv = sys.argv[1:]; exec(compile(open(sys.argv[0]).read(), "
+           "sys.argv[0], 'exec'), {'__name__': '__main__'})")  # fmt: skip
+    run = subprocess.run([sys.executable, "-c", spy, *map(str, command)], env=ENV,
+                         capture_output=True, text=True)  # fmt: skip
+    used = json.loads(run.stderr.strip().splitlines()[-1])
+    return [m for m in used if m not in bare and m.split(".")[0] not in {"lifecycle", "__main__"}]
+
+
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
 
@@ -213,11 +229,16 @@ def whole_process(workdir: Path, size: int, repeat: int, compare_with: Path | No
                         f"{limit / ours:.3f} ({limit:.3f} s / {ours:.3f} s)", ">= 0.95",
                         limit / ours >= 0.95))  # fmt: skip
 
+    floor = (f"import importlib\nfor m in {library_modules([CLI, 'verify', '--key', public, small])!r}:\n"
+             "    try:\n        importlib.import_module(m)\n    except ImportError:\n        pass")
     startup = {"verify": lambda: run_cmd([CLI, "verify", "--key", public, small], "verify"),
                "help": lambda: run_cmd([CLI, "--help"], "help"),
-               "python": lambda: run_cmd([sys.executable, "-c", "pass"], "python")}
+               "python": lambda: run_cmd([sys.executable, "-c", "pass"], "python"),
+               "libraries": lambda: run_cmd([sys.executable, "-c", floor], "libraries")}
     if compare_with is not None:  # the same command from another checkout, by `python -c`
-        code = "import sys; from lifecycle.cli.main import main; main(sys.argv[1:])"
+        code = ("import sys\ntry:\n    from lifecycle.cli.quick import main\nexcept ImportError:  # older\n"
+                "    from lifecycle.cli.main import main as full\n\n    def main():\n"
+                "        full(sys.argv[1:])\nmain()")  # the entry point of each checkout
         old_env = {**ENV, "PYTHONPATH": str(compare_with)}
         new_env = {**ENV, "PYTHONPATH": str(REPO)}
 
@@ -232,8 +253,10 @@ def whole_process(workdir: Path, size: int, repeat: int, compare_with: Path | No
     cpu = {name: statistics.median(values) for name, values in CPU_TIMES.items()}
     for name in start:
         print(f"start-up {name}: median {ms(median[name])} wall, {ms(cpu[name])} CPU")
+    print(f"start-up floor: python -c pass {ms(median['python'])}; the standard and third-party "
+          f"modules a verify imports, imported alone (no sif-lifecycle code): {ms(median['libraries'])}")
     results.append(line("start-up: verify of a 1 MiB image, median of 7", ms(median["verify"])
-                        + f" (python -c pass {ms(median['python'])})", "<= 60 ms",
+                        + f" (libraries alone {ms(median['libraries'])})", "<= 60 ms",
                         median["verify"] <= 0.060))  # fmt: skip
     results.append(line("start-up: --help, median of 7", ms(median["help"]), "<= 60 ms",
                         median["help"] <= 0.060))  # fmt: skip

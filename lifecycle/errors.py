@@ -4,7 +4,7 @@ Every error raised to the command line is a :class:`LifecycleError`: one line th
 (and object or field) at fault and says what to do. Anything else reaching the CLI is a bug.
 Their exit status is :attr:`LifecycleError.exit_code`: 1 for a check that ran and failed
 (:class:`VerificationError`, :class:`LogProofError`), 2 for every other one;
-``lifecycle.cli.main.exit_code`` adds the statuses of everything else that can end a command.
+``lifecycle.cli.failure.exit_code`` adds the statuses of everything else that can end a command.
 """
 
 from __future__ import annotations

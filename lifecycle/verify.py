@@ -18,10 +18,9 @@ for certificates, the transparency log for log keys, the bundle reader for bundl
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from lifecycle.errors import CertificateValidationError, LifecycleError, VerificationError
 from lifecycle.files import read_document
@@ -57,13 +56,8 @@ __all__ = [
     "verify",
 ]
 
-@dataclass(frozen=True)
-class TrustMaterial:
-    """Everything a verification may rely on, and how to judge with it.
-
-    Files may be given as paths; the strategies pass keys, certificates and log keys already
-    in memory. Nothing is fetched over the network unless ``fetch_ocsp`` or ``log_url`` asks.
-    """
+class _TrustFields(NamedTuple):
+    """The fields of :class:`TrustMaterial` (a named tuple: no methods generated at import)."""
 
     keys: tuple[str | Path | VerifierKey, ...] = ()
     """PEM public keys, certificates (their key, unvalidated), armored PGP keys/keyrings."""
@@ -79,7 +73,7 @@ class TrustMaterial:
     log_keys: tuple[str | Path | NoteVerifier, ...] = ()
     """Trusted log verifier keys (text, a file holding one, or loaded): signatures carrying
     log evidence are judged at the time the log proves they were made."""
-    identity: IdentityPolicy = field(default_factory=IdentityPolicy)
+    identity: IdentityPolicy = IdentityPolicy()
     checkpoint_store: str | Path | None = None
     log_url: str | None = None
     pgp_keyring: bytes = b""
@@ -98,7 +92,7 @@ class TrustMaterial:
     self-signatures verify. Which keys were fetched, from where, is in the result's notes."""
     keyserver_settings: KeyserverSettings | None = None
     """Timeout and retries for ``keyservers`` (default: the ``[keyserver]`` defaults)."""
-    policy: Policy = field(default_factory=Policy)
+    policy: Policy = Policy()
     groups: tuple[int, ...] = ()
     object_ids: tuple[int, ...] = ()
     all_objects: bool = False
@@ -110,16 +104,29 @@ class TrustMaterial:
     timestamps_required: int = 1
     """How many valid tokens prove a signature's time (the latest genTime counts)."""
 
-    def __post_init__(self) -> None:
-        if isinstance(self.policy, str):  # "threshold:2" is what users write
-            object.__setattr__(self, "policy", Policy.parse(self.policy))
+
+
+class TrustMaterial(_TrustFields):
+    """Everything a verification may rely on, and how to judge with it.
+
+    Files may be given as paths; the strategies pass keys, certificates and log keys already
+    in memory. Nothing is fetched over the network unless ``fetch_ocsp`` or ``log_url`` asks.
+    Immutable; ``trust._replace(field=...)`` makes a changed copy.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> TrustMaterial:
+        self = super().__new__(cls, *args, **kwargs)
         if self.at is not None and self.at.tzinfo is None:
             raise LifecycleError("the time to verify at must be timezone-aware",
                                  hint="e.g. datetime(2030, 1, 1, tzinfo=UTC)")
+        if isinstance(self.policy, str):  # "threshold:2" is what users write
+            return self._replace(policy=Policy.parse(self.policy))
+        return self
 
 
-@dataclass(frozen=True)
-class CertificateCheck:
+class CertificateCheck(NamedTuple):
     """What validating ``TrustMaterial.certificate`` established."""
 
     certificate: str
@@ -140,8 +147,7 @@ class CertificateCheck:
         return doc
 
 
-@dataclass(frozen=True)
-class VerificationResult:
+class VerificationResult(NamedTuple):
     """The verdict on one image, with per-signature results (all frozen)."""
 
     report: VerifyReport

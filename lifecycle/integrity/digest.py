@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from lifecycle.errors import SignatureFormatError
 from lifecycle.integrity import hashing
@@ -55,8 +54,7 @@ def descriptor_hash_name(hash_type: int) -> str:
         raise SignatureFormatError(f"hash algorithm {hash_type} unsupported") from None
 
 
-@dataclass(frozen=True)
-class Digest:
+class Digest(NamedTuple):
     """``<name>:<hex>`` as written in signed metadata (spec 3.1)."""
 
     name: str
@@ -89,16 +87,20 @@ class Digest:
         return cls(name, value)
 
 
-@dataclass
 class DigestRequest:
     """What one verification or signing run needs hashed.
 
     ``objects`` maps object ID -> hashlib names; ``groups`` maps a group number -> hashlib names
     of digests over the concatenated data of the group's objects in slot order (legacy format).
+    (A plain class, like the other mutable records of the verify path: a dataclass's generated
+    methods cost start-up time, docs/performance.md.)
     """
 
-    objects: dict[int, set[str]] = field(default_factory=dict)
-    groups: dict[int, set[str]] = field(default_factory=dict)
+    __slots__ = ("groups", "objects")
+
+    def __init__(self) -> None:
+        self.objects: dict[int, set[str]] = {}
+        self.groups: dict[int, set[str]] = {}
 
     def want_object(self, object_id: int, name: str) -> None:
         self.objects.setdefault(object_id, set()).add(name)
@@ -107,10 +109,20 @@ class DigestRequest:
         self.groups.setdefault(group, set()).add(name)
 
 
-@dataclass
 class DigestResults:
-    objects: dict[tuple[int, str], bytes] = field(default_factory=dict)
-    groups: dict[tuple[int, str], bytes] = field(default_factory=dict)
+    """Digests by (object ID, hashlib name) and by (group, hashlib name)."""
+
+    __slots__ = ("groups", "objects")
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[int, str], bytes] = {}
+        self.groups: dict[tuple[int, str], bytes] = {}
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DigestResults):
+            return NotImplemented
+        return (self.objects, self.groups) == (other.objects, other.groups)
 
     def object(self, object_id: int, name: str) -> bytes:
         return self.objects[(object_id, name)]

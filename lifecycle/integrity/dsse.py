@@ -13,8 +13,7 @@ import binascii
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -75,8 +74,7 @@ def verify_pae(key: PublicKey, signature: bytes, message: bytes) -> bool:
     return True
 
 
-@dataclass(frozen=True)
-class Extension:
+class Extension(NamedTuple):
     """A DSSE v1.1 per-signature extension: ``{"kind": ..., "ext": {...}}``."""
 
     kind: str
@@ -86,8 +84,7 @@ class Extension:
         return {"kind": self.kind, "ext": dict(self.ext)}
 
 
-@dataclass(frozen=True)
-class Signature:
+class Signature(NamedTuple):
     keyid: str
     sig: bytes
     extension: Extension | None = None
@@ -99,10 +96,9 @@ class Signature:
         return out
 
 
-@dataclass(frozen=True)
-class Envelope:
+class Envelope(NamedTuple):
     payload: bytes
-    signatures: tuple[Signature, ...] = field(default_factory=tuple)
+    signatures: tuple[Signature, ...] = ()
     payload_type: str = PAYLOAD_TYPE
 
     def pae(self) -> bytes:

@@ -17,7 +17,6 @@ import itertools
 import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 if TYPE_CHECKING:
@@ -37,11 +36,13 @@ class Feed(Protocol):
     def update(self, data: bytes | memoryview, /) -> None: ...
 
 
-@dataclass
 class Lane:
     """Objects hashed in this order, each with the hashers its bytes go to."""
 
-    parts: list[tuple[Descriptor, list[Feed]]] = field(default_factory=list)
+    __slots__ = ("parts",)
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[Descriptor, list[Feed]]] = []
 
     @property
     def size(self) -> int:

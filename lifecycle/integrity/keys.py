@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
@@ -34,8 +33,7 @@ def no_passphrase(path: str) -> bytes:
     )
 
 
-@dataclass(frozen=True)
-class VerifierKey:
+class VerifierKey(NamedTuple):
     """A DSSE public key and where it came from (its label names it in results)."""
 
     label: str
@@ -57,14 +55,19 @@ def key_fingerprint(key: PublicKey) -> str:
     return "spki:" + hashlib.sha256(der).hexdigest()
 
 
-@dataclass
 class KeySet:
-    """Everything given for a verification: DSSE public keys and a PGP keyring."""
+    """Everything given for a verification: DSSE public keys and a PGP keyring.
 
-    dsse: list[VerifierKey] = field(default_factory=list)
-    pgp: list[Any] = field(default_factory=list)
-    pgp_labels: dict[str, str] = field(default_factory=dict)
-    """Primary fingerprint -> file it came from."""
+    (A plain class: a dataclass's generated methods cost start-up time, docs/performance.md.)
+    """
+
+    __slots__ = ("dsse", "pgp", "pgp_labels")
+
+    def __init__(self, dsse: list[VerifierKey] | None = None) -> None:
+        self.dsse: list[VerifierKey] = dsse if dsse is not None else []
+        self.pgp: list[Any] = []
+        self.pgp_labels: dict[str, str] = {}
+        """Primary fingerprint -> file it came from."""
 
     def label_for_fingerprint(self, fpr: str) -> str:
         return self.pgp_labels.get(fpr, fpr)
@@ -154,8 +157,7 @@ def load_signing_key(path: Path, passphrase: PassphraseSource) -> SigningKey:
                              path=path)
 
 
-@dataclass
-class PgpSigningKey:
+class PgpSigningKey(NamedTuple):
     """An armored PGP secret key, unlocked only for the moment of signing."""
 
     key: Any

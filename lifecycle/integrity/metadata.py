@@ -8,7 +8,7 @@ lenient JSON rules; checking reproduces the reference's errors (spec 6.3 d-e).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from lifecycle.errors import SignatureFormatError
 from lifecycle.integrity.digest import METADATA_HASHES, Digest, DigestRequest, DigestResults
@@ -17,15 +17,13 @@ from lifecycle.sif.format import GROUP_FLAG, Descriptor
 from lifecycle.sif.image import SifImage
 
 
-@dataclass(frozen=True)
-class ObjectMetadata:
+class ObjectMetadata(NamedTuple):
     relative_id: int
     descriptor_digest: Digest
     object_digest: Digest
 
 
-@dataclass(frozen=True)
-class ImageMetadata:
+class ImageMetadata(NamedTuple):
     header_digest: Digest
     objects: tuple[ObjectMetadata, ...]
     version: int = 1
@@ -122,10 +120,14 @@ def request_for(
             request.want_object(object_id, METADATA_HASHES[entry.object_digest.name])
 
 
-@dataclass
 class CheckOutcome:
-    errors: list[str] = field(default_factory=list)
-    covered: list[int] = field(default_factory=list)
+    """What checking a signature's metadata against the image found."""
+
+    __slots__ = ("covered", "errors")
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.covered: list[int] = []
 
     @property
     def ok(self) -> bool:

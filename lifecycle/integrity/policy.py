@@ -6,8 +6,8 @@ Pure data, cheap to import: trust material names a policy long before anything i
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from lifecycle.errors import LifecycleError
 
@@ -18,8 +18,7 @@ class PolicyMode(StrEnum):
     THRESHOLD = "threshold"
 
 
-@dataclass(frozen=True)
-class Policy:
+class Policy(NamedTuple):
     mode: PolicyMode = PolicyMode.ALL
     threshold: int = 1
 

@@ -6,9 +6,8 @@ caller can flip an ``ok`` after the fact.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class SignatureFormat(StrEnum):
@@ -18,8 +17,7 @@ class SignatureFormat(StrEnum):
     UNKNOWN = "unknown"
 
 
-@dataclass(frozen=True)
-class SignerResult:
+class SignerResult(NamedTuple):
     """One signer inside a signature object (a DSSE envelope can hold several)."""
 
     signer: str
@@ -34,8 +32,7 @@ class SignerResult:
     thresholds count these, never files, keyids or certificates."""
 
 
-@dataclass(frozen=True)
-class SignatureResult:
+class SignatureResult(NamedTuple):
     """One signature object linked to a verified group or object."""
 
     object_id: int
@@ -57,8 +54,7 @@ class SignatureResult:
         return {s.key_fingerprint for s in self.signers if s.ok and s.key_fingerprint}
 
 
-@dataclass(frozen=True)
-class TaskResult:
+class TaskResult(NamedTuple):
     """A group (or one object of it) that had to be verified."""
 
     group: int
@@ -68,8 +64,7 @@ class TaskResult:
     signatures: tuple[int, ...] = ()
 
 
-@dataclass(frozen=True)
-class VerifyReport:
+class VerifyReport(NamedTuple):
     path: str
     policy: str
     ok: bool = False
@@ -83,10 +78,12 @@ class VerifyReport:
         return "; ".join(dict.fromkeys(reasons)) or "verification failed"
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        for sig, result in zip(out["signatures"], self.signatures, strict=True):
-            sig["format"] = str(result.format)
-            sig["ok"] = result.ok
-            for signer in sig["signers"]:
-                signer.pop("key_fingerprint")
+        out = self._asdict()
+        out["tasks"] = tuple(t._asdict() for t in self.tasks)
+        out["signatures"] = tuple(
+            {**s._asdict(), "format": str(s.format), "ok": s.ok,
+             "signers": tuple({k: v for k, v in signer._asdict().items() if k != "key_fingerprint"}
+                              for signer in s.signers)}
+            for s in self.signatures
+        )  # fmt: skip
         return out

@@ -11,7 +11,6 @@ All decisions are made, and all image data hashed in one pass, before the first 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -253,8 +252,8 @@ def _make(
             if signer.attest is not None:
                 fresh = signed.signatures[-1]
                 extension = signer.attest(signed.pae(), fresh)
-                attested = dataclasses.replace(fresh, extension=extension)
-                signed = dataclasses.replace(signed, signatures=(*signed.signatures[:-1], attested))
+                attested = fresh._replace(extension=extension)
+                signed = signed._replace(signatures=(*signed.signatures[:-1], attested))
         return signed.to_bytes()
     created = options.signing_time or utc_now()
     return signer.key.sign(payload, created)

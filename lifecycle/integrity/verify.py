@@ -9,9 +9,9 @@ keys (by key material, not files) to have signed each group.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from lifecycle.errors import LifecycleError, SignatureFormatError
 from lifecycle.integrity import digest, dsse, metadata
@@ -35,37 +35,43 @@ MAX_SIGNATURE_SIZE = 16 * 1024 * 1024
 LEGACY_PREFIX = b"SIFHASH:\n"
 
 
-@dataclass
-class VerifyOptions:
-    groups: list[int] = field(default_factory=list)
-    object_ids: list[int] = field(default_factory=list)
+class VerifyOptions(NamedTuple):
+    groups: Sequence[int] = ()
+    object_ids: Sequence[int] = ()
     all_objects: bool = False
     """Legacy mode: check every grouped object (reference ``--all``)."""
     legacy: bool = False
-    policy: Policy = field(default_factory=Policy)
+    policy: Policy = Policy()
     at: datetime | None = None
     """Time at which PGP key expiry/revocation is judged (default: now)."""
 
 
-@dataclass
 class _Task:
-    group: int
-    object_id: int | None
-    signatures: list[Descriptor]
+    """A group (or one object of it) to verify, and the signature objects that apply."""
+
+    __slots__ = ("group", "object_id", "signatures")
+
+    def __init__(self, group: int, object_id: int | None, signatures: list[Descriptor]) -> None:
+        self.group = group
+        self.object_id = object_id
+        self.signatures = signatures
 
 
-@dataclass
 class _Parsed:
     """One signature object while it is being checked; frozen into a SignatureResult at the end."""
 
-    object_id: int
-    group: int
-    format: SignatureFormat = SignatureFormat.UNKNOWN
-    signers: list[SignerResult] = field(default_factory=list)
-    objects: set[int] = field(default_factory=set)
-    errors: list[str] = field(default_factory=list)
-    metadata: metadata.ImageMetadata | None = None
-    legacy_digest: tuple[str, bytes] | None = None
+    __slots__ = ("errors", "format", "group", "legacy_digest", "metadata", "object_id", "objects",
+                 "signers")  # fmt: skip
+
+    def __init__(self, object_id: int, group: int) -> None:
+        self.object_id = object_id
+        self.group = group
+        self.format = SignatureFormat.UNKNOWN
+        self.signers: list[SignerResult] = []
+        self.objects: set[int] = set()
+        self.errors: list[str] = []
+        self.metadata: metadata.ImageMetadata | None = None
+        self.legacy_digest: tuple[str, bytes] | None = None
 
     def freeze(self) -> SignatureResult:
         return SignatureResult(self.object_id, self.group, self.format, tuple(self.signers),

@@ -81,7 +81,7 @@ def confirm_now(forecasts: Iterable[Forecast], certificates: Mapping[str, Sequen
         armored = b"".join((pgp_keys or {}).get(f, b"") for f in forecast.signers) \
             if _claims(forecast) else b""
         if armored:
-            trust = replace(trust, pgp_keyring=armored) if trust is not None else \
+            trust = trust._replace(pgp_keyring=armored) if trust is not None else \
                 TrustMaterial(pgp_keyring=armored, at=now)
         if trust is not None:
             try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import struct
-from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 HEADER_STRUCT = struct.Struct("<32s10s3s3s16sqqqqqqqq")
 DESCRIPTOR_STRUCT = struct.Struct("<iBIIIqqqqqqq128s384s")
@@ -102,8 +102,7 @@ def pad(value: bytes, size: int) -> bytes:
     return value + bytes(size - len(value))
 
 
-@dataclass(frozen=True)
-class Header:
+class Header(NamedTuple):
     """The 128-byte global header (spec 1.1)."""
 
     launch_script: bytes
@@ -144,11 +143,10 @@ class Header:
         )
 
     def with_changes(self, **changes: object) -> Header:
-        return replace(self, **changes)  # type: ignore[arg-type]
+        return self._replace(**changes)  # type: ignore[arg-type]
 
 
-@dataclass(frozen=True)
-class Descriptor:
+class Descriptor(NamedTuple):
     """One 585-byte descriptor slot (spec 1.3). ``slot`` is its index in the table, not stored."""
 
     data_type: int
@@ -194,7 +192,7 @@ class Descriptor:
         return fixed + self.name + self.extra
 
     def with_changes(self, **changes: object) -> Descriptor:
-        return replace(self, **changes)  # type: ignore[arg-type]
+        return self._replace(**changes)  # type: ignore[arg-type]
 
     @property
     def in_use(self) -> bool:

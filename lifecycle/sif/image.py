@@ -32,10 +32,9 @@ import itertools
 import os
 import time as _time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, NamedTuple, Protocol
 
 from lifecycle.errors import ObjectNotFoundError, SifCapacityError, SifError, SifFormatError
 from lifecycle.files import open_regular
@@ -90,8 +89,7 @@ class FileSink:
         os.fsync(self.fd)
 
 
-@dataclass(frozen=True)
-class ObjectSpec:
+class ObjectSpec(NamedTuple):
     """A new object: its bytes (or a file to copy them from) and descriptor fields."""
 
     data_type: int

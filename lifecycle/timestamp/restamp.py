@@ -9,7 +9,6 @@ obtained before the first write; if the policy's tokens cannot be had, nothing i
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -38,10 +37,10 @@ def restamp(path: str | Path, stamper: Stamper) -> int:
                     signatures.append(sig)
                     continue
                 extension = with_tokens(sig.extension, stamper(sig.sig))
-                signatures.append(dataclasses.replace(sig, extension=extension))
+                signatures.append(sig._replace(extension=extension))
                 fresh += 1
             if fresh:
-                changes.append((desc, dataclasses.replace(envelope, signatures=tuple(signatures)),
+                changes.append((desc, envelope._replace(signatures=tuple(signatures)),
                                 fresh))
         for desc, envelope, _ in changes:
             image.replace(desc, ObjectSpec(DataType.SIGNATURE, envelope.to_bytes(), group=0,

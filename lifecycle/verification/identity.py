@@ -7,9 +7,8 @@ trust material costs nothing until it is used.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from lifecycle.errors import VerificationError
 
@@ -39,8 +38,7 @@ def issuer_names(cert: x509.Certificate) -> list[str]:
     return names
 
 
-@dataclass(frozen=True)
-class IdentityPolicy:
+class IdentityPolicy(NamedTuple):
     """Accepted signers: exact identities, full-match regular expressions, exact issuers.
 
     Empty lists accept anything; the CLI demands at least one identity for ephemeral

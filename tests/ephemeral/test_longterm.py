@@ -105,7 +105,7 @@ def _tampered(world: World, change: Any) -> str:
     assert sig.extension is not None
     ext = json.loads(json.dumps(dict(sig.extension.ext)))
     change(ext)
-    altered = dataclasses.replace(sig, extension=dsse.Extension(sig.extension.kind, ext))
+    altered = sig._replace(extension=dsse.Extension(sig.extension.kind, ext))
     with SifImage.open(image) as img:
         from lifecycle.verification.longterm import image_id
 

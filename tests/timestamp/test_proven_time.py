@@ -118,7 +118,7 @@ def _set_tokens(image: Path, tokens: list[str]) -> None:
     sig = envelope.signatures[0]
     assert sig.extension is not None
     ext = dsse.Extension(sig.extension.kind, {**sig.extension.ext, FIELD: tokens})
-    changed = dataclasses.replace(envelope, signatures=(dataclasses.replace(sig, extension=ext),))
+    changed = envelope._replace(signatures=(sig._replace(extension=ext),))
     with SifImage.open(image, writable=True) as img:
         desc = img.object(object_id)
         img.replace(desc, ObjectSpec(DataType.SIGNATURE, changed.to_bytes(), group=0,

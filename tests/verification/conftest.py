@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,13 +24,13 @@ def rewrite_envelope(image: Path, change: Callable[[dsse.Envelope], dsse.Envelop
 
 
 def duplicate_signatures(times: int) -> Callable[[dsse.Envelope], dsse.Envelope]:
-    return lambda env: dataclasses.replace(env, signatures=env.signatures * times)
+    return lambda env: env._replace(signatures=env.signatures * times)
 
 
 def set_kind(kind: str) -> Callable[[dsse.Envelope], dsse.Envelope]:
     def change(env: dsse.Envelope) -> dsse.Envelope:
         signatures = tuple(
-            dataclasses.replace(s, extension=dsse.Extension(kind, s.extension.ext))
+            s._replace(extension=dsse.Extension(kind, s.extension.ext))
             if s.extension is not None else s for s in env.signatures)
-        return dataclasses.replace(env, signatures=signatures)
+        return env._replace(signatures=signatures)
     return change

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 import sys
 from datetime import datetime
@@ -45,9 +44,9 @@ def test_verify_returns_a_frozen_typed_result(tmp_path: Path) -> None:
     (sig,) = result.signatures
     assert sig.format is SignatureFormat.DSSE and sig.objects == (1, 2)
     assert sig.signers[0].key == str(public)
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):  # frozen: no caller can flip a verdict
         result.report.ok = False  # type: ignore[misc]
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         sig.signers[0].ok = False  # type: ignore[misc]
 
 
