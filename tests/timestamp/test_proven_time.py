@@ -4,7 +4,6 @@ and hostile tokens judged as if the signature were untimestamped."""
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 import shutil
 from collections.abc import Iterator
@@ -48,7 +47,7 @@ class Signed:
         base = TrustMaterial(certificate=self.leaf, intermediates=(self.files["inter"],),
                              roots=(self.files["root"],), tsa_roots=(self.files["root"],),
                              crls=self.crls(), at=self.now + 40 * DAY)
-        return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+        return base._replace(**changes)  # type: ignore[arg-type]
 
     def crls(self) -> tuple[bytes, ...]:
         return tuple(self.store.ca.publish_crl(r, now=self.now + 6 * DAY)
