@@ -10,10 +10,11 @@ Their exit status is :attr:`LifecycleError.exit_code`: 1 for a check that ran an
 from __future__ import annotations
 
 from enum import IntEnum
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the public result type lives above this layer; only named here
+    from pathlib import Path
+
     from lifecycle.verify import VerificationResult
 
 

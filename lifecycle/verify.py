@@ -18,7 +18,6 @@ for certificates, the transparency log for log keys, the bundle reader for bundl
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -30,6 +29,8 @@ from lifecycle.pki.revocation import RevocationMode
 from lifecycle.verification.identity import IdentityPolicy
 
 if TYPE_CHECKING:  # the machinery is imported when a verification runs, not with the API
+    from datetime import datetime
+
     from cryptography import x509
 
     from lifecycle.bundles.verify import OpenedBundle
@@ -393,6 +394,8 @@ def _proven(image: str | Path, trust: TrustMaterial) -> tuple[ProvenTime, ...]:
 def _signing_time(leaf: x509.Certificate, proven: Sequence[ProvenTime]) -> ProvenTime | None:
     """The proven time of the signatures by ``leaf``'s key: the latest, and only when every
     signature by that key that carries tokens proved one (otherwise judge as untimestamped)."""
+    from datetime import datetime
+
     from lifecycle.integrity import dsse
     from lifecycle.integrity.dsse import PublicKey
 

@@ -16,12 +16,12 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from lifecycle.errors import ExitCode
+if TYPE_CHECKING:  # pathlib and the rest load only once the command line is one this path runs
+    from pathlib import Path
 
-if TYPE_CHECKING:
+    from lifecycle.errors import ExitCode
     from lifecycle.verify import TrustMaterial
 
 VALUE_OPTIONS = {"--key": "keys", "--policy": "policy"}
@@ -44,7 +44,7 @@ class QuickVerify(NamedTuple):
 
 def _readable_file(path: str) -> bool:
     """What click's ``Path(exists=True, dir_okay=False)`` accepts, narrowed to regular files."""
-    return Path(path).is_file() and os.access(path, os.R_OK)
+    return os.path.isfile(path) and os.access(path, os.R_OK)  # noqa: PTH113 - before pathlib loads
 
 
 def parse(argv: Sequence[str]) -> QuickVerify | None:
@@ -74,6 +74,8 @@ def parse(argv: Sequence[str]) -> QuickVerify | None:
         return None
     if not all(map(_readable_file, [*keys, *images])):
         return None
+    from pathlib import Path
+
     return QuickVerify(keys=tuple(map(Path, keys)), image=Path(images[0]),
                        policy=policies[0] if policies else "all", as_json="as_json" in flags)  # fmt: skip
 
@@ -90,6 +92,7 @@ def run(command: QuickVerify) -> ExitCode:
     """Verify, print as the click command prints, and return the exit status."""
     from lifecycle.cli.failure import report_error
     from lifecycle.cli.verify_output import verify_and_show
+    from lifecycle.errors import ExitCode
 
     try:
         verify_and_show(command.image, trust(command), command.as_json)

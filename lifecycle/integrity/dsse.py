@@ -13,12 +13,10 @@ import binascii
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from lifecycle.errors import SignatureFormatError
 from lifecycle.integrity.gojson import go_get, load_json
@@ -27,8 +25,24 @@ from lifecycle.integrity.keycodec import ssh_public_blob
 PAYLOAD_TYPE = "application/vnd.sylabs.sif-metadata+json"
 MAX_SIGNATURES = 1024
 
-SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
-PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+    PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
+
+
+def __getattr__(name: str) -> Any:
+    """``SigningKey`` and ``PublicKey``, the unions of the key types, made on first use: an
+    Ed25519 check never loads cryptography's RSA and EC modules (start-up, docs/performance.md)."""
+    if name not in ("SigningKey", "PublicKey"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    unions = {"SigningKey": rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey,
+              "PublicKey": rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey}
+    globals().update(unions)
+    return unions[name]
 
 
 def keyid(public_key: PublicKey) -> str:
@@ -45,16 +59,26 @@ def pae(payload_type: str, payload: bytes) -> bytes:
 
 def sign_pae(key: SigningKey, message: bytes) -> bytes:
     """Sign as the CLIs configure it: RSA PKCS#1 v1.5/SHA-256, ECDSA SHA-256 DER, pure Ed25519."""
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return key.sign(message)
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
     if isinstance(key, rsa.RSAPrivateKey):
         return key.sign(message, padding.PKCS1v15(), hashes.SHA256())
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        return key.sign(message, ec.ECDSA(hashes.SHA256()))
-    return key.sign(message)
+    return key.sign(message, ec.ECDSA(hashes.SHA256()))
 
 
 def verify_pae(key: PublicKey, signature: bytes, message: bytes) -> bool:
     """True when ``signature`` is valid; ECDSA also accepts IEEE-P1363 ``r||s`` like the reference."""
     try:
+        if isinstance(key, ed25519.Ed25519PublicKey):
+            key.verify(signature, message)
+            return True
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+        from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
         if isinstance(key, rsa.RSAPublicKey):
             key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
         elif isinstance(key, ec.EllipticCurvePublicKey):
@@ -68,7 +92,7 @@ def verify_pae(key: PublicKey, signature: bytes, message: bytes) -> bool:
                 s = int.from_bytes(signature[half:], "big")
                 key.verify(encode_dss_signature(r, s), message, ec.ECDSA(hashes.SHA256()))
         else:
-            key.verify(signature, message)
+            return False  # not a DSSE key type: the key loaders refuse those
     except (InvalidSignature, ValueError):
         return False
     return True

@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 try:
     from cryptography.hazmat.bindings._rust import openssl as _openssl
@@ -54,6 +54,8 @@ def ssh_public_blob(key: PublicKey) -> bytes:
     6.6 (RSA), RFC 5656 3.1 (ECDSA)."""
     if isinstance(key, ed25519.Ed25519PublicKey):
         return _string(b"ssh-ed25519") + _string(key.public_bytes(Encoding.Raw, PublicFormat.Raw))
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa  # not for an Ed25519 key
+
     if isinstance(key, rsa.RSAPublicKey):
         numbers = key.public_numbers()
         return _string(b"ssh-rsa") + _mpint(numbers.e) + _mpint(numbers.n)

@@ -11,14 +11,17 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from lifecycle.errors import KeyMaterialError
 from lifecycle.files import read_key
-from lifecycle.integrity.dsse import PublicKey, SigningKey, keyid
+from lifecycle.integrity.dsse import keyid
 from lifecycle.integrity.keycodec import Encoding, PublicFormat, load_pem_private_key, load_pem_public_key
+
+if TYPE_CHECKING:
+    from lifecycle.integrity.dsse import PublicKey, SigningKey
 
 PassphraseSource = Callable[[str], bytes]
 """Given the file that needs it, returns the passphrase (or raises KeyMaterialError)."""
@@ -85,10 +88,14 @@ _DSSE_CURVES = frozenset({"secp256r1", "secp384r1", "secp521r1"})
 
 
 def _checked_public(key: object, path: Path) -> PublicKey:
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return key
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa  # not for an Ed25519 check
+
     if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name not in _DSSE_CURVES:
         raise KeyMaterialError(f"unsupported key: ECDSA on curve {key.curve.name}; use {SUPPORTED_KEYS}",
                                path=path)
-    if isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey):
+    if isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
         return key
     raise KeyMaterialError(f"unsupported key type {type(key).__name__}; use {SUPPORTED_KEYS}", path=path)
 
@@ -144,6 +151,8 @@ def parse_private_key(data: bytes, password: bytes | None, *, path: Path | str) 
         reason = ("wrong passphrase or corrupt key" if b"ENCRYPTED" in data
                   else "not a valid PEM private key")
         raise KeyMaterialError(f"cannot load private key: {reason}", path=path) from None
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
     if isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
         _checked_public(key.public_key(), Path(path))
         return key

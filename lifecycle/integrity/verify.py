@@ -10,7 +10,6 @@ keys (by key material, not files) to have signed each group.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple
 
 from lifecycle.errors import LifecycleError, SignatureFormatError
@@ -29,6 +28,8 @@ from lifecycle.sif.format import Descriptor
 from lifecycle.sif.image import SifImage
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from lifecycle.integrity.pgp import ClearSigned
 
 MAX_SIGNATURE_SIZE = 16 * 1024 * 1024

@@ -7,7 +7,6 @@ trust material costs nothing until it is used.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from typing import TYPE_CHECKING, NamedTuple
 
 from lifecycle.errors import VerificationError
@@ -15,7 +14,7 @@ from lifecycle.errors import VerificationError
 if TYPE_CHECKING:
     from cryptography import x509
 
-SHORT_LIVED = timedelta(days=1)
+SHORT_LIVED_SECONDS = 24 * 60 * 60
 """A certificate living at most this long is treated as ephemeral, whatever else it says."""
 
 
@@ -78,4 +77,4 @@ def requires_identity(cert: x509.Certificate) -> bool:
     otherwise vouch for anyone. A short-lived certificate is ephemeral by nature, so it too.
     """
     lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
-    return bool(certificate_identities(cert)) or lifetime <= SHORT_LIVED
+    return bool(certificate_identities(cert)) or lifetime.total_seconds() <= SHORT_LIVED_SECONDS
