@@ -11,7 +11,6 @@ from pathlib import Path
 
 from lifecycle.errors import BundleError, LifecycleError
 from lifecycle.integrity import dsse
-from lifecycle.integrity.verify import MAX_SIGNATURE_SIZE
 from lifecycle.sif.image import SifImage
 
 
@@ -21,7 +20,7 @@ def image_signers(path: Path) -> set[str]:
     try:
         with SifImage.open(path) as image:
             for desc in (d for d in image.objects if d.is_signature):
-                data = image.read(desc, limit=MAX_SIGNATURE_SIZE)
+                data = image.read_signature(desc)
                 if dsse.is_dsse(data):
                     found.update(s.keyid for s in dsse.parse_envelope(data).signatures if s.keyid)
                 elif any(desc.signature_entity):

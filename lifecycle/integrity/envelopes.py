@@ -9,9 +9,6 @@ from lifecycle.integrity import dsse
 from lifecycle.sif.format import Descriptor
 from lifecycle.sif.image import SifImage
 
-MAX_ENVELOPE = 16 * 1024 * 1024
-"""Largest signature object read: a DSSE envelope with its chain, log and timestamp evidence."""
-
 
 def dsse_envelopes(image: SifImage, groups: Sequence[int] = ()
                    ) -> Iterator[tuple[Descriptor, dsse.Envelope]]:
@@ -21,7 +18,7 @@ def dsse_envelopes(image: SifImage, groups: Sequence[int] = ()
     for desc in image.objects:
         if not desc.is_signature or (groups and desc.linked_group not in groups):
             continue
-        data = image.read(desc, limit=MAX_ENVELOPE)
+        data = image.read_signature(desc)
         if not dsse.is_dsse(data):
             continue
         try:

@@ -24,9 +24,6 @@ from lifecycle.sif.format import GROUP_FLAG, ZERO_TIME, DataType, Descriptor, Ha
 from lifecycle.sif.format import signature_extra as make_signature_extra
 from lifecycle.sif.image import ObjectSpec, SifImage
 
-MAX_SIGNATURE_SIZE = 16 * 1024 * 1024
-
-
 Attest = Callable[[bytes, dsse.Signature], dsse.Extension]
 """Given the PAE and a fresh signature, the extension to store with it (e.g. a log entry)."""
 
@@ -121,7 +118,7 @@ def selections(image: SifImage, options: SignOptions) -> list[tuple[int, list[in
 
 def _classify(image: SifImage, desc: Descriptor) -> _Existing:
     try:
-        data = image.read(desc, limit=MAX_SIGNATURE_SIZE)
+        data = image.read_signature(desc)
         if dsse.is_dsse(data):
             envelope = dsse.parse_envelope(data)
             return _Existing(

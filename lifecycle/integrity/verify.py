@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
     from lifecycle.integrity.pgp import ClearSigned
 
-MAX_SIGNATURE_SIZE = 16 * 1024 * 1024
 LEGACY_PREFIX = b"SIFHASH:\n"
 
 
@@ -120,7 +119,7 @@ def _preconditions(image: SifImage) -> list[str]:
 
 def _is_legacy(image: SifImage, desc: Descriptor) -> bool:
     try:
-        data = image.read(desc, limit=MAX_SIGNATURE_SIZE)
+        data = image.read_signature(desc)
         return not dsse.is_dsse(data) and _pgp_decode(data).text.startswith(LEGACY_PREFIX)
     except SignatureFormatError:
         return False
@@ -166,7 +165,7 @@ def _parse(image: SifImage, desc: Descriptor, keys: KeySet, options: VerifyOptio
     """Detect the format, check the cryptography and parse the signed message (6.3 b-c)."""
     result = parsed = _Parsed(desc.id, desc.linked_group or desc.group)
     try:
-        data = image.read(desc, limit=MAX_SIGNATURE_SIZE)
+        data = image.read_signature(desc)
         signed = None if dsse.is_dsse(data) else _pgp_decode(data)
         if signed is None:
             result.format = SignatureFormat.DSSE

@@ -15,8 +15,6 @@ from lifecycle.errors import SignatureFormatError
 from lifecycle.integrity import digest, dsse, metadata, pgp
 from lifecycle.sif.image import SifImage
 
-MAX_SIGNATURE_SIZE = 16 * 1024 * 1024
-
 
 @dataclass(frozen=True)
 class SignatureInfo:
@@ -67,7 +65,7 @@ def _parse(image: SifImage, object_id: int) -> _Parsed:
     desc = image.object(object_id)
     group = desc.linked_group or desc.group
     try:
-        data = image.read(desc, limit=MAX_SIGNATURE_SIZE)
+        data = image.read_signature(desc)
         if dsse.is_dsse(data):
             envelope = dsse.parse_envelope(data)
             return _Parsed(object_id, group, "dsse", tuple(s.keyid for s in envelope.signatures),

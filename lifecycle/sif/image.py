@@ -63,6 +63,10 @@ MAX_DESCRIPTORS = 16384
 before it is read: a sparse hostile file could otherwise claim millions of slots, which costs
 over a kilobyte of memory each and seconds of parsing, with almost nothing on disk."""
 
+SIGNATURE_LIMIT = 16 * 1024 * 1024
+"""Largest signature object read: a DSSE envelope with its chain, log and timestamp evidence,
+or a PGP clear-signed message; a descriptor claiming more is refused, not allocated."""
+
 
 class WriteSink(Protocol):
     """Where an image's bytes are written; tests substitute one that crashes mid-way."""
@@ -220,6 +224,10 @@ class SifImage:
     def data_end(self) -> int:
         """Where the next object's bytes start before alignment (spec 1.8 step 2)."""
         return max([self.header.data_offset, *(d.end for d in self.objects)])
+
+    def read_signature(self, desc: Descriptor) -> bytes:
+        """A signature object's bytes, at most :data:`SIGNATURE_LIMIT` (for every reader)."""
+        return self.read(desc, limit=SIGNATURE_LIMIT)
 
     def read(self, desc: Descriptor, *, limit: int) -> bytes:
         """All of a small object's bytes; ``limit`` bounds memory for hostile descriptors."""
