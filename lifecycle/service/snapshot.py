@@ -25,6 +25,7 @@ from lifecycle.inventory.stats import (
     SigningKey,
     current_certificates,
     image_counts,
+    sets_of_keys,
     signing_keys,
     tampered_paths,
 )
@@ -103,8 +104,9 @@ def _published_at(directory: Path) -> datetime | None:
 
 def take(engine: Engine, config: Config, now: datetime, bundles: BundleCache) -> Snapshot:
     with engine.connect() as conn:
-        certificates = current_certificates(conn)
-        keys = signing_keys(conn)
+        sets = sets_of_keys(conn)
+        certificates = current_certificates(conn, sets)
+        keys = signing_keys(conn, sets)
         crls = latest_crls(conn)
         images = image_counts(conn)
         work = work_counts(conn)
