@@ -18,6 +18,7 @@ from lifecycle.clock import Clock, utc_now
 from lifecycle.errors import KeyMaterialError, KeyNotFoundError
 from lifecycle.model import key_state
 from lifecycle.pki import keys, pgp
+from lifecycle.pki.files import write_atomic
 from lifecycle.pki.keystore import (
     KeyDirectory,
     StoredKey,
@@ -91,22 +92,33 @@ class KeyService:
     def update_pgp(self, row: KeyRecord, key: pgpy.PGPKey, change: str, now: datetime
                    ) -> KeyRecord:
         """Store ``key`` (the same key with new self-signatures or a revocation) over ``row``'s
-        file and record its new expiry; audited as ``key.<change>``."""
+        file and record its new expiry; audited as ``key.<change>``.
+
+        The file and the row change together: when the row cannot be written (the database
+        refused or went away), the file gets its previous bytes back, so that a revocation or an
+        extension is never in the key file while the store does not know of it.
+        """
         if pgp.pgp_fingerprint(key) != row.fingerprint:
             raise KeyMaterialError(f"PGP key {pgp.pgp_fingerprint(key)} is not key "
                                    f"{row.fingerprint}")
+        path = self.files.path(row.file)
+        previous = path.read_bytes()
         stored = self.files.save_pgp(key)
-        with session_scope(self.engine) as session:
-            current = session.get(KeyRecord, row.id)
-            assert current is not None
-            current.expires_at = stored.expires_at
-            session.add(current)
-            audit.record(session, now, f"key.{change}", row.fingerprint,
-                         expires_at=stored.expires_at)  # "pgp-revoke": inventory.fleet reads it
-            session.flush()
-            session.refresh(current)
-            session.expunge(current)
-            return current
+        try:
+            with session_scope(self.engine) as session:
+                current = session.get(KeyRecord, row.id)
+                assert current is not None
+                current.expires_at = stored.expires_at
+                session.add(current)
+                audit.record(session, now, f"key.{change}", row.fingerprint,
+                             expires_at=stored.expires_at)  # "pgp-revoke": inventory.fleet reads it
+                session.flush()
+                session.refresh(current)
+                session.expunge(current)
+                return current
+        except BaseException:
+            write_atomic(path, previous)
+            raise
 
     def import_pem(self, data: bytes, passphrase: bytes, *, path: Path,
                    source_passphrase: bytes | None = None) -> KeyRecord:
