@@ -36,7 +36,7 @@ from lifecycle.clock import utc_now
 from lifecycle.errors import LifecycleError
 from lifecycle.pki.ocsp import OcspResponder
 from lifecycle.service.tlog_http import JSON, Answer, LogEndpoints, error_answer
-from lifecycle.store.ca_service import INTERMEDIATE, ROOT, CaService
+from lifecycle.store.ca_service import INTERMEDIATE, OCSP, ROOT, CaService
 
 log = logging.getLogger(__name__)
 MAX_OCSP_REQUEST = 64 * 1024
@@ -82,7 +82,7 @@ class RevocationSource:
 
     def _load_certs(self) -> dict[str, bytes]:
         return {role: self.ca.certificate(role).public_bytes(serialization.Encoding.DER)
-                for role in (ROOT, INTERMEDIATE)}
+                for role in (ROOT, INTERMEDIATE, OCSP)}  # OCSP: a renewed delegated responder
 
     def _refresh(self) -> None:
         """Drop caches when another process revoked or issued something."""
@@ -96,7 +96,7 @@ class RevocationSource:
                 self._revision = revision
                 self._crls.clear()
                 certs = self._load_certs()
-                if certs != self._certs:  # a re-issued intermediate: serve and sign as it
+                if certs != self._certs:  # a re-issued intermediate or responder: sign as it
                     self._certs = certs
                     self.responder = OcspResponder(self.ca.ocsp_signers(), self.ca.status_under)
                 else:  # no key is decrypted for an ordinary issuance or revocation

@@ -107,6 +107,7 @@ class CaOnlySource:
     def refresh_crls(self, now: datetime) -> Mapping[str, Any]:
         if self.ca is None:
             return {"published": []}
+        self.ca.renew_ocsp_signer(now=now)
         return {"published": sorted(self.ca.publish_crls())}
 
     def publish(self, now: datetime) -> Mapping[str, Any]:

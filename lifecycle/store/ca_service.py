@@ -247,6 +247,29 @@ class CaService:
         self._activate(key_row, "OCSP responder certificate issued", now)
         return cert
 
+    def renew_ocsp_signer(self, now: datetime | None = None) -> x509.Certificate | None:
+        """With ``[ca] ocsp_responder = "delegated"``: a new responder certificate once half of
+        the current one's life has passed, so that responses are never signed under an expired
+        certificate (and the expiry alert, a third ahead, stays quiet). The old key is retired:
+        the responses it signed carry their certificate and stay verifiable until it expires.
+        None when nothing is due (or responses are signed by the CA itself)."""
+        if self.settings.ocsp_responder is not OcspResponderMode.DELEGATED:
+            return None
+        now = now or self.clock()
+        with session_scope(self.engine) as session:
+            row = self._role(session, OCSP)
+            old = session.get_one(KeyRecord, row.key_id)
+        current = _cert(row)
+        life = current.not_valid_after_utc - current.not_valid_before_utc
+        if current.not_valid_after_utc - now > life / 2:
+            return None
+        fresh = self.rotate_ocsp_signer(now=now)
+        if KeyState(old.state) is KeyState.ACTIVE:
+            for state in (KeyState.RETIRING, KeyState.RETIRED):
+                self.keys.transition(old.fingerprint, state, "OCSP responder certificate renewed",
+                                     at=now)
+        return fresh
+
     def issue_tsa(self, lifetime: timedelta, now: datetime | None = None) -> x509.Certificate:
         """A new time-stamping certificate and key (encrypted at rest), issued by the
         intermediate; its validity is capped by the intermediate's."""

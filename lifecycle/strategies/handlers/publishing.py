@@ -21,7 +21,9 @@ from lifecycle.strategies.publish import publish_set
 
 def refresh_crls(ctx: ApplyContext, now: datetime,
                  roles: tuple[str, ...] = (ROOT, INTERMEDIATE)) -> list[int]:
-    """Regenerate CRLs past half their lifetime and publish; returns the new CRL numbers."""
+    """Regenerate CRLs past half their lifetime and publish; returns the new CRL numbers. A
+    delegated OCSP responder's certificate is renewed on the same schedule."""
+    ctx.ca.renew_ocsp_signer(now=now)
     lifetime = ctx.policies.crl_lifetime
     ca = ctx.ca
     if lifetime is not None and lifetime != ca.settings.crl_lifetime:
